@@ -1,0 +1,66 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Every target of ours is built in Swift 6 mode with warnings as errors;
+/// `treatAllWarnings` applies to this package only, never to dependencies.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "swift-fcgi",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "FastCGI", targets: ["FastCGI"]),
+        .library(name: "FastCGIWire", targets: ["FastCGIWire"]),
+        .executable(name: "hello", targets: ["hello"]),
+        .executable(name: "echo", targets: ["echo"]),
+        .executable(name: "authorizer", targets: ["authorizer"]),
+        .executable(name: "filter", targets: ["filter"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // libfcgi (Debian libfcgi-dev): the C engine behind threading levels 0 and 1.
+        .systemLibrary(
+            name: "CFCGI",
+            path: "Modulemaps/CFCGI",
+            pkgConfig: "fcgi",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        // The FastCGI 1.0 protocol in pure Swift: no Foundation, no C, no I/O.
+        .target(name: "FastCGIWire", swiftSettings: strict),
+        // The public API: Server, Request, Handler.
+        .target(
+            name: "FastCGI",
+            dependencies: [
+                "CFCGI",
+                "FastCGIWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Command-line options shared by the example apps.
+        .target(
+            name: "ExampleSupport",
+            dependencies: [
+                "FastCGI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "hello", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        .executableTarget(name: "echo", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        .executableTarget(name: "authorizer", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        .executableTarget(name: "filter", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        .testTarget(name: "FastCGIWireTests", dependencies: ["FastCGIWire"], swiftSettings: strict),
+        .testTarget(
+            name: "FastCGITests",
+            dependencies: ["FastCGI", "FastCGIWire", "hello", "echo", "authorizer", "filter"],
+            swiftSettings: strict
+        ),
+    ]
+)

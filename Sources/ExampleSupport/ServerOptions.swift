@@ -1,0 +1,49 @@
+import ArgumentParser
+import FastCGI
+
+/// The command-line options every example app takes, so tests, benchmarks and
+/// users can run each mode from the command line.
+public struct ServerOptions: ParsableArguments {
+    /// `--bind ADDRESS`: `host:port`, `:port` or `unix:/path`; none means fd 0
+    /// (spawn-fcgi) or CGI.
+    @Option(name: .long, help: "Listen on host:port, :port or unix:/path (default: fd 0, or CGI).")
+    public var bind: String?
+
+    /// `--threading-level 0|1|2`.
+    @Option(name: .long, help: "0: one request at a time; 1: a thread per connection; 2: multiplexed.")
+    public var threadingLevel: Int = 1
+
+    /// `--workers N`.
+    @Option(name: .long, help: "Worker threads at threading levels 1 and 2.")
+    public var workers: Int = 10
+
+    /// `--max-requests N`.
+    @Option(name: .long, help: "Stop after this many requests (0: never).")
+    public var maxRequests: Int = 0
+
+    /// Creates the default options.
+    public init() {}
+
+    /// Checks the values.
+    public func validate() throws {
+        guard (0...2).contains(threadingLevel) else {
+            throw ValidationError("--threading-level must be 0, 1 or 2")
+        }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
+        if let bind { _ = try ListenAddress(parsing: bind) }
+    }
+
+    /// A server with these options and `handlers`.
+    public func makeServer(
+        handlers: [Role: HandlerFactory], requestType: Request.Type = Request.self
+    ) throws -> Server {
+        Server(
+            factories: handlers,
+            maxRequests: maxRequests,
+            requestType: requestType,
+            threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
+            workers: workers,
+            address: try bind.map { try ListenAddress(parsing: $0) })
+    }
+}

@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// A server could not start or keep running: a bad address, a socket call that
+/// failed, an unsupported configuration.
+public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What went wrong, with the context needed to act on it.
+    public var reason: String
+
+    /// Creates an error with a readable reason.
+    public init(_ reason: String) { self.reason = reason }
+
+    /// An error for a system call that failed, with `errno` spelled out.
+    static func errno(_ what: String) -> ServerError {
+        let code = Glibc.errno
+        return ServerError("\(what): \(String(cString: strerror(code))) (errno \(code))")
+    }
+
+    public var description: String { reason }
+}
+
+/// Reading a request's input or writing its output failed.
+public struct RequestError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What went wrong, naming the request.
+    public var reason: String
+
+    /// Creates an error with a readable reason.
+    public init(_ reason: String) { self.reason = reason }
+
+    public var description: String { reason }
+}
+
+/// A `Request` method was called out of sequence, such as changing a header after
+/// the headers were sent or writing after `close()` (the original module's
+/// `SequencingError`).
+public struct SequencingError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The call that was refused, e.g. `setHeader("Status")`.
+    public var operation: String
+    /// Why it was refused.
+    public var reason: String
+
+    /// Creates an error for `operation`.
+    public init(_ operation: String, _ reason: String) {
+        self.operation = operation
+        self.reason = reason
+    }
+
+    public var description: String { "\(operation): \(reason)" }
+}
+
+/// Form input (query string, urlencoded or multipart body) could not be parsed.
+public struct FormError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What is wrong with the input, with the offending part named.
+    public var reason: String
+
+    /// Creates an error with a readable reason.
+    public init(_ reason: String) { self.reason = reason }
+
+    public var description: String { "form data: \(reason)" }
+}

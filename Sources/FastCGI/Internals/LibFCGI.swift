@@ -1,0 +1,213 @@
+// The only file that sees libfcgi. Every C call is wrapped here once and its
+// result mapped to Swift; the C types never leave this file (`private import`).
+private import CFCGI
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Process-wide libfcgi calls.
+enum LibFCGI {
+    /// `FCGX_Init`, run once; libfcgi needs it before any `FCGX_Accept_r`.
+    private static let initResult: Int32 = FCGX_Init()
+
+    /// Initialises libfcgi (idempotent).
+    static func initialize() throws(ServerError) {
+        guard initResult == 0 else { throw ServerError("libfcgi FCGX_Init failed with \(initResult)") }
+    }
+
+    /// Whether the process was started as plain CGI: fd 0 is not a listening socket
+    /// (libfcgi's own test, `FCGX_IsCGI`).
+    static func standardInputIsListeningSocket() -> Bool {
+        FCGX_IsCGI() == 0
+    }
+}
+
+/// One `FCGX_Request`, allocated at a stable address and freed with its owner.
+/// Confined to the worker thread that created it.
+final class LibFCGIRequest {
+    private let raw: UnsafeMutablePointer<FCGX_Request>
+    private var dataStarted = false
+    /// Stdin bytes read ahead so that the filter's data stream could start early.
+    private var stdinAhead: [UInt8] = []
+    private var stdinAheadOffset = 0
+    /// Limit on `stdinAhead`; see ``RequestLimits/maxBufferedStdin``.
+    private let maxStdinAhead: Int
+    private(set) var peerGone = false
+
+    /// Prepares a request that accepts connections on `listenFD`.
+    init(listenFD: Int32, maxStdinAhead: Int) {
+        raw = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
+        // FCGI_FAIL_ACCEPT_ON_INTR: a signal wakes a worker blocked in accept, which
+        // is how `Server.exit()` stops workers (see WakeSignal).
+        FCGX_InitRequest(raw, listenFD, FCGI_FAIL_ACCEPT_ON_INTR)
+        self.maxStdinAhead = maxStdinAhead
+    }
+
+    deinit {
+        FCGX_Free(raw, 1)
+        raw.deallocate()
+    }
+
+    /// Blocks in `FCGX_Accept_r` until a request has arrived; returns 0, or a
+    /// negative errno (`-EINTR` when a signal interrupted the wait).
+    func accept() -> Int32 {
+        dataStarted = false
+        stdinAhead = []
+        stdinAheadOffset = 0
+        peerGone = false
+        let rc = FCGX_Accept_r(raw)
+        if rc >= 0 { environment = readEnvironment() }
+        return rc
+    }
+
+    /// The params of the current request (read once per request).
+    private(set) var environment = Environment(pairs: [])
+
+    /// A readable description of an `FCGX_Accept_r` result.
+    static func describeAcceptError(_ code: Int32) -> String { describe(code) }
+
+    /// `FCGX_Finish_r`: ends the streams, sends `FCGI_END_REQUEST`, closes the
+    /// connection unless the web server asked to keep it.
+    func finish(appStatus: Int32) {
+        if raw.pointee.out != nil {
+            FCGX_SetExitStatus(appStatus, raw.pointee.out)
+        }
+        FCGX_Finish_r(raw)
+    }
+
+    /// The request's role, or nil for a role number FastCGI does not define.
+    var roleNumber: Int { Int(raw.pointee.role) }
+
+    /// The request id of the current request.
+    var requestID: Int { Int(raw.pointee.requestId) }
+
+    /// The params as bytes. libfcgi stores them as `NAME=VALUE` C strings, so the
+    /// split is at the first `=`.
+    private func readEnvironment() -> Environment {
+        var pairs: [(name: [UInt8], value: [UInt8])] = []
+        guard var cursor = raw.pointee.envp else { return Environment(pairs: []) }
+        while let entry = cursor.pointee {
+            let length = strlen(entry)
+            let bytes = UnsafeRawBufferPointer(start: entry, count: length)
+            if let eq = bytes.firstIndex(of: UInt8(ascii: "=")) {
+                pairs.append((Array(bytes[..<eq]), Array(bytes[(eq + 1)...])))
+            } else {
+                pairs.append((Array(bytes), []))
+            }
+            cursor += 1
+        }
+        return Environment(pairs: pairs)
+    }
+
+    // MARK: Input
+
+    /// Reads up to `max` stdin bytes; empty at end of stream.
+    func readStdin(max: Int) throws(RequestError) -> [UInt8] {
+        if dataStarted {
+            let available = stdinAhead.count - stdinAheadOffset
+            let n = Swift.min(max, available)
+            defer { stdinAheadOffset += n }
+            return Array(stdinAhead[stdinAheadOffset..<stdinAheadOffset + n])
+        }
+        return try read(max: max)
+    }
+
+    /// Reads up to `max` bytes of the filter's `FCGI_DATA` stream. libfcgi can only
+    /// switch to it after stdin's end, so what is left of stdin is read ahead first,
+    /// up to the configured bound.
+    func readData(max: Int) throws(RequestError) -> [UInt8] {
+        if !dataStarted {
+            while true {
+                let chunk = try read(max: 65536)
+                if chunk.isEmpty { break }
+                guard stdinAhead.count + chunk.count <= maxStdinAhead else {
+                    throw RequestError(
+                        "request \(requestID): stdin exceeds the \(maxStdinAhead)-byte buffer allowed when FCGI_DATA is read first"
+                    )
+                }
+                stdinAhead.append(contentsOf: chunk)
+            }
+            guard FCGX_StartFilterData(raw.pointee.in) == 0 else {
+                throw RequestError("request \(requestID): no FCGI_DATA stream (not a filter request?)")
+            }
+            dataStarted = true
+        }
+        return try read(max: max)
+    }
+
+    private func read(max: Int) throws(RequestError) -> [UInt8] {
+        let stream = raw.pointee.in
+        guard stream != nil, max > 0 else { return [] }
+        let want = Int32(clamping: Swift.min(max, 1 << 20))
+        var out = [UInt8](repeating: 0, count: Int(want))
+        let got = out.withUnsafeMutableBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: Int(want)) {
+                FCGX_GetStr($0, want, stream)
+            }
+        }
+        if got < want, FCGX_GetError(stream) != 0 {
+            peerGone = true
+            throw RequestError("request \(requestID): reading input failed (\(LibFCGIRequest.describe(FCGX_GetError(stream))))")
+        }
+        out.removeLast(Int(want - got))
+        return out
+    }
+
+    // MARK: Output
+
+    /// Writes to `FCGI_STDOUT` (or `FCGI_STDERR`); returns false if the peer is gone.
+    @discardableResult
+    func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool {
+        guard !peerGone, bytes.count > 0 else { return !peerGone }
+        let stream = toError ? raw.pointee.err : raw.pointee.out
+        guard stream != nil else { return false }
+        var offset = 0
+        while offset < bytes.count {
+            let n = Int32(clamping: bytes.count - offset)
+            let rc = FCGX_PutStr(bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self), n, stream)
+            if rc < 0 {
+                peerGone = true
+                return false
+            }
+            offset += Int(rc)
+        }
+        return true
+    }
+
+    /// `FCGX_FFlush` on stdout; false if the peer is gone.
+    @discardableResult
+    func flush() -> Bool {
+        guard !peerGone, raw.pointee.out != nil else { return !peerGone }
+        if FCGX_FFlush(raw.pointee.out) != 0 { peerGone = true }
+        return !peerGone
+    }
+
+    private static func describe(_ code: Int32) -> String {
+        if code < 0, code > -4096, let message = strerror(-code) { return String(cString: message) }
+        if code > 0, let message = strerror(code) { return String(cString: message) }
+        switch code {
+        case -9998: return "libfcgi not initialised"
+        case -9999: return "unknown error"
+        case -3: return "FastCGI protocol error"
+        case -4: return "parameter error"
+        case -5: return "call sequence error"
+        default: return "error \(code)"
+        }
+    }
+}
+
+extension LibFCGIRequest: RequestTransport {
+    var role: Role { Role(rawValue: UInt16(clamping: roleNumber)) ?? .responder }
+
+    var isAborted: Bool { peerGone }
+
+    func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
+        switch kind {
+        case .stdin: try readStdin(max: max)
+        case .data: try readData(max: max)
+        }
+    }
+}

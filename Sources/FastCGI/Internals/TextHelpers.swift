@@ -1,0 +1,26 @@
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs.
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" { s.removeLast() }
+        return String(s)
+    }
+
+    /// The text with `\x` quoted-pair escapes (RFC 9110 §5.6.4) replaced by `x`.
+    func replacingBackslashEscapes() -> String {
+        var out = ""
+        var escaped = false
+        for c in self {
+            if escaped {
+                out.append(c)
+                escaped = false
+            } else if c == "\\" {
+                escaped = true
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,101 @@
+// OS threads and a condition variable, on pthreads: the engines run one OS thread
+// per worker (SPEC §2), never Swift concurrency tasks, because handlers block.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// An OS thread.
+struct OSThread: @unchecked Sendable {
+    let handle: pthread_t
+
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
+    /// Starts `body` on a new detached thread.
+    @discardableResult
+    static func spawn(stackSize: Int = 512 << 10, _ body: @escaping @Sendable () -> Void) throws(ServerError) -> OSThread {
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, stackSize)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        var handle = pthread_t()
+        let rc = pthread_create(&handle, &attributes, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Box>.fromOpaque(context).release()
+            throw ServerError("cannot start a thread: \(String(cString: strerror(rc)))")
+        }
+        return OSThread(handle: handle)
+    }
+
+    /// The calling thread.
+    static var current: OSThread { OSThread(handle: pthread_self()) }
+
+    /// Sends `signal` to this thread.
+    func signal(_ number: Int32) { pthread_kill(handle, number) }
+}
+
+/// A mutex with a condition variable, guarding a value of type `State`.
+final class Guarded<State>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var state: State
+
+    init(_ state: State) {
+        self.state = state
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Runs `body` with the lock held and wakes every waiter afterwards.
+    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
+        return try body(&state)
+    }
+
+    /// Waits until `predicate` holds or `timeout` seconds pass (nil: forever), then
+    /// runs `body` with the lock held. Returns nil on timeout.
+    func wait<R>(until predicate: (State) -> Bool, timeout: Double? = nil, _ body: (inout State) -> R) -> R? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        var deadline = timespec()
+        if let timeout {
+            clock_gettime(CLOCK_MONOTONIC, &deadline)
+            let nanos = Int(deadline.tv_nsec) + Int((timeout - timeout.rounded(.down)) * 1e9)
+            deadline.tv_sec += Int(timeout.rounded(.down)) + nanos / 1_000_000_000
+            deadline.tv_nsec = nanos % 1_000_000_000
+        }
+        while !predicate(state) {
+            if timeout != nil {
+                if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT, !predicate(state) { return nil }
+            } else {
+                pthread_cond_wait(condition, mutex)
+            }
+        }
+        return body(&state)
+    }
+}

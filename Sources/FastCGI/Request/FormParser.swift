@@ -1,0 +1,217 @@
+/// Parses form fields from the query string and a POST body.
+enum FormParser {
+    static func parse(request: Request) throws -> [String: FormValue] {
+        var fields = FieldCollector()
+        if let query = request.environ.bytes("QUERY_STRING"), !query.isEmpty {
+            try parseURLEncoded(query, into: &fields)
+        }
+        guard request.environ["REQUEST_METHOD"]?.uppercased() == "POST" else { return fields.result }
+        let contentType = request.environ["CONTENT_TYPE"] ?? ""
+        let (mediaType, parameters) = parseContentType(contentType)
+        switch mediaType {
+        case "application/x-www-form-urlencoded":
+            let body = try request.stdin.readAll(limit: request.limits.maxFormBytes, what: "form body")
+            try parseURLEncoded(body, into: &fields)
+        case "multipart/form-data":
+            guard let boundary = parameters["boundary"], !boundary.isEmpty else {
+                throw FormError("multipart/form-data without a boundary parameter")
+            }
+            let body = try request.stdin.readAll(limit: request.limits.maxFormBytes, what: "form body")
+            try parseMultipart(body, boundary: Array(boundary.utf8), into: &fields)
+        default:
+            break
+        }
+        return fields.result
+    }
+
+    /// `a=1&b=2;c` with `+` as space and `%XX` escapes.
+    static func parseURLEncoded(_ bytes: [UInt8], into fields: inout FieldCollector) throws {
+        for item in bytes.split(whereSeparator: { $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: ";") }) {
+            let eq = item.firstIndex(of: UInt8(ascii: "="))
+            let rawName = eq.map { item[..<$0] } ?? item[...]
+            let rawValue = eq.map { item[item.index(after: $0)...] } ?? []
+            let name = Environment.decode(try percentDecode(rawName))
+            guard !name.isEmpty else { continue }
+            fields.add(name, .text(Environment.decode(try percentDecode(rawValue))))
+        }
+    }
+
+    static func percentDecode(_ bytes: ArraySlice<UInt8>) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            if b == UInt8(ascii: "+") {
+                out.append(UInt8(ascii: " "))
+            } else if b == UInt8(ascii: "%") {
+                guard bytes.endIndex - i >= 3, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2])
+                else {
+                    let end = Swift.min(i + 3, bytes.endIndex)
+                    throw FormError("invalid percent escape \"\(Environment.decode(Array(bytes[i..<end])))\"")
+                }
+                out.append(hi << 4 | lo)
+                i += 2
+            } else {
+                out.append(b)
+            }
+            i += 1
+        }
+        return out
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// `type/subtype; name=value; name="quoted"` → lowercased media type and parameters
+    /// (parameter names lowercased).
+    static func parseContentType(_ text: String) -> (String, [String: String]) {
+        let items = splitParameters(text)
+        guard let first = items.first else { return ("", [:]) }
+        var parameters: [String: String] = [:]
+        for item in items.dropFirst() {
+            guard let eq = item.firstIndex(of: "=") else { continue }
+            let name = item[..<eq].trimmingSpaces.lowercased()
+            var value = item[item.index(after: eq)...].trimmingSpaces
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
+                value = String(value.dropFirst().dropLast()).replacingBackslashEscapes()
+            }
+            parameters[name] = value
+        }
+        return (first.trimmingSpaces.lowercased(), parameters)
+    }
+
+    /// Splits at `;` outside double quotes.
+    private static func splitParameters(_ text: String) -> [Substring] {
+        var items: [Substring] = []
+        var start = text.startIndex
+        var inQuotes = false
+        var escaped = false
+        var i = text.startIndex
+        while i < text.endIndex {
+            let c = text[i]
+            if escaped {
+                escaped = false
+            } else if c == "\\" && inQuotes {
+                escaped = true
+            } else if c == "\"" {
+                inQuotes.toggle()
+            } else if c == ";" && !inQuotes {
+                items.append(text[start..<i])
+                start = text.index(after: i)
+            }
+            i = text.index(after: i)
+        }
+        items.append(text[start...])
+        return items
+    }
+
+    /// RFC 7578 multipart/form-data.
+    static func parseMultipart(_ body: [UInt8], boundary: [UInt8], into fields: inout FieldCollector) throws {
+        let delimiter = Array("--".utf8) + boundary
+        let body = body[...]
+        guard var cursor = find(delimiter, in: body, from: 0) else {
+            throw FormError("multipart body has no boundary line")
+        }
+        let crlfDelimiter = Array("\r\n".utf8) + delimiter
+        while true {
+            cursor += delimiter.count
+            // "--" after the delimiter closes the body.
+            if body.count >= cursor + 2, body[cursor] == UInt8(ascii: "-"), body[cursor + 1] == UInt8(ascii: "-") {
+                return
+            }
+            // Skip transport padding up to the line end.
+            guard let lineEnd = find(Array("\r\n".utf8), in: body, from: cursor) else {
+                throw FormError("multipart body ends without the closing boundary")
+            }
+            let partStart = lineEnd + 2
+            guard let partEnd = find(crlfDelimiter, in: body, from: partStart) else {
+                throw FormError("multipart body ends without the closing boundary")
+            }
+            try addPart(body[partStart..<partEnd], into: &fields)
+            cursor = partEnd + 2
+        }
+    }
+
+    private static func addPart(_ part: ArraySlice<UInt8>, into fields: inout FieldCollector) throws {
+        let separator = Array("\r\n\r\n".utf8)
+        var headers: [HeaderField] = []
+        let bodyStart: Int
+        if part.starts(with: Array("\r\n".utf8)) {
+            bodyStart = part.startIndex + 2
+        } else {
+            guard let end = find(separator, in: part, from: part.startIndex) else {
+                throw FormError("multipart part without a blank line after its headers")
+            }
+            for line in Environment.decode(Array(part[part.startIndex..<end])).split(separator: "\r\n") {
+                guard let colon = line.firstIndex(of: ":") else {
+                    throw FormError("malformed multipart header line \"\(line)\"")
+                }
+                headers.append(HeaderField(name: line[..<colon].trimmingSpaces, value: line[line.index(after: colon)...].trimmingSpaces))
+            }
+            bodyStart = end + 4
+        }
+        let disposition = headers.first { $0.name.lowercased() == "content-disposition" }?.value
+        guard let disposition else { throw FormError("multipart part without Content-Disposition") }
+        let (_, parameters) = parseContentType(disposition)
+        guard let name = parameters["name"], !name.isEmpty else {
+            throw FormError("multipart part without a field name")
+        }
+        let contentType = headers.first { $0.name.lowercased() == "content-type" }?.value
+        let mime = MIMEPart(
+            headers: headers, name: name, filename: parameters["filename"], contentType: contentType,
+            body: Array(part[bodyStart...]))
+        fields.add(name, .part(mime))
+    }
+
+    /// Index of the first occurrence of `needle` in `haystack` at or after `start`.
+    static func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>, from start: Int) -> Int? {
+        guard let first = needle.first, haystack.endIndex - start >= needle.count else { return nil }
+        var i = start
+        let last = haystack.endIndex - needle.count
+        while i <= last {
+            guard let candidate = haystack[i...last].firstIndex(of: first) else { return nil }
+            if haystack[candidate..<candidate + needle.count].elementsEqual(needle) { return candidate }
+            i = candidate + 1
+        }
+        return nil
+    }
+}
+
+/// Collects fields applying the name rules: `*` lists, `!` parts.
+struct FieldCollector {
+    private(set) var result: [String: FormValue] = [:]
+
+    mutating func add(_ name: String, _ value: FormValue) {
+        var base = Substring(name)
+        var isList = false
+        var keepPart = false
+        for _ in 0..<2 {
+            if base.hasSuffix("*") {
+                isList = true
+                base = base.dropLast()
+            } else if base.hasSuffix("!") {
+                keepPart = true
+                base = base.dropLast()
+            }
+        }
+        var value = value
+        if !keepPart, case .part(let part) = value { value = .text(Environment.decode(part.body)) }
+        if isList {
+            if case .list(var items) = result[name] {
+                items.append(value)
+                result[name] = .list(items)
+            } else {
+                result[name] = .list([value])
+            }
+        } else {
+            result[name] = value
+        }
+    }
+}

@@ -1,0 +1,64 @@
+/// The response headers of a request: ordered, names compared without case.
+struct HeaderList {
+    private(set) var fields: [(name: String, value: String)]
+
+    init(_ fields: [(name: String, value: String)]) { self.fields = fields }
+
+    private static func matches(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
+    }
+
+    /// Replaces every header named `name` with one `name: value` (at the place of the first).
+    mutating func set(_ name: String, _ value: String) {
+        if let first = fields.firstIndex(where: { Self.matches($0.name, name) }) {
+            fields[first] = (name, value)
+            var i = fields.index(after: first)
+            while i < fields.endIndex {
+                if Self.matches(fields[i].name, name) { fields.remove(at: i) } else { i += 1 }
+            }
+        } else {
+            fields.append((name, value))
+        }
+    }
+
+    mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
+
+    func get(_ name: String, index: Int) -> String? {
+        var seen = 0
+        for field in fields where Self.matches(field.name, name) {
+            if seen == index { return field.value }
+            seen += 1
+        }
+        return nil
+    }
+
+    mutating func remove(_ name: String) { fields.removeAll { Self.matches($0.name, name) } }
+
+    mutating func removeAll() { fields.removeAll() }
+
+    /// Adds `value` to the comma-separated list in header `name` unless already there
+    /// (compared without case); creates the header if absent.
+    mutating func appendValue(_ name: String, _ value: String) {
+        guard let i = fields.firstIndex(where: { Self.matches($0.name, name) }) else {
+            fields.append((name, value))
+            return
+        }
+        let items = fields[i].value.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+        if items.contains(value.lowercased()) { return }
+        fields[i].value = fields[i].value.isEmpty ? value : fields[i].value + ", " + value
+    }
+
+    /// The header block as sent before the body: `Name: value\r\n` lines and an empty line.
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(fields.count * 32 + 2)
+        for field in fields {
+            out.append(contentsOf: field.name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: field.value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        out.append(contentsOf: "\r\n".utf8)
+        return out
+    }
+}

@@ -1,0 +1,287 @@
+/// One request, with the same interface in FastCGI and CGI mode (the original
+/// module's `cgi.Request`).
+///
+/// Headers are buffered and go out before the first body byte. Output is buffered
+/// by default and sent on ``flush()``, ``close()`` or the end of the request; turn
+/// buffering off with ``setBuffering(_:)`` to stream.
+///
+/// ```swift
+/// struct Hello: Handler {
+///     func process(_ request: Request) throws {
+///         try request.setHeader("Content-Type", "text/plain")
+///         try request.write("Hello, \(request.environ["REMOTE_ADDR"] ?? "world")!\n")
+///     }
+/// }
+/// ```
+///
+/// A `Request` belongs to the thread running its handler; it is not `Sendable`.
+open class Request {
+    /// The params (CGI environment variables) sent by the web server.
+    public let environ: Environment
+    /// The request body (`FCGI_STDIN`, or the process's stdin in CGI mode).
+    public let stdin: RequestInput
+    /// The filter role's `FCGI_DATA` stream.
+    public let fastcgiData: RequestInput
+    /// The role the web server asked for.
+    public let role: Role
+
+    let transport: any RequestTransport
+    let limits: RequestLimits
+    private var headers = HeaderList([("Content-Type", "text/html; charset=iso-8859-1")])
+    private var buffer: [UInt8] = []
+    private var position = 0
+    private var parsedParams: [String: FormValue]?
+    private var parsedCookies: [String: String]?
+    private var peerGone = false
+
+    /// Whether the headers have been sent (after which they cannot change).
+    public private(set) var headersSent = false
+    /// Whether output is buffered (the default).
+    public private(set) var isBuffering = true
+    /// Whether ``close()`` was called.
+    public private(set) var isClosed = false
+
+    /// Creates the request from the engine's context. Subclasses override this
+    /// initialiser and call `super.init(context)`.
+    public required init(_ context: RequestContext) {
+        transport = context.transport
+        limits = context.limits
+        environ = context.transport.environment
+        role = context.transport.role
+        stdin = RequestInput(transport: context.transport, kind: .stdin)
+        fastcgiData = RequestInput(transport: context.transport, kind: .data)
+    }
+
+    /// Whether the web server aborted the request (`FCGI_ABORT_REQUEST`) or went
+    /// away; output written after that is discarded.
+    public var aborted: Bool { peerGone || transport.isAborted }
+
+    /// The FastCGI request id (0 in CGI mode).
+    public var requestID: Int { transport.requestID }
+
+    // MARK: Form fields and cookies
+
+    /// Form fields from `QUERY_STRING` and, for a POST, from an
+    /// `application/x-www-form-urlencoded` or `multipart/form-data` body, parsed on
+    /// first use. A name ending in `*` collects every value in a list; a name ending
+    /// in `!` keeps the whole MIME part (file uploads).
+    public var params: [String: FormValue] {
+        get throws {
+            if let parsedParams { return parsedParams }
+            let parsed = try FormParser.parse(request: self)
+            parsedParams = parsed
+            return parsed
+        }
+    }
+
+    /// Cookies from `HTTP_COOKIE`; the first of repeated names wins.
+    public var cookies: [String: String] {
+        if let parsedCookies { return parsedCookies }
+        let parsed = CookieParser.parse(environ["HTTP_COOKIE"] ?? "")
+        parsedCookies = parsed
+        return parsed
+    }
+
+    // MARK: Headers
+
+    /// Replaces every header named `name` (compared without case) with one value.
+    public func setHeader(_ name: String, _ value: String) throws(SequencingError) {
+        try checkHeadersOpen("setHeader(\(name))")
+        headers.set(name, value)
+    }
+
+    /// Adds a header, keeping any others of the same name.
+    public func addHeader(_ name: String, _ value: String) throws(SequencingError) {
+        try checkHeadersOpen("addHeader(\(name))")
+        headers.add(name, value)
+    }
+
+    /// The value of the `index`-th header named `name`, or nil.
+    public func getHeader(_ name: String, index: Int = 0) -> String? {
+        headers.get(name, index: index)
+    }
+
+    /// Removes every header named `name`.
+    public func delHeader(_ name: String) throws(SequencingError) {
+        try checkHeadersOpen("delHeader(\(name))")
+        headers.remove(name)
+    }
+
+    /// Adds `value` to the comma-separated list of header `name`, unless present.
+    public func appendHeaderValue(_ name: String, _ value: String) throws(SequencingError) {
+        try checkHeadersOpen("appendHeaderValue(\(name))")
+        headers.appendValue(name, value)
+    }
+
+    /// Removes every header, including the default `Content-Type`.
+    public func clearHeaders() throws(SequencingError) {
+        try checkHeadersOpen("clearHeaders()")
+        headers.removeAll()
+    }
+
+    /// Every header in order.
+    public var headerFields: [(name: String, value: String)] { headers.fields }
+
+    /// Sends the headers now. Throws if they were already sent.
+    public func outputHeaders() throws(SequencingError) {
+        try checkHeadersOpen("outputHeaders()")
+        sendHeaders()
+    }
+
+    private func sendHeaders() {
+        willSendHeaders()
+        headersSent = true
+        send(headers.encoded(), toError: false)
+    }
+
+    private func checkHeadersOpen(_ operation: String) throws(SequencingError) {
+        if headersSent { throw SequencingError(operation, "the headers have already been sent") }
+    }
+
+    // MARK: Body
+
+    /// Writes text (UTF-8) to the body.
+    public func write(_ text: some StringProtocol) throws(SequencingError) {
+        try checkOpen()
+        var text = String(text)
+        text.withUTF8 { appendBody(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Writes bytes to the body.
+    public func write(_ bytes: some Collection<UInt8>) throws(SequencingError) {
+        try checkOpen()
+        let done: Void? = bytes.withContiguousStorageIfAvailable { appendBody(UnsafeRawBufferPointer($0)) }
+        if done == nil { Array(bytes).withUnsafeBytes { appendBody($0) } }
+    }
+
+    private func checkOpen() throws(SequencingError) {
+        guard !isClosed else { throw SequencingError("write", "the request output is closed") }
+    }
+
+    private func appendBody(_ bytes: UnsafeRawBufferPointer) {
+        position += bytes.count
+        if isBuffering {
+            buffer.append(contentsOf: bytes)
+        } else {
+            sendBody(Array(bytes), flush: false, final: false)
+        }
+    }
+
+    /// Turns output buffering on or off; turning it off flushes what was buffered.
+    public func setBuffering(_ on: Bool) {
+        if !on && isBuffering && !isClosed { flushBuffer(flush: false) }
+        isBuffering = on
+    }
+
+    /// Sends the headers (if not yet sent) and everything written so far.
+    public func flush() {
+        guard !isClosed else { return }
+        flushBuffer(flush: true)
+        if !peerGone && !transport.flush() { peerGone = true }
+    }
+
+    /// Discards buffered body output. Only possible while buffering.
+    public func clearOutput() throws(SequencingError) {
+        guard isBuffering else { throw SequencingError("clearOutput()", "output is not buffered") }
+        position -= buffer.count
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Number of body bytes written so far (buffered or sent).
+    public func tell() -> Int { position }
+
+    /// Sends everything and ends the body; later writes throw. Called by the server
+    /// when the handler returns.
+    public func close() {
+        guard !isClosed else { return }
+        let pending = buffer
+        buffer = []
+        sendBody(pending, flush: true, final: true)
+        isClosed = true
+        if !peerGone && !transport.flush() { peerGone = true }
+    }
+
+    /// Sends what is buffered. Without `flush` and with nothing buffered it does
+    /// nothing, so turning buffering off does not commit the headers early.
+    private func flushBuffer(flush: Bool) {
+        guard !buffer.isEmpty || flush else { return }
+        if !headersSent { sendHeaders() }
+        let pending = buffer
+        buffer.removeAll(keepingCapacity: true)
+        sendBody(pending, flush: flush, final: false)
+    }
+
+    private func sendBody(_ chunk: [UInt8], flush: Bool, final: Bool) {
+        if !headersSent { sendHeaders() }
+        let encoded = encodeBody(chunk, flush: flush, final: final)
+        send(encoded, toError: false)
+    }
+
+    private func send(_ bytes: [UInt8], toError: Bool) {
+        guard !peerGone, !bytes.isEmpty else { return }
+        let ok = bytes.withUnsafeBytes { transport.write($0, toError: toError) }
+        if !ok { peerGone = true }
+    }
+
+    // MARK: Hooks for subclasses
+
+    /// Called once, just before the headers are sent; headers may still change here.
+    /// ``GZipRequest`` uses it to negotiate compression.
+    open func willSendHeaders() {}
+
+    /// Transforms body bytes on their way out (identity by default). `flush` asks
+    /// for everything so far to be made decodable; `final` marks the end of the body.
+    open func encodeBody(_ chunk: [UInt8], flush: Bool, final: Bool) -> [UInt8] { chunk }
+
+    // MARK: Errors
+
+    /// Writes `message` to the error stream (`FCGI_STDERR`; stderr in CGI mode).
+    public func error(_ message: String) {
+        send(Array(message.utf8), toError: true)
+    }
+
+    /// Reports an uncaught handler error: logs it to the error stream and, if the
+    /// headers were not sent yet, replaces the response with a
+    /// `500 Internal Server Error` page. With `detail` the page shows the error
+    /// (``DebugHandler``; for development only).
+    public func traceback(_ error: any Error, detail: Bool = false) {
+        self.error("Uncaught error in handler (\(type(of: error))): \(error)\n")
+        guard !headersSent, !isClosed else { return }
+        headers.removeAll()
+        headers.set("Status", "500 Internal Server Error")
+        headers.set("Content-Type", "text/html; charset=iso-8859-1")
+        buffer.removeAll()
+        position = 0
+        var page = """
+            <!DOCTYPE html>
+            <html><head><title>500 Internal Server Error</title></head>
+            <body><h1>Internal Server Error</h1>
+            <p>The server encountered an error and could not complete your request.</p>
+
+            """
+        if detail {
+            page += "<pre>\(HTML.escape("\(type(of: error)): \(error)"))</pre>\n"
+        }
+        page += "</body></html>\n"
+        try? write(page)
+    }
+}
+
+/// HTML escaping for error pages.
+enum HTML {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for c in text {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}

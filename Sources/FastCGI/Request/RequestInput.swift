@@ -1,0 +1,95 @@
+/// A readable input stream of a request: `stdin` (the body) or `fastcgiData` (the
+/// filter role's `FCGI_DATA`).
+///
+/// Reads block until bytes arrive or the stream ends; an empty result means the end.
+public final class RequestInput {
+    private let transport: any RequestTransport
+    private let kind: InputKind
+    /// Bytes read from the transport but not yet returned (after `readLine`).
+    private var pending: [UInt8] = []
+    private var pendingStart = 0
+    /// Whether the end of the stream was seen.
+    public private(set) var atEnd = false
+
+    init(transport: any RequestTransport, kind: InputKind) {
+        self.transport = transport
+        self.kind = kind
+    }
+
+    /// Reads at most `max` bytes (everything to the end if `max` is omitted).
+    /// Returns an empty array at the end of the stream.
+    public func read(_ max: Int = .max) throws(RequestError) -> [UInt8] {
+        if max == .max { return try readAll() }
+        guard max > 0 else { return [] }
+        if pendingStart < pending.count {
+            let n = Swift.min(max, pending.count - pendingStart)
+            defer { consumePending(n) }
+            return Array(pending[pendingStart..<pendingStart + n])
+        }
+        return try fill(max)
+    }
+
+    /// Reads the rest of the stream.
+    public func readAll() throws(RequestError) -> [UInt8] {
+        var out = Array(pending[pendingStart...])
+        consumePending(pending.count - pendingStart)
+        while true {
+            let chunk = try fill(65536)
+            if chunk.isEmpty { return out }
+            if out.isEmpty { out = chunk } else { out.append(contentsOf: chunk) }
+        }
+    }
+
+    /// Reads the rest of the stream, at most `limit` bytes; throws if there is more.
+    func readAll(limit: Int, what: String) throws(RequestError) -> [UInt8] {
+        var out = Array(pending[pendingStart...])
+        consumePending(pending.count - pendingStart)
+        while true {
+            let chunk = try fill(65536)
+            if chunk.isEmpty { return out }
+            guard out.count + chunk.count <= limit else {
+                throw RequestError("request \(transport.requestID): \(what) exceeds the \(limit)-byte limit")
+            }
+            out.append(contentsOf: chunk)
+        }
+    }
+
+    /// Reads one line including its `\n`; the last line may lack it. Nil at the end.
+    public func readLine() throws(RequestError) -> [UInt8]? {
+        while true {
+            if let nl = pending[pendingStart...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(pending[pendingStart...nl])
+                consumePending(nl + 1 - pendingStart)
+                return line
+            }
+            let chunk = try fill(65536)
+            if chunk.isEmpty {
+                guard pendingStart < pending.count else { return nil }
+                let line = Array(pending[pendingStart...])
+                consumePending(line.count)
+                return line
+            }
+            pending.append(contentsOf: chunk)
+        }
+    }
+
+    /// Reads the rest of the stream as text (UTF-8, invalid bytes replaced).
+    public func readString() throws(RequestError) -> String {
+        String(decoding: try readAll(), as: UTF8.self)
+    }
+
+    private func fill(_ max: Int) throws(RequestError) -> [UInt8] {
+        guard !atEnd else { return [] }
+        let chunk = try transport.read(kind, max: max)
+        if chunk.isEmpty { atEnd = true }
+        return chunk
+    }
+
+    private func consumePending(_ n: Int) {
+        pendingStart += n
+        if pendingStart >= pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingStart = 0
+        }
+    }
+}

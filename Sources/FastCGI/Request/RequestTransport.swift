@@ -1,0 +1,52 @@
+/// The input stream of a request a read refers to.
+enum InputKind: Sendable {
+    case stdin
+    case data
+}
+
+/// What a `Request` needs from the engine serving it: the params, the input
+/// streams, and somewhere to put output. One implementation per engine (libfcgi,
+/// CGI, the Swift multiplexing engine), so `Request` itself never sees the wire.
+protocol RequestTransport: AnyObject {
+    /// The role the web server asked for.
+    var role: Role { get }
+    /// The request id on its connection (0 in CGI mode).
+    var requestID: Int { get }
+    /// The params.
+    var environment: Environment { get }
+    /// Up to `max` bytes of `kind`; empty at the end of the stream.
+    func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8]
+    /// Writes body or error bytes; returns false when the peer is gone.
+    func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool
+    /// Pushes buffered output to the peer; returns false when the peer is gone.
+    func flush() -> Bool
+    /// Whether the web server aborted the request or went away.
+    var isAborted: Bool { get }
+}
+
+/// The engine-side handle a `Request` is created from.
+///
+/// Opaque to users: the server creates it and passes it to
+/// `Request.init(_:)`, which a custom request type (such as ``GZipRequest``) forwards
+/// to `super.init(_:)`.
+public struct RequestContext {
+    let transport: any RequestTransport
+    let limits: RequestLimits
+
+    init(transport: any RequestTransport, limits: RequestLimits) {
+        self.transport = transport
+        self.limits = limits
+    }
+}
+
+/// Bounds on what a request buffers in memory.
+public struct RequestLimits: Sendable, Hashable {
+    /// Largest body `Request.params` reads to parse a form (default 16 MiB).
+    public var maxFormBytes: Int = 16 << 20
+    /// Largest amount of stdin kept when a filter reads `FCGI_DATA` before stdin's
+    /// end at threading levels 0 and 1 (default 16 MiB).
+    public var maxBufferedStdin: Int = 16 << 20
+
+    /// The defaults.
+    public init() {}
+}

@@ -1,0 +1,185 @@
+import Logging
+
+/// The main loop of a FastCGI application (the original module's `fcgi.Server`).
+///
+/// It accepts connections from the web server and runs a new handler for each
+/// request:
+///
+/// ```swift
+/// struct Hello: Handler {
+///     func process(_ request: Request) throws {
+///         try request.setHeader("Content-Type", "text/plain")
+///         try request.write("Hello, world!\n")
+///     }
+/// }
+/// try Server(handlers: [.responder: Hello.self]).run()
+/// ```
+///
+/// Started by spawn-fcgi (or anything that passes a listening socket as fd 0) it
+/// serves that socket; given an ``address`` it listens there; started as a plain
+/// CGI program it runs the responder once over the environment, stdin and stdout.
+public final class Server: Sendable {
+    /// The handler for each role; a request for a role not here is refused.
+    public let handlers: [Role: HandlerFactory]
+    /// When greater than 0, ``run()`` returns after this many requests were initiated.
+    public let maxRequests: Int
+    /// Overrides for the answers to `FCGI_GET_VALUES` (see ``managementValues``).
+    public let params: [String: String]?
+    /// The request class made for each request (``Request`` or a subclass such as
+    /// ``GZipRequest``).
+    public let requestType: Request.Type
+    /// How the server uses threads.
+    public let threadingLevel: ThreadingLevel
+    /// Number of worker threads at levels 1 and 2 (default 10).
+    public let workers: Int
+    /// Where to listen; nil means fd 0 (spawn-fcgi) or, failing that, CGI.
+    public let address: ListenAddress?
+    /// Memory bounds for each request.
+    public let limits: RequestLimits
+    /// Where the server logs; metadata carries the request id.
+    public let logger: Logger
+    /// How long ``run()`` waits for requests in flight when it stops (seconds).
+    public let shutdownTimeout: Double
+
+    let state = Guarded(RunState())
+
+    /// Creates a server.
+    ///
+    /// - Parameters:
+    ///   - handlers: the handler for each role, as a factory (a type or a closure).
+    ///   - maxRequests: stop after this many requests (0: never).
+    ///   - params: answers to `FCGI_GET_VALUES` that replace the defaults.
+    ///   - requestType: the request class to instantiate.
+    ///   - threadingLevel: 0, 1 (default) or 2.
+    ///   - workers: worker threads at levels 1 and 2.
+    ///   - address: where to listen instead of fd 0.
+    ///   - limits: memory bounds for each request.
+    ///   - logger: where to log.
+    ///   - shutdownTimeout: how long `run()` waits for requests in flight on stop.
+    public init(
+        factories handlers: [Role: HandlerFactory],
+        maxRequests: Int = 0,
+        params: [String: String]? = nil,
+        requestType: Request.Type = Request.self,
+        threadingLevel: ThreadingLevel = 1,
+        workers: Int = 10,
+        address: ListenAddress? = nil,
+        limits: RequestLimits = RequestLimits(),
+        logger: Logger = Logger(label: "swift-fcgi"),
+        shutdownTimeout: Double = 10
+    ) {
+        self.handlers = handlers
+        self.maxRequests = maxRequests
+        self.params = params
+        self.requestType = requestType
+        self.threadingLevel = threadingLevel
+        self.workers = threadingLevel == .single ? 1 : max(1, workers)
+        self.address = address
+        self.limits = limits
+        self.logger = logger
+        self.shutdownTimeout = shutdownTimeout
+    }
+
+    /// Creates a server from handler types: a new instance of the type serves each
+    /// request. Parameters as in ``init(factories:maxRequests:params:requestType:threadingLevel:workers:address:limits:logger:shutdownTimeout:)``.
+    public convenience init(
+        handlers: [Role: any Handler.Type],
+        maxRequests: Int = 0,
+        params: [String: String]? = nil,
+        requestType: Request.Type = Request.self,
+        threadingLevel: ThreadingLevel = 1,
+        workers: Int = 10,
+        address: ListenAddress? = nil,
+        limits: RequestLimits = RequestLimits(),
+        logger: Logger = Logger(label: "swift-fcgi"),
+        shutdownTimeout: Double = 10
+    ) {
+        self.init(
+            factories: handlers.mapValues { HandlerFactory.type($0) }, maxRequests: maxRequests, params: params,
+            requestType: requestType, threadingLevel: threadingLevel, workers: workers, address: address,
+            limits: limits, logger: logger, shutdownTimeout: shutdownTimeout)
+    }
+
+    /// Creates a server that answers every responder request with `responder`.
+    public convenience init(
+        threadingLevel: ThreadingLevel = 1,
+        address: ListenAddress? = nil,
+        responder: @escaping @Sendable (Request) throws -> Void
+    ) {
+        self.init(factories: [.responder: .closure(responder)], threadingLevel: threadingLevel, address: address)
+    }
+
+    /// The answers to `FCGI_GET_VALUES`: `FCGI_MAX_CONNS`, `FCGI_MAX_REQS` and
+    /// `FCGI_MPXS_CONNS` by threading level (1/1/0 at level 0; the worker count and 0
+    /// at level 1; the worker count and 1 at level 2), overridden and extended by
+    /// ``params``.
+    public var managementValues: [String: String] {
+        var values: [String: String]
+        switch threadingLevel {
+        case .single: values = ["FCGI_MAX_CONNS": "1", "FCGI_MAX_REQS": "1", "FCGI_MPXS_CONNS": "0"]
+        case .perConnection: values = ["FCGI_MAX_CONNS": "\(workers)", "FCGI_MAX_REQS": "\(workers)", "FCGI_MPXS_CONNS": "0"]
+        case .multiplexed: values = ["FCGI_MAX_CONNS": "\(workers)", "FCGI_MAX_REQS": "\(workers)", "FCGI_MPXS_CONNS": "1"]
+        }
+        for (name, value) in params ?? [:] { values[name] = value }
+        return values
+    }
+
+    /// The main loop: serves requests until ``exit()`` is called or ``maxRequests``
+    /// were initiated, then waits up to ``shutdownTimeout`` for requests in flight
+    /// and returns. In CGI mode it serves the one request and returns.
+    ///
+    /// Throws ``ServerError`` when it cannot listen or the listening socket fails.
+    public func run() throws {
+        let alreadyStarted = state.withLock { s in
+            defer { s.started = true }
+            return s.started
+        }
+        guard !alreadyStarted else { throw ServerError("run() was already called on this server") }
+        Socket.ignoreSIGPIPE()
+        let listenFD: Int32
+        if let address {
+            listenFD = try Socket.listen(on: address)
+            logger.info("listening", metadata: ["address": "\(address)"])
+        } else if LibFCGI.standardInputIsListeningSocket() {
+            listenFD = 0
+        } else {
+            runCGI()
+            return
+        }
+        switch threadingLevel {
+        case .single, .perConnection:
+            try runLibFCGI(listenFD: listenFD)
+        case .multiplexed:
+            throw ServerError("threading level 2 is not supported yet")
+        }
+    }
+
+    /// Makes ``run()`` return: callable from any thread, a handler included. Workers
+    /// waiting for a connection are woken; requests in flight finish first.
+    public func exit() {
+        let alreadyStopping = state.withLock { s in
+            defer { s.stopping = true }
+            return s.stopping
+        }
+        if !alreadyStopping { startWaking() }
+    }
+
+    /// Whether ``exit()`` was called or ``maxRequests`` was reached.
+    public var isStopping: Bool { state.withLock { $0.stopping } }
+}
+
+/// What the run loop shares between threads.
+struct RunState {
+    var started = false
+    var stopping = false
+    /// Requests initiated so far (for `maxRequests`).
+    var requestsInitiated = 0
+    /// Requests whose handler has not finished.
+    var inFlight = 0
+    /// Worker threads still in their loop.
+    var liveWorkers = 0
+    /// Threads blocked waiting for a request (may be woken by a signal).
+    var waiting: Set<UInt> = []
+    /// Why the server stopped on its own.
+    var failure: ServerError?
+}

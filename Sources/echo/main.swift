@@ -1,0 +1,83 @@
+// The echo contract that tests and benchmarks rely on (and that the C reference
+// implements too):
+// - responder: `Content-Type: application/octet-stream` and exactly the stdin bytes;
+//   with the param ECHO_PARAMS=1, `Content-Type: text/plain` and every param as
+//   `NAME=VALUE\n` sorted by name;
+// - filter: `Content-Type: text/plain`, then stdin bytes, then data bytes;
+// - authorizer: `Status: 200` and `Variable-AUTH_USER: <REMOTE_USER or anonymous>`
+//   when HTTP_AUTHORIZATION is present, else `Status: 403`.
+// Special params for tests: ECHO_THROW=1 makes the handler throw; ECHO_EXIT=1 calls
+// Server.exit() from inside the handler.
+import ArgumentParser
+import ExampleSupport
+import FastCGI
+
+/// Set once in `main` before the server runs; read by handlers for ECHO_EXIT.
+nonisolated(unsafe) var runningServer: Server?
+
+struct EchoError: Error, CustomStringConvertible {
+    var description: String { "echo was asked to fail (ECHO_THROW=1)" }
+}
+
+struct EchoResponder: Handler {
+    func process(_ request: Request) throws {
+        if request.environ["ECHO_THROW"] == "1" { throw EchoError() }
+        if request.environ["ECHO_EXIT"] == "1" { runningServer?.exit() }
+        request.setBuffering(false)
+        if request.environ["ECHO_PARAMS"] == "1" {
+            try request.setHeader("Content-Type", "text/plain")
+            var out: [UInt8] = []
+            for pair in request.environ.pairs.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
+                out += pair.name + [UInt8(ascii: "=")] + pair.value + [UInt8(ascii: "\n")]
+            }
+            try request.write(out)
+            return
+        }
+        try request.setHeader("Content-Type", "application/octet-stream")
+        while true {
+            let chunk = try request.stdin.read(65536)
+            if chunk.isEmpty { break }
+            try request.write(chunk)
+        }
+    }
+}
+
+struct EchoFilter: Handler {
+    func process(_ request: Request) throws {
+        request.setBuffering(false)
+        try request.setHeader("Content-Type", "text/plain")
+        try request.write(try request.stdin.readAll())
+        try request.write(try request.fastcgiData.readAll())
+    }
+}
+
+struct EchoAuthorizer: Handler {
+    func process(_ request: Request) throws {
+        try request.clearHeaders()
+        if request.environ.contains("HTTP_AUTHORIZATION") {
+            try request.setHeader("Status", "200")
+            try request.setHeader("Variable-AUTH_USER", request.environ["REMOTE_USER"] ?? "anonymous")
+        } else {
+            try request.setHeader("Status", "403")
+        }
+    }
+}
+
+struct EchoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo", abstract: "Echoes the request back (the contract the tests and benchmarks use).")
+
+    @OptionGroup var options: ServerOptions
+
+    func run() throws {
+        let server = try options.makeServer(handlers: [
+            .responder: .type(EchoResponder.self),
+            .filter: .type(EchoFilter.self),
+            .authorizer: .type(EchoAuthorizer.self),
+        ])
+        runningServer = server
+        try server.run()
+    }
+}
+
+EchoCommand.main()
