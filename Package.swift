@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "FastCGIWire", targets: ["FastCGIWire"]),
+        .library(name: "FastCGIClient", targets: ["FastCGIClient"]),
         .executable(name: "hello", targets: ["hello"]),
         .executable(name: "echo", targets: ["echo"]),
         .executable(name: "authorizer", targets: ["authorizer"]),
@@ -33,6 +34,8 @@ let package = Package(
         ),
         // The FastCGI 1.0 protocol in pure Swift: no Foundation, no C, no I/O.
         .target(name: "FastCGIWire", swiftSettings: strict),
+        // A blocking FastCGI client for tools, tests and benchmarks.
+        .target(name: "FastCGIClient", dependencies: ["FastCGIWire"], swiftSettings: strict),
         // The public API: Server, Request, Handler.
         .target(
             name: "FastCGI",
@@ -48,6 +51,7 @@ let package = Package(
             name: "ExampleSupport",
             dependencies: [
                 "FastCGI",
+                "FastCGIWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -59,7 +63,7 @@ let package = Package(
         .testTarget(name: "FastCGIWireTests", dependencies: ["FastCGIWire"], swiftSettings: strict),
         .testTarget(
             name: "FastCGITests",
-            dependencies: ["FastCGI", "FastCGIWire", "hello", "echo", "authorizer", "filter"],
+            dependencies: ["FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter"],
             swiftSettings: strict
         ),
     ]

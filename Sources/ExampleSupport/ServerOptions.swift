@@ -1,5 +1,6 @@
 import ArgumentParser
 import FastCGI
+import FastCGIWire
 
 /// The command-line options every example app takes, so tests, benchmarks and
 /// users can run each mode from the command line.
@@ -31,7 +32,7 @@ public struct ServerOptions: ParsableArguments {
         }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
-        if let bind { _ = try ListenAddress(parsing: bind) }
+        if let bind { _ = try Endpoint(parsing: bind) }
     }
 
     /// A server with these options and `handlers`.
@@ -44,6 +45,6 @@ public struct ServerOptions: ParsableArguments {
             requestType: requestType,
             threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
             workers: workers,
-            address: try bind.map { try ListenAddress(parsing: $0) })
+            address: try bind.map { try Endpoint(parsing: $0) })
     }
 }

@@ -40,6 +40,9 @@ public final class Server: Sendable {
     public let logger: Logger
     /// How long ``run()`` waits for requests in flight when it stops (seconds).
     public let shutdownTimeout: Double
+    /// Whether SIGTERM, SIGINT and SIGUSR1 stop the server as ``exit()`` does
+    /// (default true; turn off if the application handles them itself).
+    public let handleSignals: Bool
 
     let state = Guarded(RunState())
 
@@ -56,6 +59,7 @@ public final class Server: Sendable {
     ///   - limits: memory bounds for each request.
     ///   - logger: where to log.
     ///   - shutdownTimeout: how long `run()` waits for requests in flight on stop.
+    ///   - handleSignals: whether SIGTERM, SIGINT and SIGUSR1 stop the server.
     public init(
         factories handlers: [Role: HandlerFactory],
         maxRequests: Int = 0,
@@ -66,8 +70,10 @@ public final class Server: Sendable {
         address: ListenAddress? = nil,
         limits: RequestLimits = RequestLimits(),
         logger: Logger = Logger(label: "swift-fcgi"),
-        shutdownTimeout: Double = 10
+        shutdownTimeout: Double = 10,
+        handleSignals: Bool = true
     ) {
+        self.handleSignals = handleSignals
         self.handlers = handlers
         self.maxRequests = maxRequests
         self.params = params
@@ -139,7 +145,9 @@ public final class Server: Sendable {
         let listenFD: Int32
         if let address {
             listenFD = try Socket.listen(on: address)
-            logger.info("listening", metadata: ["address": "\(address)"])
+            var bound = address
+            if case .tcp(let host, 0) = address, let port = Socket.localPort(listenFD) { bound = .tcp(host: host, port: port) }
+            logger.info("listening on \(bound)")
         } else if LibFCGI.standardInputIsListeningSocket() {
             listenFD = 0
         } else {

@@ -12,6 +12,13 @@ extension Server {
     func runLibFCGI(listenFD: Int32) throws {
         try LibFCGI.initialize()
         WakeSignal.install()
+        if handleSignals {
+            // After FCGX_Init, which installs libfcgi's own SIGUSR1/SIGTERM handlers.
+            ShutdownSignals.install { [self] number in
+                logger.info("signal \(number): stopping")
+                exit()
+            }
+        }
         if threadingLevel == .single {
             state.withLock { $0.liveWorkers = 1 }
             workerLoop(listenFD: listenFD)

@@ -6,44 +6,6 @@
     import Musl
 #endif
 
-/// Where a server listens: parsed from `host:port`, `:port`, `[v6]:port` or `unix:/path`.
-public enum ListenAddress: Hashable, Sendable, CustomStringConvertible {
-    /// A TCP address; an empty host means every IPv4 address.
-    case tcp(host: String, port: UInt16)
-    /// A unix-domain socket path.
-    case unix(path: String)
-
-    /// Parses an address as the examples' `--bind` accepts it.
-    public init(parsing text: String) throws(ServerError) {
-        if text.hasPrefix("unix:") {
-            let path = String(text.dropFirst(5))
-            guard !path.isEmpty else { throw ServerError("address \"\(text)\": empty unix socket path") }
-            self = .unix(path: path)
-            return
-        }
-        if text.hasPrefix("/") {
-            self = .unix(path: text)
-            return
-        }
-        guard let colon = text.lastIndex(of: ":") else {
-            throw ServerError("address \"\(text)\": expected host:port, :port or unix:/path")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard let port = UInt16(text[text.index(after: colon)...]) else {
-            throw ServerError("address \"\(text)\": port must be a number from 0 to 65535")
-        }
-        self = .tcp(host: host, port: port)
-    }
-
-    public var description: String {
-        switch self {
-        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        case .unix(let path): "unix:\(path)"
-        }
-    }
-}
-
 /// Socket system calls used by the server.
 enum Socket {
     /// Opens a listening socket on `address` (SO_REUSEADDR; a stale unix socket file

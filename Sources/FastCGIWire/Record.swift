@@ -1,0 +1,91 @@
+/// One FastCGI record: a header's type and request id with its content (spec §3.3).
+/// Padding is not kept: it carries nothing.
+public struct Record: Hashable, Sendable, CustomStringConvertible {
+    /// Record type.
+    public var type: RecordType
+    /// Request id; 0 for management records.
+    public var requestID: UInt16
+    /// Content bytes (at most 65535).
+    public var content: [UInt8]
+
+    /// Creates a record.
+    public init(type: RecordType, requestID: UInt16, content: [UInt8] = []) {
+        precondition(content.count <= WireConstants.maxContentLength, "record content over 65535 bytes")
+        self.type = type
+        self.requestID = requestID
+        self.content = content
+    }
+
+    /// Appends the record with padding to a multiple of 8 bytes.
+    public func encode(into buffer: inout [UInt8]) {
+        let padding = RecordHeader.padding(for: content.count)
+        RecordHeader(type: type, requestID: requestID, contentLength: UInt16(content.count), paddingLength: padding)
+            .encode(into: &buffer)
+        buffer.append(contentsOf: content)
+        buffer.append(contentsOf: repeatElement(0, count: Int(padding)))
+    }
+
+    /// The record as bytes.
+    public var encoded: [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 + content.count)
+        encode(into: &buffer)
+        return buffer
+    }
+
+    public var description: String { "\(type)(id \(requestID), \(content.count) bytes)" }
+
+    // MARK: Common records
+
+    /// `FCGI_BEGIN_REQUEST` for `role`, with `FCGI_KEEP_CONN` if `keepConnection`.
+    public static func beginRequest(requestID: UInt16, role: Role, keepConnection: Bool) -> Record {
+        let role = role.rawValue
+        return Record(
+            type: .beginRequest, requestID: requestID,
+            content: [UInt8(role >> 8), UInt8(role & 0xff), keepConnection ? WireConstants.keepConnectionFlag : 0, 0, 0, 0, 0, 0])
+    }
+
+    /// `FCGI_END_REQUEST` with the application status and protocol status.
+    public static func endRequest(requestID: UInt16, appStatus: UInt32, protocolStatus: ProtocolStatus) -> Record {
+        Record(
+            type: .endRequest, requestID: requestID,
+            content: [
+                UInt8(truncatingIfNeeded: appStatus >> 24), UInt8(truncatingIfNeeded: appStatus >> 16),
+                UInt8(truncatingIfNeeded: appStatus >> 8), UInt8(truncatingIfNeeded: appStatus),
+                protocolStatus.rawValue, 0, 0, 0,
+            ])
+    }
+
+    /// `FCGI_UNKNOWN_TYPE` naming the type that was not understood.
+    public static func unknownType(_ type: RecordType) -> Record {
+        Record(type: .unknownType, requestID: 0, content: [type.rawValue, 0, 0, 0, 0, 0, 0, 0])
+    }
+}
+
+/// Writes streams as records.
+public enum StreamWriter {
+    /// Appends `body` as records of `type` of at most 65535 bytes each, padded to 8.
+    /// With `close`, an empty record ends the stream (spec §3.3, "stream records").
+    public static func append(
+        _ body: some Collection<UInt8>, type: RecordType, requestID: UInt16, close: Bool, into buffer: inout [UInt8]
+    ) {
+        var rest = body[...]
+        while !rest.isEmpty {
+            let chunk = rest.prefix(WireConstants.maxContentLength)
+            let padding = RecordHeader.padding(for: chunk.count)
+            RecordHeader(type: type, requestID: requestID, contentLength: UInt16(chunk.count), paddingLength: padding)
+                .encode(into: &buffer)
+            buffer.append(contentsOf: chunk)
+            buffer.append(contentsOf: repeatElement(0, count: Int(padding)))
+            rest = rest.dropFirst(chunk.count)
+        }
+        if close {
+            RecordHeader(type: type, requestID: requestID, contentLength: 0).encode(into: &buffer)
+        }
+    }
+
+    /// A whole `FCGI_PARAMS` stream (pairs, then the empty record).
+    public static func appendParams(_ pairs: [NameValuePair], requestID: UInt16, into buffer: inout [UInt8]) {
+        append(NameValueCoding.encode(pairs), type: .params, requestID: requestID, close: true, into: &buffer)
+    }
+}
