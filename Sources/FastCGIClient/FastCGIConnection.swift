@@ -40,18 +40,59 @@ public final class FastCGIConnection {
     /// Half-closes the sending side (the application then sees end of input).
     public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
-    /// Sends raw bytes.
+    /// Sends raw bytes. While the application is not reading, what it sends is read
+    /// and kept (an echoing app would otherwise deadlock against us with both socket
+    /// buffers full).
     public func write(_ bytes: [UInt8]) throws(ClientError) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT), revents: 0)
+            let ready = poll(&pfd, 1, Int32(timeout * 1000))
+            if ready == 0 { throw ClientError(.timeout, "could not send within \(timeout) s") }
+            if ready < 0 {
                 if errno == EINTR { continue }
-                throw ClientError(.io, "send failed: \(String(cString: strerror(errno)))")
+                throw ClientError(.io, "poll failed: \(String(cString: strerror(errno)))")
             }
-            offset += n
+            if pfd.revents & Int16(POLLIN) != 0 {
+                _ = try receive()
+            }
+            if pfd.revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 {
+                let n = bytes.withUnsafeBytes {
+                    Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                }
+                if n < 0 {
+                    if errno == EINTR || errno == EAGAIN { continue }
+                    if errno == EPIPE || errno == ECONNRESET {
+                        throw ClientError(.connectionClosed, "the application closed the connection while we were sending")
+                    }
+                    throw ClientError(.io, "send failed: \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
         }
     }
+
+    /// Reads what is available into the decoder; false at end of stream.
+    private func receive() throws(ClientError) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ECONNRESET { throw ClientError(.connectionClosed, "the application reset the connection") }
+                throw ClientError(.io, "recv failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 {
+                peerClosed = true
+                return false
+            }
+            decoder.append(chunk[..<n])
+            return true
+        }
+    }
+
+    /// Whether the application closed its side.
+    private var peerClosed = false
 
     /// Sends a whole request.
     public func write(_ request: FastCGIRequest) throws(ClientError) {
@@ -68,6 +109,10 @@ public final class FastCGIConnection {
             } catch {
                 throw ClientError(.protocolViolation, "the application sent invalid FastCGI: \(error)")
             }
+            if peerClosed {
+                if decoder.bufferedCount == 0 { return nil }
+                throw ClientError(.connectionClosed, "the connection closed in the middle of a record")
+            }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, Int32(timeout * 1000))
             if ready == 0 { throw ClientError(.timeout, "no reply within \(timeout) s") }
@@ -75,18 +120,11 @@ public final class FastCGIConnection {
                 if errno == EINTR { continue }
                 throw ClientError(.io, "poll failed: \(String(cString: strerror(errno)))")
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == ECONNRESET { throw ClientError(.connectionClosed, "the application reset the connection") }
-                throw ClientError(.io, "recv failed: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 {
+            let more = try receive()
+            if !more {
                 if decoder.bufferedCount == 0 { return nil }
                 throw ClientError(.connectionClosed, "the connection closed in the middle of a record")
             }
-            decoder.append(chunk[..<n])
         }
     }
 

@@ -21,10 +21,12 @@ public struct FastCGIResponse: Sendable, Hashable {
     /// The CGI header lines of stdout, split at the first blank line.
     public var headers: [(name: String, value: String)] {
         let (head, _) = split()
-        return String(decoding: head, as: UTF8.self).split(separator: "\n").compactMap { line in
-            let line = line.hasSuffix("\r") ? line.dropLast() : line
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), String(line[line.index(after: colon)...].drop { $0 == " " }))
+        return head.split(separator: 10).compactMap { line in
+            // Bytes, not Characters: Swift treats "\r\n" as one Character.
+            let line = line.last == 13 ? line.dropLast() : line
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+            let value = line[(colon + 1)...].drop { $0 == UInt8(ascii: " ") }
+            return (String(decoding: line[..<colon], as: UTF8.self), String(decoding: value, as: UTF8.self))
         }
     }
 

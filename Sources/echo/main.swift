@@ -6,7 +6,8 @@
 // - filter: `Content-Type: text/plain`, then stdin bytes, then data bytes;
 // - authorizer: `Status: 200` and `Variable-AUTH_USER: <REMOTE_USER or anonymous>`
 //   when HTTP_AUTHORIZATION is present, else `Status: 403`.
-// Special params for tests: ECHO_THROW=1 makes the handler throw; ECHO_EXIT=1 calls
+// Special params for tests: ECHO_THROW=1 (or the HTTP header X-Echo-Throw: 1)
+// makes the handler throw; ECHO_EXIT=1 calls
 // Server.exit() from inside the handler.
 import ArgumentParser
 import ExampleSupport
@@ -21,7 +22,7 @@ struct EchoError: Error, CustomStringConvertible {
 
 struct EchoResponder: Handler {
     func process(_ request: Request) throws {
-        if request.environ["ECHO_THROW"] == "1" { throw EchoError() }
+        if request.environ["ECHO_THROW"] == "1" || request.environ["HTTP_X_ECHO_THROW"] == "1" { throw EchoError() }
         if request.environ["ECHO_EXIT"] == "1" { runningServer?.exit() }
         request.setBuffering(false)
         if request.environ["ECHO_PARAMS"] == "1" {

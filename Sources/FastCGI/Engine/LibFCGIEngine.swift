@@ -48,6 +48,7 @@ extension Server {
 
     /// One worker: accept, serve, finish, until the server stops.
     func workerLoop(listenFD: Int32) {
+        WakeSignal.unblockInCurrentThread()
         let request = LibFCGIRequest(listenFD: listenFD, maxStdinAhead: limits.maxBufferedStdin)
         let me = UInt(pthread_self())
         defer { state.withLock { $0.liveWorkers -= 1 } }
@@ -133,4 +134,13 @@ enum WakeSignal {
     }()
 
     static func install() { _ = installed }
+
+    /// Unblocks the signal in the calling thread: a parent may have started us with
+    /// every signal blocked (the mask survives exec; dispatch threads block all).
+    static func unblockInCurrentThread() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, number)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
 }

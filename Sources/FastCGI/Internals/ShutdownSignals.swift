@@ -32,6 +32,13 @@ enum ShutdownSignals {
             action.sa_flags = Int32(SA_RESTART)
             sigaction(number, &action, nil)
         }
+        // A parent may have started us with these signals blocked (the mask is
+        // inherited across exec); unblock them in this thread, whose mask the
+        // workers started later inherit.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in watched { sigaddset(&set, number) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         _ = try? OSThread.spawn(stackSize: 64 << 10) {
             var byte: UInt8 = 0
             while true {

@@ -1,0 +1,111 @@
+import FastCGIClient
+import FastCGIWire
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How the server starts and stops: maxRequests, exit(), signals, CGI fallback,
+/// FCGI_WEB_SERVER_ADDRS, errors in handlers, peers that go away.
+@Suite("Server lifecycle", .serialized, .timeLimit(.minutes(5)))
+struct LifecycleTests {
+    @Test("maxRequests = 3: run() returns after the third request", arguments: [0, 1])
+    func maxRequests(level: Int) throws {
+        let app = try RunningApp("echo", arguments: ["--max-requests", "3", "--threading-level", "\(level)"])
+        for i in 0..<3 {
+            let reply = try app.send(.http(method: "POST", body: [UInt8(i)]))
+            #expect(reply.body == [UInt8(i)])
+            #expect(reply.protocolStatus == .requestComplete)
+        }
+        #expect(app.child.waitForExit(timeout: 10) == 0)
+    }
+
+    @Test("exit() from inside a handler stops the server", arguments: [0, 1])
+    func exitFromHandler(level: Int) throws {
+        let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
+        let reply = try app.send(.http(method: "POST", body: Array("bye".utf8), extra: ["ECHO_EXIT": "1"]))
+        #expect(reply.body == Array("bye".utf8), "the request that called exit() still completes")
+        #expect(app.child.waitForExit(timeout: 10) == 0)
+    }
+
+    @Test("SIGTERM stops the server while workers wait in accept", arguments: [0, 1])
+    func sigterm(level: Int) throws {
+        let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
+        _ = try app.send(.http())
+        app.child.signal(SIGTERM)
+        #expect(app.child.waitForExit(timeout: 10) == 0)
+    }
+
+    @Test("a handler that throws gives the 500 page and logs to FCGI_STDERR")
+    func throwingHandler() throws {
+        let app = try RunningApp("echo")
+        let reply = try app.send(.http(extra: ["ECHO_THROW": "1"]))
+        #expect(reply.header("Status") == "500 Internal Server Error")
+        #expect(String(decoding: reply.body, as: UTF8.self).contains("<h1>Internal Server Error</h1>"))
+        #expect(!String(decoding: reply.body, as: UTF8.self).contains("ECHO_THROW"), "no detail without DebugHandler")
+        #expect(String(decoding: reply.stderr, as: UTF8.self).contains("echo was asked to fail (ECHO_THROW=1)"))
+        // The app goes on serving.
+        #expect(try app.send(.http(method: "POST", body: [42])).body == [42])
+    }
+
+    @Test("CGI fallback: run as a plain CGI program")
+    func cgiFallback() throws {
+        let directory = try TempDirectory.make()
+        let bodyURL = directory.appendingPathComponent("body")
+        try Data("posted=1".utf8).write(to: bodyURL)
+        let result = try ChildProcess.run(
+            Paths.app("echo"), [],
+            environment: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "8", "GATEWAY_INTERFACE": "CGI/1.1"],
+            stdin: bodyURL)
+        #expect(result.status == 0)
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "Content-Type: application/octet-stream\r\n\r\nposted=1")
+
+        let hello = try ChildProcess.run(
+            Paths.app("hello"), [], environment: ["REQUEST_METHOD": "GET", "QUERY_STRING": "name=CGI"])
+        #expect(String(decoding: hello.stdout, as: UTF8.self).hasSuffix("\r\n\r\nHello, CGI!\n"))
+    }
+
+    @Test("CGI fallback honours CONTENT_LENGTH and reports handler errors on stderr")
+    func cgiErrors() throws {
+        let directory = try TempDirectory.make()
+        let bodyURL = directory.appendingPathComponent("body")
+        try Data("0123456789".utf8).write(to: bodyURL)
+        let short = try ChildProcess.run(
+            Paths.app("echo"), [], environment: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "4"], stdin: bodyURL)
+        #expect(String(decoding: short.stdout, as: UTF8.self).hasSuffix("\r\n\r\n0123"))
+        let failing = try ChildProcess.run(Paths.app("echo"), [], environment: ["ECHO_THROW": "1"], stdin: bodyURL)
+        #expect(String(decoding: failing.stdout, as: UTF8.self).hasPrefix("Status: 500 Internal Server Error\r\n"))
+        #expect(failing.stderr.contains("echo was asked to fail"))
+    }
+
+    @Test("FCGI_WEB_SERVER_ADDRS: a peer not listed is refused, a listed one served")
+    func webServerAddrs() throws {
+        let refused = try RunningApp("echo", environment: ["FCGI_WEB_SERVER_ADDRS": "10.9.8.7"])
+        #expect(throws: ClientError.self) { try refused.send(.http()) }
+        let allowed = try RunningApp("echo", environment: ["FCGI_WEB_SERVER_ADDRS": "10.9.8.7,127.0.0.1"])
+        #expect(try allowed.send(.http(method: "POST", body: [7])).body == [7])
+    }
+
+    @Test("a client that goes away mid-response does not kill the app (no SIGPIPE)")
+    func peerGoesAway() throws {
+        let app = try RunningApp("echo", arguments: ["--workers", "2"])
+        for _ in 0..<3 {
+            let connection = try FastCGIConnection(to: app.address)
+            try connection.write(FastCGIRequest.http(method: "POST", body: testBytes(4 << 20)))
+            _ = try connection.readRecord()
+            connection.close()
+        }
+        usleep(200_000)
+        #expect(app.child.isRunning)
+        #expect(try app.send(.http(method: "POST", body: [9])).body == [9])
+    }
+
+    @Test("threading level 2 is refused with a clear message until its engine exists")
+    func levelTwo() throws {
+        let result = try ChildProcess.run(Paths.app("echo"), ["--bind", "127.0.0.1:\(Net.freePort())", "--threading-level", "2"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("threading level 2"))
+    }
+}

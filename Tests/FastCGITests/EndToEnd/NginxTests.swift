@@ -1,0 +1,69 @@
+import FastCGIClient
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The apps behind a real nginx (fastcgi_pass, fastcgi_keep_conn on), driven by curl.
+@Suite("Behind nginx", .serialized, .timeLimit(.minutes(5)))
+struct NginxTests {
+    @Test("GET through nginx", arguments: [false, true])
+    func get(spawn: Bool) throws {
+        let app = spawn ? try RunningApp(spawnFCGI: "hello", unix: true) : try RunningApp("hello")
+        let nginx = try RunningNginx(upstream: app.address.replacingOccurrences(of: "unix:", with: "unix:"))
+        let (code, body) = try nginx.curl("/?name=nginx")
+        #expect(code == 200)
+        #expect(String(decoding: body, as: UTF8.self) == "Hello, nginx!\n")
+    }
+
+    @Test("POST of 1 MiB echoed back byte for byte")
+    func post() throws {
+        let app = try RunningApp("echo")
+        let nginx = try RunningNginx(upstream: app.address)
+        let file = nginx.prefix.appendingPathComponent("body.bin")
+        let body = Data(testBytes(1 << 20, seed: 11))
+        try body.write(to: file)
+        let (code, echoed) = try nginx.curl("/echo", body: file)
+        #expect(code == 200)
+        #expect(echoed == body)
+    }
+
+    @Test("16 parallel clients over kept connections")
+    func parallel() throws {
+        let app = try RunningApp("echo", arguments: ["--workers", "16"])
+        let nginx = try RunningNginx(upstream: app.address)
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            do {
+                let file = nginx.prefix.appendingPathComponent("body-\(i)")
+                let body = Data(testBytes(5_000 * (i + 1), seed: UInt64(i)))
+                try body.write(to: file)
+                for _ in 0..<3 {
+                    let (code, echoed) = try nginx.curl("/p\(i)", body: file)
+                    if code != 200 || echoed != body { failures.add("client \(i): \(code), \(echoed.count) bytes") }
+                }
+            } catch {
+                failures.add("client \(i): \(error)")
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+    }
+
+    @Test("a throwing handler: 500 page to the browser, the error in nginx's error log")
+    func throwing() throws {
+        let app = try RunningApp("echo")
+        let nginx = try RunningNginx(upstream: app.address)
+        let (code, body) = try nginx.curl("/fail", ["-H", "X-Echo-Throw: 1"])
+        #expect(code == 500)
+        #expect(String(decoding: body, as: UTF8.self).contains("Internal Server Error"))
+        var log = ""
+        for _ in 0..<50 where !log.contains("echo was asked to fail") {
+            usleep(20_000)
+            log = nginx.errorLog
+        }
+        #expect(log.contains("FastCGI sent in stderr"))
+        #expect(log.contains("echo was asked to fail"))
+    }
+}

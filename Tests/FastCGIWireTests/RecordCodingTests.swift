@@ -1,0 +1,101 @@
+import FastCGIWire
+import Testing
+
+@Suite("Record header and name-value coding")
+struct RecordCodingTests {
+    @Test("header round trip")
+    func headerRoundTrip() {
+        let header = RecordHeader(type: .stdin, requestID: 0x1234, contentLength: 0xBEEF, paddingLength: 5)
+        var bytes: [UInt8] = []
+        header.encode(into: &bytes)
+        #expect(bytes == [1, 5, 0x12, 0x34, 0xBE, 0xEF, 5, 0])
+        #expect(RecordHeader(decoding: bytes) == header)
+        #expect(RecordHeader(decoding: bytes.prefix(7)) == nil)
+    }
+
+    @Test("padding brings content to a multiple of 8", arguments: [(0, 0), (1, 7), (7, 1), (8, 0), (9, 7), (65535, 1)])
+    func padding(length: Int, expected: UInt8) {
+        #expect(RecordHeader.padding(for: length) == expected)
+        #expect((length + Int(RecordHeader.padding(for: length))) % 8 == 0)
+    }
+
+    @Test("name-value lengths: 1 byte below 128, 4 bytes from 128", arguments: [0, 1, 127, 128, 300, 65536])
+    func nameValueRoundTrip(length: Int) throws {
+        let pair = NameValuePair(name: Array(repeating: 0x41, count: length), value: Array(repeating: 0x42, count: length / 2 + 1))
+        let block = NameValueCoding.encode([pair, NameValuePair("A", "b")])
+        let expectedPrefix = length < 128 ? 1 : 4
+        #expect(block.count == expectedPrefix + (length / 2 + 1 < 128 ? 1 : 4) + length + length / 2 + 1 + 4)
+        #expect(try NameValueCoding.decode(block) == [pair, NameValuePair("A", "b")])
+    }
+
+    @Test("truncated and oversized name-value blocks are typed errors")
+    func nameValueErrors() {
+        #expect(throws: NameValueError.truncated) { try NameValueCoding.decode([5, 1, 0x41]) }
+        #expect(throws: NameValueError.truncated) { try NameValueCoding.decode([0x80, 0, 1]) }
+        #expect(throws: NameValueError.tooLong(length: 0x7fff_ffff, limit: 1 << 20)) {
+            try NameValueCoding.decode([0xFF, 0xFF, 0xFF, 0xFF, 0, 0x41], maxLength: 1 << 20)
+        }
+    }
+
+    @Test("stream writer cuts into 65535-byte records, padded, with an empty closing record")
+    func streamWriter() throws {
+        let body = Array(repeating: UInt8(7), count: 65535 + 10)
+        var out: [UInt8] = []
+        StreamWriter.append(body, type: .stdout, requestID: 3, close: true, into: &out)
+        var decoder = RecordDecoder()
+        decoder.append(out)
+        let first = try #require(try decoder.next())
+        let second = try #require(try decoder.next())
+        let end = try #require(try decoder.next())
+        #expect(first.content.count == 65535 && second.content.count == 10 && end.content.isEmpty)
+        #expect([first, second, end].allSatisfy { $0.type == .stdout && $0.requestID == 3 })
+        #expect(out.count == (8 + 65535 + 1) + (8 + 10 + 6) + 8)
+        #expect(try decoder.next() == nil)
+    }
+
+    @Test("decoder gives the same records for every split of a stream")
+    func decoderSplits() throws {
+        var stream = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+        StreamWriter.appendParams([NameValuePair("A", "1"), NameValuePair("LONG", String(repeating: "x", count: 200))], requestID: 1, into: &stream)
+        StreamWriter.append(Array("body".utf8), type: .stdin, requestID: 1, close: true, into: &stream)
+        var whole = RecordDecoder()
+        whole.append(stream)
+        var expected: [Record] = []
+        while let record = try whole.next() { expected.append(record) }
+        #expect(expected.count == 5)
+        for split in 1..<stream.count {
+            var decoder = RecordDecoder()
+            var records: [Record] = []
+            decoder.append(stream[..<split])
+            while let record = try decoder.next() { records.append(record) }
+            decoder.append(stream[split...])
+            while let record = try decoder.next() { records.append(record) }
+            #expect(records == expected, "split at \(split)")
+        }
+        var bytewise = RecordDecoder()
+        var records: [Record] = []
+        for byte in stream {
+            bytewise.append([byte])
+            while let record = try bytewise.next() { records.append(record) }
+        }
+        #expect(records == expected)
+    }
+
+    @Test("decoder rejects a wrong version")
+    func wrongVersion() {
+        var decoder = RecordDecoder()
+        decoder.append([2, 1, 0, 1, 0, 0, 0, 0])
+        #expect(throws: WireError.unsupportedVersion(2)) { try decoder.next() }
+    }
+
+    @Test("endpoint parsing")
+    func endpoints() throws {
+        #expect(try Endpoint(parsing: "127.0.0.1:9000") == .tcp(host: "127.0.0.1", port: 9000))
+        #expect(try Endpoint(parsing: ":9000") == .tcp(host: "", port: 9000))
+        #expect(try Endpoint(parsing: "[::1]:9000") == .tcp(host: "::1", port: 9000))
+        #expect(try Endpoint(parsing: "unix:/run/app.sock") == .unix(path: "/run/app.sock"))
+        #expect(throws: EndpointError.self) { try Endpoint(parsing: "localhost") }
+        #expect(throws: EndpointError.self) { try Endpoint(parsing: "host:99999") }
+        #expect(throws: EndpointError.self) { try Endpoint(parsing: "unix:") }
+    }
+}
