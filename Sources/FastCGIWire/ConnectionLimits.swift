@@ -1,0 +1,13 @@
+/// Bounds that keep a hostile or broken peer from using unbounded memory.
+public struct ConnectionLimits: Sendable, Hashable {
+    /// Largest params block (all `FCGI_PARAMS` content) of one request. Default 1 MiB.
+    public var maxParamsBytes = 1 << 20
+    /// Most requests in flight on one connection (multiplexing). Default 100.
+    public var maxRequestsPerConnection = 100
+    /// Most bytes of pipelined requests held while an earlier request on the same
+    /// connection runs (threading levels 0 and 1). Default 1 MiB.
+    public var maxPipelinedBytes = 1 << 20
+
+    /// The defaults.
+    public init() {}
+}

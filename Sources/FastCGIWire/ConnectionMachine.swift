@@ -1,0 +1,321 @@
+/// What the I/O code must do after the machine saw an event.
+public enum ConnectionAction: Hashable, Sendable {
+    /// Send these bytes to the peer (management answers, refusals).
+    case send([UInt8])
+    /// A request is ready to run: BEGIN_REQUEST and every PARAMS record arrived.
+    case start(RequestStart)
+    /// Body bytes for a started request; an empty array ends the stream.
+    case stdin(requestID: UInt16, bytes: [UInt8])
+    /// Filter data bytes for a started request; an empty array ends the stream.
+    case data(requestID: UInt16, bytes: [UInt8])
+    /// The peer aborted a started request (spec §5.4): stop its output and end it.
+    case abort(requestID: UInt16)
+    /// Close the connection (after sending what the earlier actions hold).
+    case close(reason: String)
+}
+
+/// A request whose BEGIN_REQUEST and params are complete.
+public struct RequestStart: Hashable, Sendable {
+    /// The request id on its connection.
+    public var requestID: UInt16
+    /// The role asked for (one the application handles).
+    public var role: Role
+    /// Whether the peer set `FCGI_KEEP_CONN`.
+    public var keepConnection: Bool
+    /// The params, in arrival order.
+    public var params: [NameValuePair]
+
+    /// Creates a request start.
+    public init(requestID: UInt16, role: Role, keepConnection: Bool, params: [NameValuePair]) {
+        self.requestID = requestID
+        self.role = role
+        self.keepConnection = keepConnection
+        self.params = params
+    }
+}
+
+/// The protocol logic of one connection, without I/O (SPEC §4, "protocol
+/// firewall"): feed it the bytes that arrive and the requests that end; it answers
+/// management records, refuses what must be refused, enforces the limits, and tells
+/// the caller which requests to run and which input to give them.
+///
+/// Every record is validated here, so what reaches a request executor (libfcgi or
+/// the Swift engine) is well-formed whatever the peer sent.
+public struct ConnectionMachine: Sendable {
+    private enum Phase: Sendable {
+        /// Collecting params.
+        case params(ParamsCollector)
+        /// Started: input streams flowing.
+        case running
+    }
+
+    private struct ActiveRequest: Sendable {
+        var role: Role
+        var keepConnection: Bool
+        var phase: Phase
+        var stdinOpen = true
+        var dataOpen: Bool
+        /// Whether the request was queued behind another (pipelining at levels 0/1).
+        var queued: Bool
+        /// Actions held for a queued request until it may start.
+        var held: [ConnectionAction] = []
+        var heldBytes = 0
+        var inputComplete: Bool { !stdinOpen && !dataOpen }
+    }
+
+    private struct ParamsCollector: Sendable {
+        var bytes: [UInt8] = []
+    }
+
+    /// Whether several requests may run at once on this connection (level 2).
+    public let multiplexing: Bool
+    /// The roles the application handles; others get `FCGI_UNKNOWN_ROLE`.
+    public let roles: Set<Role>
+    /// Answers for `FCGI_GET_VALUES`.
+    public let managementValues: [String: String]
+    /// The limits in force.
+    public let limits: ConnectionLimits
+
+    private var decoder = RecordDecoder()
+    private var active: [UInt16: ActiveRequest] = [:]
+    /// Order in which requests began (to start queued ones in order).
+    private var order: [UInt16] = []
+    private var closed = false
+    /// A request without FCGI_KEEP_CONN ended: close once nothing else is in flight.
+    private var closeWhenIdle = false
+
+    /// Creates the machine for one connection.
+    public init(
+        multiplexing: Bool, roles: Set<Role>, managementValues: [String: String],
+        limits: ConnectionLimits = ConnectionLimits()
+    ) {
+        self.multiplexing = multiplexing
+        self.roles = roles
+        self.managementValues = managementValues
+        self.limits = limits
+    }
+
+    /// Requests begun and not yet ended.
+    public var activeCount: Int { active.count }
+
+    /// Whether the machine has asked for the connection to close.
+    public var isClosed: Bool { closed }
+
+    // MARK: Events
+
+    /// Bytes arrived from the peer.
+    public mutating func receive(_ bytes: some Sequence<UInt8>) -> [ConnectionAction] {
+        guard !closed else { return [] }
+        decoder.append(bytes)
+        var actions: [ConnectionAction] = []
+        while !closed {
+            let record: Record?
+            do {
+                record = try decoder.next()
+            } catch {
+                actions.append(close("\(error)"))
+                break
+            }
+            guard let record else { break }
+            handle(record, into: &actions)
+        }
+        return actions
+    }
+
+    /// The executor finished request `requestID` and sent its `FCGI_END_REQUEST`.
+    public mutating func requestEnded(_ requestID: UInt16) -> [ConnectionAction] {
+        guard let request = active.removeValue(forKey: requestID) else { return [] }
+        order.removeAll { $0 == requestID }
+        if !request.keepConnection { closeWhenIdle = true }
+        var actions: [ConnectionAction] = []
+        if closeWhenIdle && active.isEmpty {
+            actions.append(close("request \(requestID) ended without FCGI_KEEP_CONN"))
+            return actions
+        }
+        // Pipelining (levels 0/1): the next queued request may start now.
+        if !multiplexing, let next = order.first, var queued = active[next], queued.queued {
+            queued.queued = false
+            let held = queued.held
+            queued.held = []
+            queued.heldBytes = 0
+            active[next] = queued
+            actions += held
+        }
+        return actions
+    }
+
+    /// The peer closed its side; every request in flight is aborted.
+    public mutating func peerClosed() -> [ConnectionAction] {
+        guard !closed else { return [] }
+        var actions: [ConnectionAction] = order.compactMap { id in
+            guard let request = active[id], case .running = request.phase, !request.queued else { return nil }
+            return .abort(requestID: id)
+        }
+        actions.append(close("peer closed the connection"))
+        return actions
+    }
+
+    // MARK: Records
+
+    private mutating func close(_ reason: String) -> ConnectionAction {
+        closed = true
+        return .close(reason: reason)
+    }
+
+    private mutating func handle(_ record: Record, into actions: inout [ConnectionAction]) {
+        if record.requestID == WireConstants.nullRequestID {
+            handleManagement(record, into: &actions)
+            return
+        }
+        let id = record.requestID
+        switch record.type {
+        case .beginRequest:
+            begin(record, into: &actions)
+        case .params:
+            guard var request = active[id] else { return }  // inactive id: ignored (spec §3.3)
+            guard case .params(var collector) = request.phase else {
+                actions.append(close("request \(id): PARAMS after the params stream ended"))
+                return
+            }
+            if record.content.isEmpty {
+                let pairs: [NameValuePair]
+                do {
+                    pairs = try NameValueCoding.decode(collector.bytes, maxLength: limits.maxParamsBytes)
+                } catch {
+                    actions.append(close("request \(id): malformed params: \(error)"))
+                    return
+                }
+                request.phase = .running
+                active[id] = request
+                emit(id, .start(RequestStart(requestID: id, role: request.role, keepConnection: request.keepConnection, params: pairs)), into: &actions)
+            } else {
+                guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
+                    actions.append(close("request \(id): params exceed the \(limits.maxParamsBytes)-byte limit"))
+                    return
+                }
+                collector.bytes += record.content
+                request.phase = .params(collector)
+                active[id] = request
+            }
+        case .stdin, .data:
+            guard var request = active[id] else { return }
+            guard case .running = request.phase else {
+                actions.append(close("request \(id): \(record.type) before the params stream ended"))
+                return
+            }
+            let isStdin = record.type == .stdin
+            let open = isStdin ? request.stdinOpen : request.dataOpen
+            guard open else {
+                if record.content.isEmpty { return }  // a repeated end of stream is harmless
+                actions.append(close("request \(id): \(record.type) after the end of that stream"))
+                return
+            }
+            if record.content.isEmpty {
+                if isStdin { request.stdinOpen = false } else { request.dataOpen = false }
+                active[id] = request
+            }
+            emit(id, isStdin ? .stdin(requestID: id, bytes: record.content) : .data(requestID: id, bytes: record.content), into: &actions)
+        case .abortRequest:
+            guard let request = active[id] else { return }
+            if case .running = request.phase, !request.queued {
+                actions.append(.abort(requestID: id))
+            } else {
+                // Not started yet: nothing runs, so the machine ends it itself.
+                active.removeValue(forKey: id)
+                order.removeAll { $0 == id }
+                actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded))
+                if !request.keepConnection { closeWhenIdle = true }
+                if closeWhenIdle && active.isEmpty { actions.append(close("request \(id) aborted without FCGI_KEEP_CONN")) }
+            }
+        default:
+            // Types a web server does not send (STDOUT, END_REQUEST…) or unknown
+            // application types: ignored, as for inactive ids.
+            return
+        }
+    }
+
+    /// Emits `action` for request `id`, or holds it while the request is queued.
+    private mutating func emit(_ id: UInt16, _ action: ConnectionAction, into actions: inout [ConnectionAction]) {
+        guard var request = active[id], request.queued else {
+            actions.append(action)
+            return
+        }
+        let size: Int
+        switch action {
+        case .stdin(_, let bytes), .data(_, let bytes): size = bytes.count
+        case .start(let start): size = start.params.reduce(0) { $0 + $1.name.count + $1.value.count }
+        default: size = 0
+        }
+        guard totalHeldBytes + size <= limits.maxPipelinedBytes else {
+            actions.append(close("pipelined requests exceed the \(limits.maxPipelinedBytes)-byte limit"))
+            return
+        }
+        request.held.append(action)
+        request.heldBytes += size
+        active[id] = request
+    }
+
+    private var totalHeldBytes: Int { active.values.reduce(0) { $0 + $1.heldBytes } }
+
+    private mutating func begin(_ record: Record, into actions: inout [ConnectionAction]) {
+        let id = record.requestID
+        guard record.content.count >= 8 else {
+            actions.append(close("request \(id): BEGIN_REQUEST of \(record.content.count) bytes (expected 8)"))
+            return
+        }
+        if active[id] != nil {
+            actions.append(close("request \(id): BEGIN_REQUEST for a request already active"))
+            return
+        }
+        let roleNumber = UInt16(record.content[0]) << 8 | UInt16(record.content[1])
+        let keep = record.content[2] & WireConstants.keepConnectionFlag != 0
+        guard let role = Role(rawValue: roleNumber), roles.contains(role) else {
+            actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .unknownRole).encoded))
+            if !keep && active.isEmpty { actions.append(close("request \(id): unknown role \(roleNumber), no FCGI_KEEP_CONN")) }
+            return
+        }
+        var queued = false
+        if multiplexing {
+            guard active.count < limits.maxRequestsPerConnection else {
+                actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded))
+                return
+            }
+        } else if !active.isEmpty {
+            // Without multiplexing a new request may only follow requests whose input
+            // is complete (pipelining); one that overlaps a request still receiving
+            // input is multiplexing, refused as the spec says (§5.1).
+            guard active.values.allSatisfy(\.inputComplete) else {
+                actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .cantMultiplexConnection).encoded))
+                return
+            }
+            queued = true
+        }
+        active[id] = ActiveRequest(
+            role: role, keepConnection: keep, phase: .params(ParamsCollector()), dataOpen: role == .filter, queued: queued)
+        order.append(id)
+    }
+
+    private mutating func handleManagement(_ record: Record, into actions: inout [ConnectionAction]) {
+        guard record.type == .getValues else {
+            // Spec §4.2: any management record we do not understand gets UNKNOWN_TYPE.
+            actions.append(.send(Record.unknownType(record.type).encoded))
+            return
+        }
+        let names: [NameValuePair]
+        do {
+            names = try NameValueCoding.decode(record.content)
+        } catch {
+            actions.append(close("malformed FCGI_GET_VALUES: \(error)"))
+            return
+        }
+        // Each known name answered once, however often it was asked (libfcgi
+        // overflows a stack buffer on repeats); unknown names left out (spec §4.1).
+        var seen = Set<[UInt8]>()
+        var answer: [NameValuePair] = []
+        for pair in names where seen.insert(pair.name).inserted {
+            let name = String(decoding: pair.name, as: UTF8.self)
+            if let value = managementValues[name] { answer.append(NameValuePair(name: pair.name, value: Array(value.utf8))) }
+        }
+        actions.append(.send(Record(type: .getValuesResult, requestID: 0, content: NameValueCoding.encode(answer)).encoded))
+    }
+}

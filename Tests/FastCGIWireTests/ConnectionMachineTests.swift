@@ -1,0 +1,172 @@
+import FastCGIWire
+import Testing
+
+@Suite("ConnectionMachine: the protocol firewall without sockets")
+struct ConnectionMachineTests {
+    static let values = ["FCGI_MAX_CONNS": "10", "FCGI_MAX_REQS": "10", "FCGI_MPXS_CONNS": "0"]
+
+    func machine(multiplexing: Bool = false, roles: Set<Role> = [.responder, .filter], limits: ConnectionLimits = ConnectionLimits()) -> ConnectionMachine {
+        ConnectionMachine(multiplexing: multiplexing, roles: roles, managementValues: Self.values, limits: limits)
+    }
+
+    func request(_ id: UInt16, keep: Bool = true, role: Role = .responder, body: [UInt8] = Array("body".utf8)) -> [UInt8] {
+        var out = Record.beginRequest(requestID: id, role: role, keepConnection: keep).encoded
+        StreamWriter.appendParams([NameValuePair("A", "1")], requestID: id, into: &out)
+        StreamWriter.append(body, type: .stdin, requestID: id, close: true, into: &out)
+        return out
+    }
+
+    func records(_ actions: [ConnectionAction]) throws -> [Record] {
+        var decoder = RecordDecoder()
+        for case .send(let bytes) in actions { decoder.append(bytes) }
+        var out: [Record] = []
+        while let record = try decoder.next() { out.append(record) }
+        return out
+    }
+
+    @Test("a whole request: start, stdin, end of stdin")
+    func wholeRequest() {
+        var m = machine()
+        let actions = m.receive(request(1))
+        #expect(actions == [
+            .start(RequestStart(requestID: 1, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])),
+            .stdin(requestID: 1, bytes: Array("body".utf8)), .stdin(requestID: 1, bytes: []),
+        ])
+    }
+
+    @Test("every split of the byte stream gives the same actions")
+    func splits() {
+        let stream = request(1) + request(2)
+        var whole = machine()
+        let expected = whole.receive(stream)
+        for split in 1..<stream.count {
+            var m = machine()
+            #expect(m.receive(stream[..<split]) + m.receive(stream[split...]) == expected)
+        }
+    }
+
+    @Test("GET_VALUES answered once per known name, repeats and unknown names dropped")
+    func getValues() throws {
+        var m = machine()
+        let names = Array(repeating: "FCGI_MAX_CONNS", count: 1000) + ["FCGI_MPXS_CONNS", "NOPE"]
+        let query = Record(type: .getValues, requestID: 0, content: NameValueCoding.encode(names.map { NameValuePair($0, "") }))
+        let reply = try records(m.receive(query.encoded))
+        #expect(reply.count == 1 && reply[0].type == .getValuesResult)
+        #expect(try NameValueCoding.decode(reply[0].content) == [NameValuePair("FCGI_MAX_CONNS", "10"), NameValuePair("FCGI_MPXS_CONNS", "0")])
+    }
+
+    @Test("unknown management type gets UNKNOWN_TYPE and the connection goes on")
+    func unknownType() throws {
+        var m = machine()
+        let actions = m.receive(Record(type: RecordType(rawValue: 99), requestID: 0, content: [1, 2, 3]).encoded + request(1))
+        let reply = try records(actions)
+        #expect(reply == [Record.unknownType(RecordType(rawValue: 99))])
+        #expect(actions.contains(.stdin(requestID: 1, bytes: [])))
+    }
+
+    @Test("unknown role gets UNKNOWN_ROLE; its later records are ignored")
+    func unknownRole() throws {
+        var m = machine(roles: [.responder])
+        let actions = m.receive(request(1, role: .authorizer) + request(2))
+        #expect(try records(actions) == [Record.endRequest(requestID: 1, appStatus: 0, protocolStatus: .unknownRole)])
+        #expect(actions.contains(.stdin(requestID: 2, bytes: [])))
+        #expect(!actions.contains(.stdin(requestID: 1, bytes: [])))
+    }
+
+    @Test("levels 0/1: a second request during the first's input gets CANT_MPX_CONN")
+    func cantMultiplex() throws {
+        var m = machine()
+        var stream = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+        StreamWriter.appendParams([], requestID: 1, into: &stream)
+        stream += request(2)
+        let actions = m.receive(stream)
+        #expect(try records(actions) == [Record.endRequest(requestID: 2, appStatus: 0, protocolStatus: .cantMultiplexConnection)])
+    }
+
+    @Test("levels 0/1: pipelined requests are held until the previous one ends")
+    func pipelining() {
+        var m = machine()
+        let first = m.receive(request(1) + request(2))
+        #expect(first.count == 3, "only request 1's actions: \(first)")
+        let second = m.requestEnded(1)
+        #expect(second.first == .start(RequestStart(requestID: 2, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])))
+        #expect(second.last == .stdin(requestID: 2, bytes: []))
+    }
+
+    @Test("level 2: requests interleave")
+    func multiplexing() {
+        var m = machine(multiplexing: true)
+        var stream = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+        stream += Record.beginRequest(requestID: 2, role: .responder, keepConnection: true).encoded
+        StreamWriter.appendParams([], requestID: 2, into: &stream)
+        StreamWriter.appendParams([], requestID: 1, into: &stream)
+        let actions = m.receive(stream)
+        #expect(actions.count == 2)
+        #expect(m.activeCount == 2)
+    }
+
+    @Test("abort: started request gets an abort action; one still in params is ended by the machine")
+    func abort() throws {
+        var m = machine(multiplexing: true)
+        var stream = request(1)
+        stream += Record.beginRequest(requestID: 2, role: .responder, keepConnection: true).encoded
+        stream += Record(type: .abortRequest, requestID: 1).encoded
+        stream += Record(type: .abortRequest, requestID: 2).encoded
+        let actions = m.receive(stream)
+        #expect(actions.contains(.abort(requestID: 1)))
+        #expect(try records(actions) == [Record.endRequest(requestID: 2, appStatus: 0, protocolStatus: .requestComplete)])
+    }
+
+    @Test("without KEEP_CONN the connection closes when the request ends")
+    func closeAfterRequest() {
+        var m = machine()
+        _ = m.receive(request(1, keep: false))
+        let actions = m.requestEnded(1)
+        guard case .close = actions.last else {
+            Issue.record("expected close, got \(actions)")
+            return
+        }
+    }
+
+    @Test(
+        "hostile input closes the connection with a reason",
+        arguments: [
+            ("wrong version", [2, 1, 0, 1, 0, 8, 0, 0] + [UInt8](repeating: 0, count: 8)),
+            ("short BEGIN", [1, 1, 0, 1, 0, 2, 0, 0, 0, 1]),
+            ("stdin before params end", Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded + Record(type: .stdin, requestID: 1, content: [1]).encoded),
+            ("duplicate BEGIN", Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded + Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded),
+            ("name length 0x7fffffff", Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded + Record(type: .params, requestID: 1, content: [0xFF, 0xFF, 0xFF, 0xFF, 1, 65]).encoded + Record(type: .params, requestID: 1).encoded),
+        ] as [(String, [UInt8])])
+    func hostile(name: String, bytes: [UInt8]) {
+        var m = machine()
+        let actions = m.receive(bytes)
+        guard case .close = actions.last else {
+            Issue.record("\(name): expected close, got \(actions)")
+            return
+        }
+        #expect(m.isClosed)
+    }
+
+    @Test("records for an inactive id and BEGIN with id 0 do not start anything")
+    func ignored() throws {
+        var m = machine()
+        let stray = Record(type: .stdin, requestID: 9, content: [1]).encoded + Record(type: .params, requestID: 9).encoded
+        #expect(m.receive(stray).isEmpty)
+        let zero = Record.beginRequest(requestID: 0, role: .responder, keepConnection: true).encoded
+        #expect(try records(m.receive(zero)) == [Record.unknownType(.beginRequest)])
+    }
+
+    @Test("params over the limit close the connection")
+    func paramsLimit() {
+        var limits = ConnectionLimits()
+        limits.maxParamsBytes = 100
+        var m = machine(limits: limits)
+        var stream = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+        for _ in 0..<3 { stream += Record(type: .params, requestID: 1, content: [UInt8](repeating: 1, count: 60)).encoded }
+        guard case .close(let reason) = m.receive(stream).last else {
+            Issue.record("expected close")
+            return
+        }
+        #expect(reason.contains("100-byte limit"))
+    }
+}
