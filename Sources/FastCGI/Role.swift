@@ -6,3 +6,6 @@ public typealias Role = FastCGIWire.Role
 
 /// Where a server listens: `host:port`, `:port`, `[v6]:port` or `unix:/path`.
 public typealias ListenAddress = FastCGIWire.Endpoint
+
+/// Bounds on each connection: see ``FastCGIWire/ConnectionLimits``.
+public typealias ConnectionLimits = FastCGIWire.ConnectionLimits

@@ -1,3 +1,4 @@
+import FastCGIWire
 import Logging
 
 /// The main loop of a FastCGI application (the original module's `fcgi.Server`).
@@ -36,6 +37,8 @@ public final class Server: Sendable {
     public let address: ListenAddress?
     /// Memory bounds for each request.
     public let limits: RequestLimits
+    /// Bounds on each connection (params size, requests in flight, idle time).
+    public let connectionLimits: ConnectionLimits
     /// Where the server logs; metadata carries the request id.
     public let logger: Logger
     /// How long ``run()`` waits for requests in flight when it stops (seconds).
@@ -57,6 +60,7 @@ public final class Server: Sendable {
     ///   - workers: worker threads at levels 1 and 2.
     ///   - address: where to listen instead of fd 0.
     ///   - limits: memory bounds for each request.
+    ///   - connectionLimits: bounds on each connection.
     ///   - logger: where to log.
     ///   - shutdownTimeout: how long `run()` waits for requests in flight on stop.
     ///   - handleSignals: whether SIGTERM, SIGINT and SIGUSR1 stop the server.
@@ -69,10 +73,12 @@ public final class Server: Sendable {
         workers: Int = 10,
         address: ListenAddress? = nil,
         limits: RequestLimits = RequestLimits(),
+        connectionLimits: ConnectionLimits = ConnectionLimits(),
         logger: Logger = Logger(label: "swift-fcgi"),
         shutdownTimeout: Double = 10,
         handleSignals: Bool = true
     ) {
+        self.connectionLimits = connectionLimits
         self.handleSignals = handleSignals
         self.handlers = handlers
         self.maxRequests = maxRequests
@@ -134,7 +140,11 @@ public final class Server: Sendable {
     /// were initiated, then waits up to ``shutdownTimeout`` for requests in flight
     /// and returns. In CGI mode it serves the one request and returns.
     ///
-    /// Throws ``ServerError`` when it cannot listen or the listening socket fails.
+    /// Swift owns every network socket: a pure-Swift parser validates all input and
+    /// answers management records; at levels 0 and 1 each request then reaches a
+    /// libfcgi worker as a canonical record stream over a socketpair (SPEC §4).
+    ///
+    /// Throws ``ServerError`` when it cannot listen.
     public func run() throws {
         let alreadyStarted = state.withLock { s in
             defer { s.started = true }
@@ -147,47 +157,59 @@ public final class Server: Sendable {
             listenFD = try Socket.listen(on: address)
             var bound = address
             if case .tcp(let host, 0) = address, let port = Socket.localPort(listenFD) { bound = .tcp(host: host, port: port) }
-            logger.info("listening on \(bound)")
+            logger.info("listening on \(bound)", metadata: ["threading-level": "\(threadingLevel.rawValue)"])
         } else if LibFCGI.standardInputIsListeningSocket() {
             listenFD = 0
         } else {
             runCGI()
             return
         }
-        switch threadingLevel {
-        case .single, .perConnection:
-            try runLibFCGI(listenFD: listenFD)
-        case .multiplexed:
-            throw ServerError("threading level 2 is not supported yet")
-        }
-    }
-
-    /// Makes ``run()`` return: callable from any thread, a handler included. Workers
-    /// waiting for a connection are woken; requests in flight finish first.
-    public func exit() {
-        let alreadyStopping = state.withLock { s in
-            defer { s.stopping = true }
+        let engine = try Engine(server: self, listenFD: listenFD)
+        let stopNow = state.withLock { s in
+            s.engine = engine
             return s.stopping
         }
-        if !alreadyStopping { startWaking() }
+        if stopNow { engine.stop() }
+        if handleSignals {
+            ShutdownSignals.install { [self] number in
+                logger.info("signal \(number): stopping")
+                exit()
+            }
+        }
+        engine.run()
+    }
+
+    /// Makes ``run()`` return: callable from any thread, a handler included. No new
+    /// connections are accepted; requests in flight finish first (up to
+    /// ``shutdownTimeout``).
+    public func exit() {
+        let engine = state.withLock { s in
+            s.stopping = true
+            return s.engine
+        }
+        engine?.stop()
     }
 
     /// Whether ``exit()`` was called or ``maxRequests`` was reached.
     public var isStopping: Bool { state.withLock { $0.stopping } }
+
+    /// Runs the handler for the role of `transport`'s request (on the thread that
+    /// serves it).
+    func serve(_ transport: any RequestTransport) {
+        guard let factory = handlers[transport.role] else {
+            // The protocol firewall answers unknown roles; only CGI mode gets here.
+            logger.warning("no handler for role \(transport.role)")
+            return
+        }
+        let request = requestType.init(RequestContext(transport: transport, limits: limits))
+        factory.handle(request)
+        request.close()
+    }
 }
 
 /// What the run loop shares between threads.
 struct RunState {
     var started = false
     var stopping = false
-    /// Requests initiated so far (for `maxRequests`).
-    var requestsInitiated = 0
-    /// Requests whose handler has not finished.
-    var inFlight = 0
-    /// Worker threads still in their loop.
-    var liveWorkers = 0
-    /// Threads blocked waiting for a request (may be woken by a signal).
-    var waiting: Set<UInt> = []
-    /// Why the server stopped on its own.
-    var failure: ServerError?
+    var engine: Engine?
 }

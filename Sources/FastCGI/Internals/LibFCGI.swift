@@ -37,13 +37,34 @@ final class LibFCGIRequest {
     private let maxStdinAhead: Int
     private(set) var peerGone = false
 
-    /// Prepares a request that accepts connections on `listenFD`.
-    init(listenFD: Int32, maxStdinAhead: Int) {
+    /// Set by the relay when the web server aborted the request or went away.
+    let abortFlag: AbortFlag
+
+    /// Prepares a request that reads from `connectedFD`, one end of a socketpair
+    /// whose other end the protocol firewall writes canonical records to. libfcgi
+    /// never accepts a connection itself: `listen_sock` is -1, and `keepConnection`
+    /// is preset so the first `FCGX_Accept_r` (which "finishes" the previous
+    /// request) does not close the descriptor. Every BEGIN_REQUEST the firewall
+    /// sends has FCGI_KEEP_CONN, so libfcgi keeps it open from then on.
+    init(connectedFD: Int32, maxStdinAhead: Int, abortFlag: AbortFlag) {
         raw = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
-        // FCGI_FAIL_ACCEPT_ON_INTR: a signal wakes a worker blocked in accept, which
-        // is how `Server.exit()` stops workers (see WakeSignal).
-        FCGX_InitRequest(raw, listenFD, FCGI_FAIL_ACCEPT_ON_INTR)
+        FCGX_InitRequest(raw, -1, 0)
+        raw.pointee.ipcFd = connectedFD
+        raw.pointee.keepConnection = 1
         self.maxStdinAhead = maxStdinAhead
+        self.abortFlag = abortFlag
+    }
+
+    /// Whether libfcgi still holds its descriptor (it closes it on a protocol error).
+    var isConnected: Bool { raw.pointee.ipcFd >= 0 }
+
+    /// Reads and discards what is left of the input streams, so the next request's
+    /// records are not mistaken for this one's (libfcgi does not drain them itself).
+    func drainInput() {
+        while let chunk = try? readStdin(max: 65536), !chunk.isEmpty {}
+        if roleNumber == 3 {
+            while let chunk = try? readData(max: 65536), !chunk.isEmpty {}
+        }
     }
 
     deinit {
@@ -52,7 +73,7 @@ final class LibFCGIRequest {
     }
 
     /// Blocks in `FCGX_Accept_r` until a request has arrived; returns 0, or a
-    /// negative errno (`-EINTR` when a signal interrupted the wait).
+    /// negative code when the descriptor failed or was shut down.
     func accept() -> Int32 {
         dataStarted = false
         stdinAhead = []
@@ -202,7 +223,7 @@ final class LibFCGIRequest {
 extension LibFCGIRequest: RequestTransport {
     var role: Role { Role(rawValue: UInt16(clamping: roleNumber)) ?? .responder }
 
-    var isAborted: Bool { peerGone }
+    var isAborted: Bool { peerGone || abortFlag.isSet }
 
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
         switch kind {

@@ -105,3 +105,136 @@ enum Socket {
         signal(SIGPIPE, SIG_IGN)
     }
 }
+
+/// The address of a connected peer, for FCGI_WEB_SERVER_ADDRS and logs.
+enum PeerAddress: Sendable, CustomStringConvertible {
+    case ipv4([UInt8])
+    case ipv6([UInt8])
+    case unix
+
+    var description: String {
+        switch self {
+        case .ipv4(let b): b.map(String.init).joined(separator: ".")
+        case .ipv6(let b):
+            stride(from: 0, to: 16, by: 2).map { String(UInt16(b[$0]) << 8 | UInt16(b[$0 + 1]), radix: 16) }.joined(separator: ":")
+        case .unix: "unix"
+        }
+    }
+}
+
+extension Socket {
+    /// Accepts a connection; nil with `errno` set when accept failed.
+    static func accept(_ listenFD: Int32) -> (fd: Int32, peer: PeerAddress)? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let fd = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listenFD, $0, &length) }
+        }
+        guard fd >= 0 else { return nil }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        let peer: PeerAddress
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            peer = withUnsafeBytes(of: &storage) { raw in
+                let addr = raw.load(as: sockaddr_in.self)
+                return .ipv4(withUnsafeBytes(of: addr.sin_addr) { Array($0) })
+            }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        case AF_INET6:
+            peer = withUnsafeBytes(of: &storage) { raw in
+                let addr = raw.load(as: sockaddr_in6.self)
+                let bytes = withUnsafeBytes(of: addr.sin6_addr) { Array($0) }
+                // An IPv4-mapped address (::ffff:a.b.c.d) is matched as IPv4.
+                if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+                    return .ipv4(Array(bytes[12...]))
+                }
+                return .ipv6(bytes)
+            }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        default:
+            peer = .unix
+        }
+        return (fd, peer)
+    }
+
+    /// Reads what is available (blocking until something is); nil at end of stream
+    /// or on error.
+    static func read(_ fd: Int32, into buffer: inout [UInt8]) -> Int? {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { return n }
+            if n < 0 && errno == EINTR { continue }
+            return nil
+        }
+    }
+
+    /// Writes all of `bytes`; false if the peer is gone.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+
+    /// A connected pair of unix stream sockets (close-on-exec).
+    static func pair() throws(ServerError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw ServerError.errno("socketpair")
+        }
+        return (fds[0], fds[1])
+    }
+
+    /// Waits until `fd` is readable or `timeout` seconds pass; false on timeout.
+    static func waitReadable(_ fd: Int32, timeout: Double?) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let rc = poll(&pfd, 1, timeout.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1)
+            if rc < 0 && errno == EINTR { continue }
+            return rc != 0
+        }
+    }
+}
+
+/// FCGI_WEB_SERVER_ADDRS: the web servers allowed to connect over TCP.
+struct WebServerAllowList: Sendable {
+    private let allowed: [PeerAddress]?
+
+    /// Parses the comma-separated list (IPv4 and IPv6); nil or empty allows all.
+    init(_ text: String?) {
+        guard let text, !text.trimmingSpaces.isEmpty else {
+            allowed = nil
+            return
+        }
+        allowed = text.split(separator: ",").compactMap { item in
+            let item = item.trimmingSpaces
+            var v4 = in_addr()
+            if inet_pton(AF_INET, item, &v4) == 1 { return .ipv4(withUnsafeBytes(of: v4) { Array($0) }) }
+            var v6 = in6_addr()
+            if inet_pton(AF_INET6, item, &v6) == 1 { return .ipv6(withUnsafeBytes(of: v6) { Array($0) }) }
+            return nil
+        }
+    }
+
+    /// Whether `peer` may connect. Unix-socket peers always may: the list names IP
+    /// addresses, and file permissions guard a unix socket (libfcgi refuses them —
+    /// a documented deviation).
+    func allows(_ peer: PeerAddress) -> Bool {
+        guard let allowed else { return true }
+        switch peer {
+        case .unix: return true
+        case .ipv4(let bytes):
+            return allowed.contains { if case .ipv4(let a) = $0 { return a == bytes } else { return false } }
+        case .ipv6(let bytes):
+            return allowed.contains { if case .ipv6(let a) = $0 { return a == bytes } else { return false } }
+        }
+    }
+}

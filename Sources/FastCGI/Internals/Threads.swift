@@ -1,5 +1,7 @@
 // OS threads and a condition variable, on pthreads: the engines run one OS thread
 // per worker (SPEC §2), never Swift concurrency tasks, because handlers block.
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -98,4 +100,12 @@ final class Guarded<State>: @unchecked Sendable {
         }
         return body(&state)
     }
+}
+
+/// A flag set by one thread and read by others.
+final class AbortFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
+    func reset() { value.store(false, ordering: .releasing) }
 }

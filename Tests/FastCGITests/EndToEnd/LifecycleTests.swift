@@ -11,7 +11,7 @@ import Testing
 /// FCGI_WEB_SERVER_ADDRS, errors in handlers, peers that go away.
 @Suite("Server lifecycle", .serialized, .timeLimit(.minutes(5)))
 struct LifecycleTests {
-    @Test("maxRequests = 3: run() returns after the third request", arguments: [0, 1])
+    @Test("maxRequests = 3: run() returns after the third request", arguments: [0, 1, 2])
     func maxRequests(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--max-requests", "3", "--threading-level", "\(level)"])
         for i in 0..<3 {
@@ -22,7 +22,7 @@ struct LifecycleTests {
         #expect(app.child.waitForExit(timeout: 10) == 0)
     }
 
-    @Test("exit() from inside a handler stops the server", arguments: [0, 1])
+    @Test("exit() from inside a handler stops the server", arguments: [0, 1, 2])
     func exitFromHandler(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
         let reply = try app.send(.http(method: "POST", body: Array("bye".utf8), extra: ["ECHO_EXIT": "1"]))
@@ -30,7 +30,7 @@ struct LifecycleTests {
         #expect(app.child.waitForExit(timeout: 10) == 0)
     }
 
-    @Test("SIGTERM stops the server while workers wait in accept", arguments: [0, 1])
+    @Test("SIGTERM stops the server while workers wait in accept", arguments: [0, 1, 2])
     func sigterm(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
         _ = try app.send(.http())
@@ -100,12 +100,5 @@ struct LifecycleTests {
         usleep(200_000)
         #expect(app.child.isRunning)
         #expect(try app.send(.http(method: "POST", body: [9])).body == [9])
-    }
-
-    @Test("threading level 2 is refused with a clear message until its engine exists")
-    func levelTwo() throws {
-        let result = try ChildProcess.run(Paths.app("echo"), ["--bind", "127.0.0.1:\(Net.freePort())", "--threading-level", "2"])
-        #expect(result.status != 0)
-        #expect(result.stderr.contains("threading level 2"))
     }
 }

@@ -1,0 +1,221 @@
+import FastCGIWire
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Threading levels 0 and 1: a fixed pool of libfcgi workers. A connection gets a
+/// worker only for a request whose BEGIN_REQUEST and params are complete, so an idle
+/// or slow connection holds none.
+final class LibFCGIWorkerPool: RequestExecutor, @unchecked Sendable {
+    private let idle: Guarded<(workers: [LibFCGIWorker], stopped: Bool)>
+    private let all: [LibFCGIWorker]
+
+    init(server: Server, size: Int) throws {
+        try LibFCGI.initialize()
+        var workers: [LibFCGIWorker] = []
+        for index in 0..<size { workers.append(try LibFCGIWorker(server: server, index: index)) }
+        all = workers
+        idle = Guarded((workers, false))
+        for worker in workers { try worker.startThreads(pool: self) }
+    }
+
+    func start(_ request: RequestStart, on connection: Connection) -> any RequestSink {
+        let worker = idle.wait(until: { !$0.workers.isEmpty || $0.stopped }) { s in
+            s.workers.isEmpty ? nil : s.workers.removeLast()
+        }
+        guard let worker = worker ?? nil else { return RefusedRequest(request: request, connection: connection) }
+        worker.begin(request, on: connection)
+        return worker
+    }
+
+    /// A worker finished its request and waits for the next.
+    func release(_ worker: LibFCGIWorker) {
+        idle.withLock { $0.workers.append(worker) }
+    }
+
+    func shutdown() {
+        idle.withLock { $0.stopped = true }
+        for worker in all { worker.stop() }
+    }
+}
+
+/// A request that arrives while the server stops: answered `FCGI_OVERLOADED`.
+final class RefusedRequest: RequestSink {
+    init(request: RequestStart, connection: Connection) {
+        let id = request.requestID
+        let bytes = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded
+        connection.later {
+            _ = bytes.withUnsafeBytes { connection.write($0) }
+            connection.requestEnded(id)
+        }
+    }
+    func stdin(_ bytes: [UInt8]) {}
+    func data(_ bytes: [UInt8]) {}
+    func abort() {}
+}
+
+/// One libfcgi worker: a thread in `FCGX_Accept_r` on one end of a socketpair, and a
+/// relay thread that reads the worker's records from the other end and forwards them
+/// to the connection of the current request.
+///
+/// ```
+/// network ──▶ Connection (Swift parser, ConnectionMachine) ──canonical records──▶ socketpair ──▶ libfcgi worker (handler)
+/// network ◀── Connection.write ◀── relay thread ◀── STDOUT/STDERR/END_REQUEST ◀── socketpair ◀──┘
+/// ```
+final class LibFCGIWorker: RequestSink, @unchecked Sendable {
+    let server: Server
+    let index: Int
+    private let relayFD: Int32
+    private let appFD: Int32
+    let abortFlag = AbortFlag()
+
+    private struct Current {
+        var connection: Connection?
+        var id: UInt16 = 0
+        var isFilter = false
+        var stdinEnded = false
+        var dataEnded = false
+        var heldData: [UInt8] = []
+        /// The request was ended early (abort): output from libfcgi is dropped.
+        var endedEarly = false
+    }
+
+    private let current = Guarded(Current())
+
+    init(server: Server, index: Int) throws {
+        self.server = server
+        self.index = index
+        (relayFD, appFD) = try Socket.pair()
+    }
+
+    func startThreads(pool: LibFCGIWorkerPool) throws {
+        try OSThread.spawn { [self] in workerLoop() }
+        try OSThread.spawn(stackSize: 128 << 10) { [self] in relayLoop(pool: pool) }
+    }
+
+    /// Closes the socketpair: libfcgi's read ends, and both threads leave.
+    func stop() {
+        shutdown(relayFD, Int32(SHUT_RDWR))
+    }
+
+    // MARK: Worker thread (libfcgi)
+
+    private func workerLoop() {
+        let request = LibFCGIRequest(connectedFD: appFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag)
+        while request.isConnected {
+            guard request.accept() >= 0 else { break }
+            server.serve(request)
+            request.drainInput()
+            request.finish(appStatus: 0)
+        }
+        server.logger.debug("libfcgi worker \(index) stopped")
+    }
+
+    // MARK: Requests in (connection thread)
+
+    func begin(_ request: RequestStart, on connection: Connection) {
+        abortFlag.reset()
+        current.withLock {
+            $0 = Current(connection: connection, id: request.requestID, isFilter: request.role == .filter)
+        }
+        var out = Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encoded
+        StreamWriter.appendParams(request.params, requestID: request.requestID, into: &out)
+        send(out)
+    }
+
+    func stdin(_ bytes: [UInt8]) {
+        let (id, held, filter) = current.withLock { c -> (UInt16, [UInt8]?, Bool) in
+            if bytes.isEmpty {
+                guard !c.stdinEnded else { return (c.id, nil, false) }
+                c.stdinEnded = true
+                defer { c.heldData = [] }
+                return (c.id, c.heldData, c.isFilter)
+            }
+            return (c.id, nil, false)
+        }
+        var out: [UInt8] = []
+        StreamWriter.append(bytes, type: .stdin, requestID: id, close: bytes.isEmpty, into: &out)
+        // libfcgi reads FCGI_DATA only after stdin's end: data that came early waits.
+        if filter, let held, !held.isEmpty {
+            StreamWriter.append(held, type: .data, requestID: id, close: false, into: &out)
+        }
+        if filter, current.withLock({ $0.dataEnded }) {
+            StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out)
+        }
+        send(out)
+    }
+
+    func data(_ bytes: [UInt8]) {
+        let (id, passThrough) = current.withLock { c -> (UInt16, Bool) in
+            if bytes.isEmpty { c.dataEnded = true }
+            if !c.stdinEnded {
+                c.heldData += bytes
+                return (c.id, false)
+            }
+            return (c.id, true)
+        }
+        guard passThrough else { return }
+        var out: [UInt8] = []
+        StreamWriter.append(bytes, type: .data, requestID: id, close: bytes.isEmpty, into: &out)
+        send(out)
+    }
+
+    /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
+    /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
+    func abort() {
+        abortFlag.set()
+        let (connection, id, needStdinEnd, needDataEnd) = current.withLock { c in
+            defer {
+                c.endedEarly = true
+                c.stdinEnded = true
+                c.dataEnded = true
+            }
+            return (c.endedEarly ? nil : c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded)
+        }
+        // Unblock a handler waiting for input that will not come.
+        var out: [UInt8] = []
+        if needStdinEnd { StreamWriter.append([UInt8](), type: .stdin, requestID: id, close: true, into: &out) }
+        if needDataEnd { StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out) }
+        send(out)
+        guard let connection else { return }
+        let end = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded
+        connection.later {
+            _ = end.withUnsafeBytes { connection.write($0) }
+            connection.requestEnded(id)
+        }
+    }
+
+    private func send(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        _ = bytes.withUnsafeBytes { Socket.writeAll(relayFD, $0) }
+    }
+
+    // MARK: Output back (relay thread)
+
+    private func relayLoop(pool: LibFCGIWorkerPool) {
+        var decoder = RecordDecoder()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while let n = Socket.read(relayFD, into: &buffer) {
+            decoder.append(buffer[..<n])
+            var out: [UInt8] = []
+            var ended = false
+            while let record = try? decoder.next() {
+                record.encode(into: &out)
+                if record.type == .endRequest { ended = true }
+            }
+            let (connection, id, endedEarly) = current.withLock { c in (c.connection, c.id, c.endedEarly) }
+            if !endedEarly, let connection, !out.isEmpty {
+                if !out.withUnsafeBytes({ connection.write($0) }) { abortFlag.set() }
+            }
+            if ended {
+                current.withLock { $0 = Current() }
+                pool.release(self)
+                if !endedEarly, let connection { connection.requestEnded(id) }
+            }
+        }
+    }
+}

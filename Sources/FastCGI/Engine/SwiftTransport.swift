@@ -1,0 +1,128 @@
+import FastCGIWire
+
+/// One request at threading level 2: input queued by the connection thread, output
+/// written as records to the connection.
+final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
+    let requestID: Int
+    let role: Role
+    let environment: Environment
+    private let id: UInt16
+    private let connection: Connection
+    private let maxBuffered: Int
+
+    private struct Input {
+        var stdin: [[UInt8]] = []
+        var data: [[UInt8]] = []
+        var stdinEnded = false
+        var dataEnded = false
+        var buffered = 0
+        var aborted = false
+        var ended = false
+        var stderrUsed = false
+    }
+
+    private let input = Guarded(Input())
+
+    init(start: RequestStart, connection: Connection, maxBuffered: Int) {
+        id = start.requestID
+        requestID = Int(start.requestID)
+        role = start.role
+        environment = Environment(pairs: start.params.map { ($0.name, $0.value) })
+        self.connection = connection
+        self.maxBuffered = maxBuffered
+        if start.role != .filter { input.withLock { $0.dataEnded = true } }
+    }
+
+    // MARK: Sink (connection thread)
+
+    func stdin(_ bytes: [UInt8]) { enqueue(bytes, stdin: true) }
+    func data(_ bytes: [UInt8]) { enqueue(bytes, stdin: false) }
+
+    private func enqueue(_ bytes: [UInt8], stdin: Bool) {
+        let overflow = input.withLock { s -> Bool in
+            if bytes.isEmpty {
+                if stdin { s.stdinEnded = true } else { s.dataEnded = true }
+                return false
+            }
+            guard !s.aborted else { return false }
+            s.buffered += bytes.count
+            if stdin { s.stdin.append(bytes) } else { s.data.append(bytes) }
+            return s.buffered > maxBuffered
+        }
+        if overflow {
+            connection.logger.warning(
+                "request \(id): the handler left more than \(maxBuffered) bytes of input unread; ending the request")
+            abort()
+        }
+    }
+
+    /// Marks the request aborted and ends it now (spec §5.4): the web server gets
+    /// its END_REQUEST; whatever the handler writes later is dropped.
+    func abort() {
+        let first = input.withLock { s -> Bool in
+            defer { s.aborted = true }
+            return !s.aborted
+        }
+        if first { connection.later { self.end() } }
+    }
+
+    // MARK: Transport (handler thread)
+
+    var isAborted: Bool { input.withLock { $0.aborted } }
+
+    func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
+        let chunk = input.wait(until: { s in
+            s.aborted || (kind == .stdin ? (!s.stdin.isEmpty || s.stdinEnded) : (!s.data.isEmpty || s.dataEnded))
+        }) { s -> [UInt8] in
+            if s.aborted { return [] }
+            if kind == .stdin { return Self.take(&s.stdin, max: max, buffered: &s.buffered) }
+            return Self.take(&s.data, max: max, buffered: &s.buffered)
+        }
+        return chunk ?? []
+    }
+
+    private static func take(_ queue: inout [[UInt8]], max: Int, buffered: inout Int) -> [UInt8] {
+        guard !queue.isEmpty else { return [] }
+        if queue[0].count <= max {
+            buffered -= queue[0].count
+            return queue.removeFirst()
+        }
+        let chunk = Array(queue[0].prefix(max))
+        queue[0].removeFirst(max)
+        buffered -= max
+        return chunk
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool {
+        let ok = input.withLock { s -> Bool in
+            if toError { s.stderrUsed = true }
+            return !s.aborted && !s.ended
+        }
+        guard ok else { return false }
+        var records: [UInt8] = []
+        records.reserveCapacity(bytes.count + 16 * (bytes.count / 65535 + 1))
+        StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: id, close: false, into: &records)
+        let written = records.withUnsafeBytes { connection.write($0) }
+        if !written { input.withLock { $0.aborted = true } }
+        return written
+    }
+
+    func flush() -> Bool { !isAborted }
+
+    /// The handler returned: close the streams and end the request.
+    func finish() { end() }
+
+    private func end() {
+        let (first, stderrUsed) = input.withLock { s -> (Bool, Bool) in
+            defer { s.ended = true }
+            return (!s.ended, s.stderrUsed)
+        }
+        guard first else { return }
+        var out: [UInt8] = []
+        RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &out)
+        if stderrUsed { RecordHeader(type: .stderr, requestID: id, contentLength: 0).encode(into: &out) }
+        Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &out)
+        _ = out.withUnsafeBytes { connection.write($0) }
+        connection.requestEnded(id)
+    }
+}
