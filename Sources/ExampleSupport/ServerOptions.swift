@@ -22,6 +22,10 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "Stop after this many requests (0: never).")
     public var maxRequests: Int = 0
 
+    /// `--value NAME=VALUE`, repeatable: answers for FCGI_GET_VALUES (`params`).
+    @Option(name: .customLong("value"), help: "An FCGI_GET_VALUES answer, NAME=VALUE (repeatable).")
+    public var values: [String] = []
+
     /// Creates the default options.
     public init() {}
 
@@ -33,6 +37,18 @@ public struct ServerOptions: ParsableArguments {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
+        for value in values where !value.contains("=") {
+            throw ValidationError("--value takes NAME=VALUE, not \"\(value)\"")
+        }
+    }
+
+    private var managementParams: [String: String] {
+        var params: [String: String] = [:]
+        for value in values {
+            let parts = value.split(separator: "=", maxSplits: 1)
+            params[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return params
     }
 
     /// A server with these options and `handlers`.
@@ -42,6 +58,7 @@ public struct ServerOptions: ParsableArguments {
         Server(
             factories: handlers,
             maxRequests: maxRequests,
+            params: values.isEmpty ? nil : managementParams,
             requestType: requestType,
             threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
             workers: workers,

@@ -55,11 +55,6 @@ public struct ConnectionMachine: Sendable {
         var phase: Phase
         var stdinOpen = true
         var dataOpen: Bool
-        /// Whether the request was queued behind another (pipelining at levels 0/1).
-        var queued: Bool
-        /// Actions held for a queued request until it may start.
-        var held: [ConnectionAction] = []
-        var heldBytes = 0
         var inputComplete: Bool { !stdinOpen && !dataOpen }
     }
 
@@ -81,6 +76,9 @@ public struct ConnectionMachine: Sendable {
     /// Order in which requests began (to start queued ones in order).
     private var order: [UInt16] = []
     private var closed = false
+    /// Records of pipelined requests, held until the requests before them end.
+    private var backlog: [Record] = []
+    private var backlogBytes = 0
     /// A request without FCGI_KEEP_CONN ended: close once nothing else is in flight.
     private var closeWhenIdle = false
 
@@ -132,15 +130,11 @@ public struct ConnectionMachine: Sendable {
             actions.append(close("request \(requestID) ended without FCGI_KEEP_CONN"))
             return actions
         }
-        // Pipelining (levels 0/1): the next queued request may start now.
-        if !multiplexing, let next = order.first, var queued = active[next], queued.queued {
-            queued.queued = false
-            let held = queued.held
-            queued.held = []
-            queued.heldBytes = 0
-            active[next] = queued
-            actions += held
-        }
+        // Pipelining: replay held records now that a request ended.
+        let held = backlog
+        backlog = []
+        backlogBytes = 0
+        for record in held where !closed { handle(record, into: &actions) }
         return actions
     }
 
@@ -148,7 +142,7 @@ public struct ConnectionMachine: Sendable {
     public mutating func peerClosed() -> [ConnectionAction] {
         guard !closed else { return [] }
         var actions: [ConnectionAction] = order.compactMap { id in
-            guard let request = active[id], case .running = request.phase, !request.queued else { return nil }
+            guard let request = active[id], case .running = request.phase else { return nil }
             return .abort(requestID: id)
         }
         actions.append(close("peer closed the connection"))
@@ -165,6 +159,10 @@ public struct ConnectionMachine: Sendable {
     private mutating func handle(_ record: Record, into actions: inout [ConnectionAction]) {
         if record.requestID == WireConstants.nullRequestID {
             handleManagement(record, into: &actions)
+            return
+        }
+        if !backlog.isEmpty {
+            hold(record, into: &actions)
             return
         }
         let id = record.requestID
@@ -187,7 +185,7 @@ public struct ConnectionMachine: Sendable {
                 }
                 request.phase = .running
                 active[id] = request
-                emit(id, .start(RequestStart(requestID: id, role: request.role, keepConnection: request.keepConnection, params: pairs)), into: &actions)
+                actions.append(.start(RequestStart(requestID: id, role: request.role, keepConnection: request.keepConnection, params: pairs)))
             } else {
                 guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
                     actions.append(close("request \(id): params exceed the \(limits.maxParamsBytes)-byte limit"))
@@ -214,10 +212,10 @@ public struct ConnectionMachine: Sendable {
                 if isStdin { request.stdinOpen = false } else { request.dataOpen = false }
                 active[id] = request
             }
-            emit(id, isStdin ? .stdin(requestID: id, bytes: record.content) : .data(requestID: id, bytes: record.content), into: &actions)
+            actions.append(isStdin ? .stdin(requestID: id, bytes: record.content) : .data(requestID: id, bytes: record.content))
         case .abortRequest:
             guard let request = active[id] else { return }
-            if case .running = request.phase, !request.queued {
+            if case .running = request.phase {
                 actions.append(.abort(requestID: id))
             } else {
                 // Not started yet: nothing runs, so the machine ends it itself.
@@ -234,28 +232,15 @@ public struct ConnectionMachine: Sendable {
         }
     }
 
-    /// Emits `action` for request `id`, or holds it while the request is queued.
-    private mutating func emit(_ id: UInt16, _ action: ConnectionAction, into actions: inout [ConnectionAction]) {
-        guard var request = active[id], request.queued else {
-            actions.append(action)
-            return
-        }
-        let size: Int
-        switch action {
-        case .stdin(_, let bytes), .data(_, let bytes): size = bytes.count
-        case .start(let start): size = start.params.reduce(0) { $0 + $1.name.count + $1.value.count }
-        default: size = 0
-        }
-        guard totalHeldBytes + size <= limits.maxPipelinedBytes else {
+    /// Keeps a record of a pipelined request until the requests before it end.
+    private mutating func hold(_ record: Record, into actions: inout [ConnectionAction]) {
+        guard backlogBytes + record.content.count <= limits.maxPipelinedBytes else {
             actions.append(close("pipelined requests exceed the \(limits.maxPipelinedBytes)-byte limit"))
             return
         }
-        request.held.append(action)
-        request.heldBytes += size
-        active[id] = request
+        backlog.append(record)
+        backlogBytes += record.content.count + WireConstants.headerLength
     }
-
-    private var totalHeldBytes: Int { active.values.reduce(0) { $0 + $1.heldBytes } }
 
     private mutating func begin(_ record: Record, into actions: inout [ConnectionAction]) {
         let id = record.requestID
@@ -263,8 +248,14 @@ public struct ConnectionMachine: Sendable {
             actions.append(close("request \(id): BEGIN_REQUEST of \(record.content.count) bytes (expected 8)"))
             return
         }
-        if active[id] != nil {
-            actions.append(close("request \(id): BEGIN_REQUEST for a request already active"))
+        if let existing = active[id] {
+            // The same id again once the first request's input is complete is a
+            // pipelined request (clients reuse id 1): it waits for the first to end.
+            guard existing.inputComplete else {
+                actions.append(close("request \(id): BEGIN_REQUEST for a request already active"))
+                return
+            }
+            hold(record, into: &actions)
             return
         }
         let roleNumber = UInt16(record.content[0]) << 8 | UInt16(record.content[1])
@@ -274,7 +265,6 @@ public struct ConnectionMachine: Sendable {
             if !keep && active.isEmpty { actions.append(close("request \(id): unknown role \(roleNumber), no FCGI_KEEP_CONN")) }
             return
         }
-        var queued = false
         if multiplexing {
             guard active.count < limits.maxRequestsPerConnection else {
                 actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded))
@@ -288,10 +278,10 @@ public struct ConnectionMachine: Sendable {
                 actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .cantMultiplexConnection).encoded))
                 return
             }
-            queued = true
+            hold(record, into: &actions)
+            return
         }
-        active[id] = ActiveRequest(
-            role: role, keepConnection: keep, phase: .params(ParamsCollector()), dataOpen: role == .filter, queued: queued)
+        active[id] = ActiveRequest(role: role, keepConnection: keep, phase: .params(ParamsCollector()), dataOpen: role == .filter)
         order.append(id)
     }
 

@@ -8,10 +8,14 @@
 //   when HTTP_AUTHORIZATION is present, else `Status: 403`.
 // Special params for tests: ECHO_THROW=1 (or the HTTP header X-Echo-Throw: 1)
 // makes the handler throw; ECHO_EXIT=1 calls
-// Server.exit() from inside the handler.
+// Server.exit() from inside the handler; ECHO_SLEEP_MS=N sleeps N ms first.
 import ArgumentParser
 import ExampleSupport
 import FastCGI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Set once in `main` before the server runs; read by handlers for ECHO_EXIT.
 nonisolated(unsafe) var runningServer: Server?
@@ -24,6 +28,7 @@ struct EchoResponder: Handler {
     func process(_ request: Request) throws {
         if request.environ["ECHO_THROW"] == "1" || request.environ["HTTP_X_ECHO_THROW"] == "1" { throw EchoError() }
         if request.environ["ECHO_EXIT"] == "1" { runningServer?.exit() }
+        if let delay = request.environ["ECHO_SLEEP_MS"].flatMap({ UInt32($0) }) { usleep(delay * 1000) }
         request.setBuffering(false)
         if request.environ["ECHO_PARAMS"] == "1" {
             try request.setHeader("Content-Type", "text/plain")
