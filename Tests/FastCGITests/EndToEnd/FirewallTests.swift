@@ -185,6 +185,17 @@ struct FirewallTests {
         _ = idle
     }
 
+    // plain libfcgi: unread STDIN records stay in the stream and break the next request.
+    @Test("stdin a handler does not read does not leak into the next request", arguments: levels)
+    func unreadStdin(level: Int) throws {
+        let app = try RunningApp("hello", arguments: ["--threading-level", "\(level)"])
+        let connection = try FastCGIConnection(to: app.address)
+        for i in 0..<3 {
+            let reply = try connection.send(.http(method: "POST", uri: "/?name=r\(i)", body: testBytes(200_000), keepConnection: true))
+            #expect(String(decoding: reply.body, as: UTF8.self) == "Hello, r\(i)!\n")
+        }
+    }
+
     @Test(
         "hostile bytes close the connection; the app survives and serves the next client",
         arguments: levels)
