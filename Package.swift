@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "echo", targets: ["echo"]),
         .executable(name: "authorizer", targets: ["authorizer"]),
         .executable(name: "filter", targets: ["filter"]),
+        .executable(name: "reference-echo", targets: ["reference-echo"]),
+        .executable(name: "fcgi", targets: ["fcgi"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -60,10 +62,21 @@ let package = Package(
         .executableTarget(name: "echo", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "authorizer", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "filter", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        // The echo contract in C on libfcgi alone: the reference for differential
+        // tests and benchmarks.
+        .executableTarget(name: "reference-echo", dependencies: ["CFCGI"], linkerSettings: [.linkedLibrary("pthread")]),
+        // `fcgi`: talk to any FastCGI app (request, get-values, bench).
+        .executableTarget(
+            name: "fcgi",
+            dependencies: ["FastCGIClient", "FastCGIWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "FastCGIWireTests", dependencies: ["FastCGIWire"], swiftSettings: strict),
         .testTarget(
             name: "FastCGITests",
-            dependencies: ["FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter"],
+            dependencies: [
+                "FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter", "reference-echo", "fcgi",
+            ],
             swiftSettings: strict
         ),
     ]

@@ -40,13 +40,11 @@ final class ThreadPool: @unchecked Sendable {
 
     /// Runs `job` on an idle thread, or on a new one if none is idle.
     func run(_ job: @escaping @Sendable () -> Void) {
+        // Idle threads count themselves; a new thread is needed only when more jobs
+        // wait than idle threads will take.
         let needThread = state.withLock { s in
             s.jobs.append(job)
-            if s.idle > 0 {
-                s.idle -= 1
-                return false
-            }
-            return true
+            return s.jobs.count > s.idle
         }
         guard needThread else { return }
         do {
@@ -60,20 +58,19 @@ final class ThreadPool: @unchecked Sendable {
 
     private func loop() {
         while true {
-            let job = state.withLock { $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }
-            if let job {
+            if let job = state.withLock({ $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) {
                 job()
                 continue
             }
-            // Park as idle, or leave if enough threads are parked already.
-            let keep = state.withLock { s -> Bool in
-                guard !s.stopped, s.idle < keepIdle, s.jobs.isEmpty else { return !s.jobs.isEmpty }
+            let parked = state.withLock { s -> Bool in
+                guard !s.stopped, s.idle < keepIdle else { return false }
                 s.idle += 1
                 return true
             }
-            guard keep else { return }
+            guard parked else { return }
             let next = state.wait(until: { !$0.jobs.isEmpty || $0.stopped }) { s -> (@Sendable () -> Void)? in
-                s.jobs.isEmpty ? nil : s.jobs.removeFirst()
+                s.idle -= 1
+                return s.jobs.isEmpty ? nil : s.jobs.removeFirst()
             }
             guard let job = next ?? nil else { return }
             job()

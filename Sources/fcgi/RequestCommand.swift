@@ -1,0 +1,118 @@
+import ArgumentParser
+import FastCGIClient
+import FastCGIWire
+import Foundation
+
+struct RequestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request",
+        abstract: "Send one request and print the response (the body is read from stdin when it is not a terminal).")
+
+    @Argument(help: "host:port or unix:/path of the FastCGI application.")
+    var address: String
+
+    @Option(name: .shortAndLong, help: "A param NAME=VALUE (repeatable); overrides the defaults.")
+    var param: [String] = []
+
+    @Option(help: "REQUEST_METHOD.")
+    var method: String = "GET"
+
+    @Option(help: "REQUEST_URI, with the query string.")
+    var uri: String = "/"
+
+    @Option(help: "responder, authorizer or filter.")
+    var role: String = "responder"
+
+    @Option(help: "A file sent as FCGI_DATA (filter role).")
+    var data: String?
+
+    @Flag(name: .shortAndLong, help: "Print the status line and headers, like curl -i.")
+    var include = false
+
+    @Option(help: "Seconds to wait for the application.")
+    var timeout: Double = 30
+
+    func run() throws {
+        try reportingFailures(send)
+    }
+
+    private func send() throws {
+        guard let role = ["responder": Role.responder, "authorizer": .authorizer, "filter": .filter][role] else {
+            throw ValidationError("--role must be responder, authorizer or filter")
+        }
+        let body: [UInt8] = isatty(0) == 1 ? [] : Array(FileHandle.standardInput.readDataToEndOfFile())
+        let dataBytes = try data.map { Array(try Data(contentsOf: URL(fileURLWithPath: $0))) }
+        var params = defaultParams(method: method, uri: uri, bodyLength: body.count)
+        for item in param {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw ValidationError("-p takes NAME=VALUE, not \"\(item)\"") }
+            params[String(parts[0])] = String(parts[1])
+        }
+        let request = FastCGIRequest(
+            role: role, params: params.sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }, stdin: body,
+            data: role == .filter ? (dataBytes ?? []) : dataBytes)
+        let connection = try FastCGIConnection(to: address, timeout: timeout)
+        let response = try connection.send(request)
+        FileHandle.standardError.write(Data(response.stderr))
+        if include {
+            let status = response.header("Status") ?? "200 OK"
+            var head = "HTTP/1.1 \(status)\r\n"
+            for (name, value) in response.headers where name.lowercased() != "status" { head += "\(name): \(value)\r\n" }
+            FileHandle.standardOutput.write(Data((head + "\r\n").utf8))
+        }
+        FileHandle.standardOutput.write(Data(response.body))
+        if response.protocolStatus != .requestComplete {
+            throw FCGIFailure("the application refused the request: \(response.protocolStatus)", code: 3)
+        }
+    }
+}
+
+/// The params nginx's fastcgi_params sends, for a request to `uri`.
+func defaultParams(method: String, uri: String, bodyLength: Int) -> [String: String] {
+    let parts = uri.split(separator: "?", maxSplits: 1)
+    let path = parts.first.map(String.init) ?? "/"
+    return [
+        "QUERY_STRING": parts.count > 1 ? String(parts[1]) : "", "REQUEST_METHOD": method,
+        "CONTENT_TYPE": bodyLength > 0 ? "application/octet-stream" : "", "CONTENT_LENGTH": bodyLength > 0 ? "\(bodyLength)" : "",
+        "SCRIPT_NAME": path, "REQUEST_URI": uri, "DOCUMENT_URI": path, "DOCUMENT_ROOT": "/var/www/html",
+        "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_SCHEME": "http", "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_SOFTWARE": "fcgi-cli", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "54321", "SERVER_ADDR": "127.0.0.1",
+        "SERVER_PORT": "80", "SERVER_NAME": "localhost", "SCRIPT_FILENAME": "/var/www/html" + path,
+        "HTTP_HOST": "localhost", "HTTP_USER_AGENT": "fcgi-cli/1.0", "HTTP_ACCEPT": "*/*",
+    ]
+}
+
+/// A failure with a message for the user and an exit code.
+struct FCGIFailure: Error, CustomStringConvertible {
+    var description: String
+    var code: Int32
+
+    init(_ message: String, code: Int32 = 1) {
+        description = message
+        self.code = code
+    }
+
+    init(_ error: ClientError) {
+        description = error.reason
+        switch error.kind {
+        case .badAddress: code = 2
+        case .connectionRefused: code = 4
+        case .timeout: code = 5
+        case .protocolViolation: code = 6
+        case .connectionClosed, .io: code = 7
+        }
+    }
+}
+
+/// Runs `body`, turning an ``FCGIFailure`` into a message on stderr and its exit code.
+func reportingFailures(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let failure as FCGIFailure {
+        FileHandle.standardError.write(Data("fcgi: \(failure.description)\n".utf8))
+        throw ExitCode(failure.code)
+    } catch let error as ClientError {
+        FileHandle.standardError.write(Data("fcgi: \(error.reason)\n".utf8))
+        throw ExitCode(FCGIFailure(error).code)
+    }
+}
