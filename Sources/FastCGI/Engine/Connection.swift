@@ -26,9 +26,13 @@ protocol RequestExecutor: Sendable {
     func shutdown()
 }
 
-/// One accepted connection. Its thread reads records and feeds the
-/// ``ConnectionMachine``; request executors write to it through ``write(_:)``
-/// (serialized) and report ends through ``requestEnded(_:)``.
+/// One accepted connection. Its thread reads records, feeds the
+/// ``ConnectionMachine`` and carries out the machine's actions, in order, outside
+/// any lock: the only thread that ever blocks handing input to a request is this
+/// one, so a relay or handler thread never waits for it (no lock cycles). Request
+/// executors write to the peer through ``write(_:)`` (serialized) and report ends
+/// through ``requestEnded(_:)``, which queues the machine's reaction and wakes
+/// this thread.
 final class Connection: @unchecked Sendable {
     let fd: Int32
     let number: Int
@@ -39,13 +43,20 @@ final class Connection: @unchecked Sendable {
     private struct State {
         var machine: ConnectionMachine
         var sinks: [UInt16: any RequestSink] = [:]
+        /// Actions decided but not yet carried out (by the connection thread).
+        var pending: [ConnectionAction] = []
+        /// Requests that ended before their sink was registered.
+        var ended: Set<UInt16> = []
         var draining = false
     }
 
     private let state: Guarded<State>
     private let writeLock = Guarded(false)  // true once the connection is closed for writing
+    /// A pipe that wakes the connection thread when another thread queued actions.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
 
-    init(fd: Int32, number: Int, peer: PeerAddress, engine: Engine) {
+    init(fd: Int32, number: Int, peer: PeerAddress, engine: Engine) throws {
         self.fd = fd
         self.number = number
         self.peer = peer
@@ -53,6 +64,14 @@ final class Connection: @unchecked Sendable {
         var logger = engine.server.logger
         logger[metadataKey: "connection"] = "\(number)"
         self.logger = logger
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw ServerError.errno("pipe for connection \(number)") }
+        for end in fds {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, O_NONBLOCK)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
         state = Guarded(
             State(
                 machine: ConnectionMachine(
@@ -61,93 +80,105 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Reads until the connection closes, then waits for its requests and closes the
-    /// descriptor. Runs on the connection's thread.
+    /// descriptors. Runs on the connection's thread.
     func run() {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let idle = engine.server.connectionLimits.idleTimeout
-        while true {
-            if let idle, state.withLock({ $0.sinks.isEmpty }), !Socket.waitReadable(fd, timeout: idle) {
-                logger.info("closing idle connection", metadata: ["seconds": "\(idle)"])
-                perform { $0.peerClosed() }
-                break
+        var closed = false
+        while !closed {
+            let quiet = state.withLock { $0.sinks.isEmpty && $0.pending.isEmpty }
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            let timeout: Int32 = quiet ? idle.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1 : -1
+            let ready = poll(&fds, 2, timeout)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                closed = decide { $0.peerClosed() }
+            } else if ready == 0 {
+                logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
+                closed = decide { $0.peerClosed() }
+            } else {
+                if fds[1].revents != 0 {
+                    var sink = [UInt8](repeating: 0, count: 64)
+                    while Glibc.read(wakeRead, &sink, sink.count) > 0 {}
+                }
+                if fds[0].revents != 0 {
+                    let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                    if n > 0 {
+                        closed = decide { $0.receive(buffer[..<n]) }
+                    } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                        closed = decide { $0.peerClosed() }
+                    }
+                }
             }
-            guard let n = Socket.read(fd, into: &buffer) else {
-                perform { $0.peerClosed() }
-                break
-            }
-            let closed = perform { $0.receive(buffer[..<n]) }
-            if closed { break }
+            carryOutPending()
+            if state.withLock({ $0.machine.isClosed }) { closed = true }
         }
-        // Requests still running were aborted; their threads finish on their own.
-        state.wait(until: { $0.sinks.isEmpty }, timeout: engine.server.shutdownTimeout) { _ in }
+        // Requests still running were aborted; wait for them (bounded), then close.
+        let deadline = engine.server.shutdownTimeout
+        _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
         writeLock.withLock { $0 = true }
         close(fd)
+        close(wakeRead)
+        close(wakeWrite)
         engine.connectionClosed(self)
     }
 
-    /// Feeds the machine under the lock and carries out its actions in order.
-    /// Returns whether the connection is closed.
-    @discardableResult
-    private func perform(_ event: (inout ConnectionMachine) -> [ConnectionAction]) -> Bool {
-        perform { (s: inout State) in event(&s.machine) }
-    }
-
-    @discardableResult
-    private func perform(_ event: (inout State) -> [ConnectionAction]) -> Bool {
-        // The lock is held while actions run so that input for a request is never
-        // reordered between the reader and a thread that ends an earlier request.
-        let closed = state.withLock { s in
-            let actions = event(&s)
-            for action in actions { carryOut(action, state: &s) }
-            if s.draining && s.sinks.isEmpty && !s.machine.isClosed {
-                shutdown(fd, Int32(SHUT_RDWR))
-            }
-            return s.machine.isClosed
+    /// Feeds the machine under the lock and queues its actions. Returns whether the
+    /// machine closed the connection.
+    private func decide(_ event: (inout ConnectionMachine) -> [ConnectionAction]) -> Bool {
+        state.withLock { s in
+            s.pending += event(&s.machine)
+            return false
         }
-        runDeferred()
-        return closed
     }
 
-    private let deferred = Guarded<[@Sendable () -> Void]>([])
-
-    /// Runs `job` once the connection's lock is released (sinks use it to end a
-    /// request from inside an action, which holds the lock).
-    func later(_ job: @escaping @Sendable () -> Void) {
-        deferred.withLock { $0.append(job) }
-    }
-
-    private func runDeferred() {
+    /// Carries out queued actions in order, outside the lock (connection thread only).
+    private func carryOutPending() {
         while true {
-            let jobs = deferred.withLock { jobs in
-                defer { jobs.removeAll() }
-                return jobs
+            let actions = state.withLock { s in
+                defer { s.pending.removeAll() }
+                return s.pending
             }
-            if jobs.isEmpty { return }
-            for job in jobs { job() }
+            if actions.isEmpty { break }
+            for action in actions { carryOut(action) }
+        }
+        state.withLock { s in
+            if s.draining && s.sinks.isEmpty && !s.machine.isClosed { shutdown(fd, Int32(SHUT_RDWR)) }
         }
     }
 
-    private func carryOut(_ action: ConnectionAction, state s: inout State) {
+    private func carryOut(_ action: ConnectionAction) {
         switch action {
         case .send(let bytes):
             _ = bytes.withUnsafeBytes { write($0) }
         case .start(let start):
-            engine.requestStarted()
-            s.sinks[start.requestID] = engine.executor.start(start, on: self)
+            let reachedMax = engine.requestStarted()
+            let sink = engine.executor.start(start, on: self)
+            // The sink may have ended already (a refusal): only keep a live one.
+            state.withLock { s in
+                if s.ended.remove(start.requestID) == nil { s.sinks[start.requestID] = sink }
+            }
+            // Stop only once the request is registered, so draining waits for it.
+            if reachedMax { engine.server.exit() }
         case .stdin(let id, let bytes):
-            s.sinks[id]?.stdin(bytes)
+            sink(id)?.stdin(bytes)
         case .data(let id, let bytes):
-            s.sinks[id]?.data(bytes)
+            sink(id)?.data(bytes)
         case .abort(let id):
-            s.sinks[id]?.abort()
+            sink(id)?.abort()
         case .close(let reason):
-            logger.debug("closing connection: \(reason)")
-            if reason != "peer closed the connection" && !reason.contains("FCGI_KEEP_CONN") {
+            if reason == "peer closed the connection" || reason.contains("FCGI_KEEP_CONN") {
+                logger.debug("closing connection: \(reason)")
+            } else {
                 logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])
             }
-            for sink in s.sinks.values { sink.abort() }
+            for sink in state.withLock({ Array($0.sinks.values) }) { sink.abort() }
             shutdown(fd, Int32(SHUT_RDWR))
         }
+    }
+
+    private func sink(_ id: UInt16) -> (any RequestSink)? {
+        state.withLock { $0.sinks[id] }
     }
 
     /// Writes bytes to the peer, serialized with every other writer; false once the
@@ -163,24 +194,31 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    /// A request's `FCGI_END_REQUEST` was written: forget it, maybe close or start a
-    /// pipelined request.
+    /// A request's `FCGI_END_REQUEST` was written (any thread): forget it and queue
+    /// the machine's reaction (close, or a pipelined request) for the connection
+    /// thread. Never blocks on the connection thread.
     func requestEnded(_ requestID: UInt16) {
         engine.requestFinished()
-        perform { (s: inout State) in
-            // Forget the sink first: a pipelined request started by the actions
-            // below may reuse the id (nginx always uses 1).
-            s.sinks.removeValue(forKey: requestID)
-            return s.machine.requestEnded(requestID)
+        state.withLock { s in
+            // Forget the sink first: a pipelined request may reuse the id (nginx
+            // always uses 1). A sink that ends before it was registered is noted.
+            if s.sinks.removeValue(forKey: requestID) == nil { s.ended.insert(requestID) }
+            s.pending += s.machine.requestEnded(requestID)
         }
+        wake()
     }
 
     /// Stops reading new requests: closes now if idle, else after the requests in
     /// flight end.
     func drain() {
-        state.withLock { s in
-            s.draining = true
-            if s.sinks.isEmpty { shutdown(fd, Int32(SHUT_RDWR)) }
-        }
+        // The connection thread decides (it alone registers requests, so one being
+        // started right now is not missed).
+        state.withLock { $0.draining = true }
+        wake()
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &byte, 1)
     }
 }

@@ -69,7 +69,9 @@ final class Engine: @unchecked Sendable {
             let connection = state.withLock { s -> Connection? in
                 guard s.connections.count < server.connectionLimits.maxConnections else { return nil }
                 s.nextConnection += 1
-                let connection = Connection(fd: fd, number: s.nextConnection, peer: peer, engine: self)
+                guard let connection = try? Connection(fd: fd, number: s.nextConnection, peer: peer, engine: self) else {
+                    return nil
+                }
                 s.connections[s.nextConnection] = connection
                 return connection
             }
@@ -112,13 +114,13 @@ final class Engine: @unchecked Sendable {
         _ = Glibc.write(wakeWrite, &byte, 1)
     }
 
-    func requestStarted() {
-        let reachedMax = state.withLock { s in
+    /// Counts a request in; true when it is the `maxRequests`-th.
+    func requestStarted() -> Bool {
+        state.withLock { s in
             s.inFlight += 1
             s.started += 1
             return server.maxRequests > 0 && s.started == server.maxRequests
         }
-        if reachedMax { server.exit() }
     }
 
     func requestFinished() {

@@ -48,10 +48,8 @@ final class RefusedRequest: RequestSink {
     init(request: RequestStart, connection: Connection) {
         let id = request.requestID
         let bytes = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded
-        connection.later {
-            _ = bytes.withUnsafeBytes { connection.write($0) }
-            connection.requestEnded(id)
-        }
+        _ = bytes.withUnsafeBytes { connection.write($0) }
+        connection.requestEnded(id)
     }
     func stdin(_ bytes: [UInt8]) {}
     func data(_ bytes: [UInt8]) {}
@@ -183,10 +181,8 @@ final class LibFCGIWorker: RequestSink, @unchecked Sendable {
         send(out)
         guard let connection else { return }
         let end = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded
-        connection.later {
-            _ = end.withUnsafeBytes { connection.write($0) }
-            connection.requestEnded(id)
-        }
+        _ = end.withUnsafeBytes { connection.write($0) }
+        connection.requestEnded(id)
     }
 
     private func send(_ bytes: [UInt8]) {

@@ -63,7 +63,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
             defer { s.aborted = true }
             return !s.aborted
         }
-        if first { connection.later { self.end() } }
+        if first { end() }
     }
 
     // MARK: Transport (handler thread)
