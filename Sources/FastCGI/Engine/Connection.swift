@@ -194,10 +194,20 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    /// A request's `FCGI_END_REQUEST` was written (any thread): forget it and queue
-    /// the machine's reaction (close, or a pipelined request) for the connection
-    /// thread. Never blocks on the connection thread.
-    func requestEnded(_ requestID: UInt16) {
+    /// Ends a request (any thread): tells the machine, then writes `endRecords`
+    /// (the streams' ends and `FCGI_END_REQUEST`), both under the write lock, so the
+    /// peer cannot see the end before the machine knows (it may send the next
+    /// request at once) and no output of a request started next can precede it.
+    /// Never blocks on the connection thread.
+    func endRequest(_ requestID: UInt16, endRecords: [UInt8]) {
+        writeLock.withLock { closed in
+            requestEnded(requestID)
+            if !closed && !endRecords.withUnsafeBytes({ Socket.writeAll(fd, $0) }) { closed = true }
+        }
+        wake()
+    }
+
+    private func requestEnded(_ requestID: UInt16) {
         engine.requestFinished()
         state.withLock { s in
             // Forget the sink first: a pipelined request may reuse the id (nginx
@@ -205,7 +215,6 @@ final class Connection: @unchecked Sendable {
             if s.sinks.removeValue(forKey: requestID) == nil { s.ended.insert(requestID) }
             s.pending += s.machine.requestEnded(requestID)
         }
-        wake()
     }
 
     /// Stops reading new requests: closes now if idle, else after the requests in

@@ -28,8 +28,7 @@ final class LibFCGIWorkerPool: RequestExecutor, @unchecked Sendable {
             s.workers.isEmpty ? nil : s.workers.removeLast()
         }
         guard let worker = worker ?? nil else { return RefusedRequest(request: request, connection: connection) }
-        worker.begin(request, on: connection)
-        return worker
+        return worker.begin(request, on: connection)
     }
 
     /// A worker finished its request and waits for the next.
@@ -47,9 +46,7 @@ final class LibFCGIWorkerPool: RequestExecutor, @unchecked Sendable {
 final class RefusedRequest: RequestSink {
     init(request: RequestStart, connection: Connection) {
         let id = request.requestID
-        let bytes = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded
-        _ = bytes.withUnsafeBytes { connection.write($0) }
-        connection.requestEnded(id)
+        connection.endRequest(id, endRecords: Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded)
     }
     func stdin(_ bytes: [UInt8]) {}
     func data(_ bytes: [UInt8]) {}
@@ -64,7 +61,7 @@ final class RefusedRequest: RequestSink {
 /// network ──▶ Connection (Swift parser, ConnectionMachine) ──canonical records──▶ socketpair ──▶ libfcgi worker (handler)
 /// network ◀── Connection.write ◀── relay thread ◀── STDOUT/STDERR/END_REQUEST ◀── socketpair ◀──┘
 /// ```
-final class LibFCGIWorker: RequestSink, @unchecked Sendable {
+final class LibFCGIWorker: @unchecked Sendable {
     let server: Server
     let index: Int
     private let relayFD: Int32
@@ -72,6 +69,8 @@ final class LibFCGIWorker: RequestSink, @unchecked Sendable {
     let abortFlag = AbortFlag()
 
     private struct Current {
+        /// Which request this is: a ticket for an earlier one is ignored.
+        var generation = 0
         var connection: Connection?
         var id: UInt16 = 0
         var isFilter = false
@@ -115,26 +114,45 @@ final class LibFCGIWorker: RequestSink, @unchecked Sendable {
 
     // MARK: Requests in (connection thread)
 
-    func begin(_ request: RequestStart, on connection: Connection) {
+    func begin(_ request: RequestStart, on connection: Connection) -> any RequestSink {
         abortFlag.reset()
-        current.withLock {
-            $0 = Current(connection: connection, id: request.requestID, isFilter: request.role == .filter)
+        let generation = current.withLock { c in
+            c = Current(generation: c.generation + 1, connection: connection, id: request.requestID, isFilter: request.role == .filter)
+            return c.generation
         }
-        var out = Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encoded
-        StreamWriter.appendParams(request.params, requestID: request.requestID, into: &out)
-        send(out)
+        defer {
+            var out = Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encoded
+            StreamWriter.appendParams(request.params, requestID: request.requestID, into: &out)
+            send(out)
+        }
+        return Ticket(worker: self, generation: generation)
     }
 
-    func stdin(_ bytes: [UInt8]) {
-        let (id, held, filter) = current.withLock { c -> (UInt16, [UInt8]?, Bool) in
+    /// The sink of one request on this worker.
+    private final class Ticket: RequestSink {
+        let worker: LibFCGIWorker
+        let generation: Int
+        init(worker: LibFCGIWorker, generation: Int) {
+            self.worker = worker
+            self.generation = generation
+        }
+        func stdin(_ bytes: [UInt8]) { worker.stdin(bytes, generation: generation) }
+        func data(_ bytes: [UInt8]) { worker.data(bytes, generation: generation) }
+        func abort() { worker.abort(generation: generation) }
+    }
+
+    func stdin(_ bytes: [UInt8], generation: Int) {
+        let (id, held, filter, valid) = current.withLock { c -> (UInt16, [UInt8]?, Bool, Bool) in
+            guard c.generation == generation, !c.endedEarly else { return (0, nil, false, false) }
             if bytes.isEmpty {
-                guard !c.stdinEnded else { return (c.id, nil, false) }
+                guard !c.stdinEnded else { return (c.id, nil, false, false) }
                 c.stdinEnded = true
                 defer { c.heldData = [] }
-                return (c.id, c.heldData, c.isFilter)
+                return (c.id, c.heldData, c.isFilter, true)
             }
-            return (c.id, nil, false)
+            return (c.id, nil, false, true)
         }
+        guard valid else { return }
         var out: [UInt8] = []
         StreamWriter.append(bytes, type: .stdin, requestID: id, close: bytes.isEmpty, into: &out)
         // libfcgi reads FCGI_DATA only after stdin's end: data that came early waits.
@@ -147,8 +165,9 @@ final class LibFCGIWorker: RequestSink, @unchecked Sendable {
         send(out)
     }
 
-    func data(_ bytes: [UInt8]) {
+    func data(_ bytes: [UInt8], generation: Int) {
         let (id, passThrough) = current.withLock { c -> (UInt16, Bool) in
+            guard c.generation == generation, !c.endedEarly else { return (0, false) }
             if bytes.isEmpty { c.dataEnded = true }
             if !c.stdinEnded {
                 c.heldData += bytes
@@ -164,25 +183,24 @@ final class LibFCGIWorker: RequestSink, @unchecked Sendable {
 
     /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
     /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
-    func abort() {
-        abortFlag.set()
-        let (connection, id, needStdinEnd, needDataEnd) = current.withLock { c in
+    func abort(generation: Int) {
+        let (connection, id, needStdinEnd, needDataEnd) = current.withLock { c -> (Connection?, UInt16, Bool, Bool) in
+            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false) }
+            abortFlag.set()
             defer {
                 c.endedEarly = true
                 c.stdinEnded = true
                 c.dataEnded = true
             }
-            return (c.endedEarly ? nil : c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded)
+            return (c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded)
         }
+        guard let connection else { return }
         // Unblock a handler waiting for input that will not come.
         var out: [UInt8] = []
         if needStdinEnd { StreamWriter.append([UInt8](), type: .stdin, requestID: id, close: true, into: &out) }
         if needDataEnd { StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out) }
         send(out)
-        guard let connection else { return }
-        let end = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded
-        _ = end.withUnsafeBytes { connection.write($0) }
-        connection.requestEnded(id)
+        connection.endRequest(id, endRecords: Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded)
     }
 
     private func send(_ bytes: [UInt8]) {
@@ -198,19 +216,27 @@ final class LibFCGIWorker: RequestSink, @unchecked Sendable {
         while let n = Socket.read(relayFD, into: &buffer) {
             decoder.append(buffer[..<n])
             var out: [UInt8] = []
-            var ended = false
+            var end: [UInt8]?
             while let record = try? decoder.next() {
-                record.encode(into: &out)
-                if record.type == .endRequest { ended = true }
+                if record.type == .endRequest {
+                    end = record.encoded
+                } else {
+                    record.encode(into: &out)
+                }
             }
             let (connection, id, endedEarly) = current.withLock { c in (c.connection, c.id, c.endedEarly) }
             if !endedEarly, let connection, !out.isEmpty {
                 if !out.withUnsafeBytes({ connection.write($0) }) { abortFlag.set() }
             }
-            if ended {
-                current.withLock { $0 = Current() }
+            if let end {
+                // libfcgi finished: end the request (unless an abort already did), then
+                // take the next one.
+                current.withLock { c in
+                    c.connection = nil
+                    c.endedEarly = true
+                }
+                if !endedEarly, let connection { connection.endRequest(id, endRecords: end) }
                 pool.release(self)
-                if !endedEarly, let connection { connection.requestEnded(id) }
             }
         }
     }

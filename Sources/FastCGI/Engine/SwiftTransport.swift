@@ -122,7 +122,6 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &out)
         if stderrUsed { RecordHeader(type: .stderr, requestID: id, contentLength: 0).encode(into: &out) }
         Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &out)
-        _ = out.withUnsafeBytes { connection.write($0) }
-        connection.requestEnded(id)
+        connection.endRequest(id, endRecords: out)
     }
 }
