@@ -200,7 +200,11 @@ final class LibFCGIWorker: @unchecked Sendable {
         if needStdinEnd { StreamWriter.append([UInt8](), type: .stdin, requestID: id, close: true, into: &out) }
         if needDataEnd { StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out) }
         send(out)
-        connection.endRequest(id, endRecords: Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded)
+        // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
+        var end: [UInt8] = []
+        RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
+        Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &end)
+        connection.endRequest(id, endRecords: end)
     }
 
     private func send(_ bytes: [UInt8]) {

@@ -27,7 +27,14 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         id = start.requestID
         requestID = Int(start.requestID)
         role = start.role
-        environment = Environment(pairs: start.params.map { ($0.name, $0.value) })
+        // libfcgi adds FCGI_ROLE to the params; so do we, for the same environment
+        // at every level.
+        let roleName: String = switch start.role {
+        case .responder: "RESPONDER"
+        case .authorizer: "AUTHORIZER"
+        case .filter: "FILTER"
+        }
+        environment = Environment(pairs: [(Array("FCGI_ROLE".utf8), Array(roleName.utf8))] + start.params.map { ($0.name, $0.value) })
         self.connection = connection
         self.maxBuffered = maxBuffered
         if start.role != .filter { input.withLock { $0.dataEnded = true } }
