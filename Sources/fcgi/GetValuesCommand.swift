@@ -24,5 +24,8 @@ struct GetValuesCommand: ParsableCommand {
         let connection = try FastCGIConnection(to: address, timeout: timeout)
         let values = try connection.getValues(asked)
         for name in asked { if let value = values[name] { print("\(name)=\(value)") } }
+        if values.isEmpty {
+            FileHandle.standardError.write(Data("fcgi: the application answered none of \(asked.joined(separator: ", "))\n".utf8))
+        }
     }
 }

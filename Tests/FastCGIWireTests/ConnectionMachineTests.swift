@@ -156,6 +156,43 @@ struct ConnectionMachineTests {
         #expect(try records(m.receive(zero)) == [Record.unknownType(.beginRequest)])
     }
 
+    @Test("level 2: requests over maxRequestsPerConnection get FCGI_OVERLOADED")
+    func overloaded() throws {
+        var limits = ConnectionLimits()
+        limits.maxRequestsPerConnection = 2
+        var m = machine(multiplexing: true, limits: limits)
+        var stream: [UInt8] = []
+        for id in UInt16(1)...3 { stream += Record.beginRequest(requestID: id, role: .responder, keepConnection: true).encoded }
+        #expect(try records(m.receive(stream)) == [Record.endRequest(requestID: 3, appStatus: 0, protocolStatus: .overloaded)])
+        #expect(m.activeCount == 2)
+    }
+
+    @Test("a name-value length that overruns the params closes the connection")
+    func overrun() {
+        var m = machine()
+        var stream = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+        stream += Record(type: .params, requestID: 1, content: [4, 200, 65, 66, 67, 68, 1]).encoded
+        stream += Record(type: .params, requestID: 1).encoded
+        guard case .close(let reason) = m.receive(stream).last else {
+            Issue.record("expected close")
+            return
+        }
+        #expect(reason.contains("malformed params"))
+    }
+
+    @Test("pipelined bytes over the limit close the connection")
+    func pipelineLimit() {
+        var limits = ConnectionLimits()
+        limits.maxPipelinedBytes = 1000
+        var m = machine(limits: limits)
+        let stream = request(1) + request(2, body: [UInt8](repeating: 1, count: 5000))
+        guard case .close(let reason) = m.receive(stream).last else {
+            Issue.record("expected close")
+            return
+        }
+        #expect(reason.contains("pipelined"))
+    }
+
     @Test("params over the limit close the connection")
     func paramsLimit() {
         var limits = ConnectionLimits()

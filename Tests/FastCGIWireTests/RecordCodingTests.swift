@@ -81,6 +81,44 @@ struct RecordCodingTests {
         #expect(records == expected)
     }
 
+    @Test("property: random records survive encode, any split, decode", arguments: 0..<20)
+    func randomRecords(seed: Int) throws {
+        var rng = SplitMix(seed: UInt64(seed))
+        var records: [Record] = []
+        var stream: [UInt8] = []
+        for _ in 0..<(1 + rng.next() % 30) {
+            let length = Int(rng.next() % 4 == 0 ? rng.next() % 65536 : rng.next() % 300)
+            let record = Record(
+                type: RecordType(rawValue: UInt8(truncatingIfNeeded: rng.next())), requestID: UInt16(truncatingIfNeeded: rng.next()),
+                content: (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            records.append(record)
+            record.encode(into: &stream)
+            #expect(stream.count % 8 == 0, "padded to 8")
+        }
+        var decoder = RecordDecoder()
+        var decoded: [Record] = []
+        var offset = 0
+        while offset < stream.count {
+            let chunk = 1 + Int(rng.next() % 9000)
+            decoder.append(stream[offset..<min(stream.count, offset + chunk)])
+            offset += chunk
+            while let record = try decoder.next() { decoded.append(record) }
+        }
+        #expect(decoded == records)
+        #expect(decoder.bufferedCount == 0)
+    }
+
+    @Test("property: random name-value blocks round-trip", arguments: 0..<20)
+    func randomPairs(seed: Int) throws {
+        var rng = SplitMix(seed: UInt64(seed) &+ 1000)
+        let pairs = (0..<(rng.next() % 20)).map { _ in
+            NameValuePair(
+                name: (0..<(rng.next() % 200)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+                value: (0..<(rng.next() % 3 == 0 ? rng.next() % 70000 : rng.next() % 100)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        }
+        #expect(try NameValueCoding.decode(NameValueCoding.encode(pairs)) == pairs)
+    }
+
     @Test("decoder rejects a wrong version")
     func wrongVersion() {
         var decoder = RecordDecoder()
@@ -97,5 +135,18 @@ struct RecordCodingTests {
         #expect(throws: EndpointError.self) { try Endpoint(parsing: "localhost") }
         #expect(throws: EndpointError.self) { try Endpoint(parsing: "host:99999") }
         #expect(throws: EndpointError.self) { try Endpoint(parsing: "unix:") }
+    }
+}
+
+/// A small deterministic generator for property tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
