@@ -16,6 +16,12 @@ protocol RequestSink: AnyObject, Sendable {
     func data(_ bytes: [UInt8])
     /// The web server aborted the request or went away.
     func abort()
+    /// Sends what the calls above queued (one write per batch of input).
+    func commit()
+}
+
+extension RequestSink {
+    func commit() {}
 }
 
 /// Runs started requests: the Swift engine or the libfcgi worker pool.
@@ -140,17 +146,23 @@ final class Connection: @unchecked Sendable {
                 return s.pending
             }
             if actions.isEmpty { break }
-            for action in actions { carryOut(action) }
+            var touched: [ObjectIdentifier: any RequestSink] = [:]
+            for action in actions {
+                if let sink = carryOut(action) { touched[ObjectIdentifier(sink)] = sink }
+            }
+            for sink in touched.values { sink.commit() }
         }
         state.withLock { s in
             if s.draining && s.sinks.isEmpty && !s.machine.isClosed { shutdown(fd, Int32(SHUT_RDWR)) }
         }
     }
 
-    private func carryOut(_ action: ConnectionAction) {
+    /// Carries out one action; returns the sink it gave input to, if any.
+    private func carryOut(_ action: ConnectionAction) -> (any RequestSink)? {
         switch action {
         case .send(let bytes):
             _ = bytes.withUnsafeBytes { write($0) }
+            return nil
         case .start(let start):
             let reachedMax = engine.requestStarted()
             let sink = engine.executor.start(start, on: self)
@@ -160,12 +172,18 @@ final class Connection: @unchecked Sendable {
             }
             // Stop only once the request is registered, so draining waits for it.
             if reachedMax { engine.server.exit() }
+            return sink
         case .stdin(let id, let bytes):
-            sink(id)?.stdin(bytes)
+            let sink = sink(id)
+            sink?.stdin(bytes)
+            return sink
         case .data(let id, let bytes):
-            sink(id)?.data(bytes)
+            let sink = sink(id)
+            sink?.data(bytes)
+            return sink
         case .abort(let id):
             sink(id)?.abort()
+            return nil
         case .close(let reason):
             if reason == "peer closed the connection" || reason.contains("FCGI_KEEP_CONN") {
                 logger.debug("closing connection: \(reason)")
@@ -174,6 +192,7 @@ final class Connection: @unchecked Sendable {
             }
             for sink in state.withLock({ Array($0.sinks.values) }) { sink.abort() }
             shutdown(fd, Int32(SHUT_RDWR))
+            return nil
         }
     }
 
@@ -200,20 +219,25 @@ final class Connection: @unchecked Sendable {
     /// request at once) and no output of a request started next can precede it.
     /// Never blocks on the connection thread.
     func endRequest(_ requestID: UInt16, endRecords: [UInt8]) {
-        writeLock.withLock { closed in
-            requestEnded(requestID)
+        let needWake = writeLock.withLock { closed in
+            let needWake = requestEnded(requestID)
             if !closed && !endRecords.withUnsafeBytes({ Socket.writeAll(fd, $0) }) { closed = true }
+            return needWake
         }
-        wake()
+        // The connection thread only has work if the machine reacted (close, a
+        // pipelined request) or it is draining; most ends need no wake-up.
+        if needWake { wake() }
     }
 
-    private func requestEnded(_ requestID: UInt16) {
+    /// Returns whether the connection thread must be woken.
+    private func requestEnded(_ requestID: UInt16) -> Bool {
         engine.requestFinished()
-        state.withLock { s in
+        return state.withLock { s in
             // Forget the sink first: a pipelined request may reuse the id (nginx
             // always uses 1). A sink that ends before it was registered is noted.
             if s.sinks.removeValue(forKey: requestID) == nil { s.ended.insert(requestID) }
             s.pending += s.machine.requestEnded(requestID)
+            return !s.pending.isEmpty || s.draining
         }
     }
 

@@ -77,6 +77,8 @@ final class LibFCGIWorker: @unchecked Sendable {
         var stdinEnded = false
         var dataEnded = false
         var heldData: [UInt8] = []
+        /// Input waiting for `commit`.
+        var queued: [UInt8] = []
         /// The request was ended early (abort): output from libfcgi is dropped.
         var endedEarly = false
     }
@@ -139,6 +141,7 @@ final class LibFCGIWorker: @unchecked Sendable {
         func stdin(_ bytes: [UInt8]) { worker.stdin(bytes, generation: generation) }
         func data(_ bytes: [UInt8]) { worker.data(bytes, generation: generation) }
         func abort() { worker.abort(generation: generation) }
+        func commit() { worker.commit(generation: generation) }
     }
 
     func stdin(_ bytes: [UInt8], generation: Int) {
@@ -200,6 +203,7 @@ final class LibFCGIWorker: @unchecked Sendable {
         if needStdinEnd { StreamWriter.append([UInt8](), type: .stdin, requestID: id, close: true, into: &out) }
         if needDataEnd { StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out) }
         send(out)
+        commit(generation: generation)
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
         var end: [UInt8] = []
         RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
@@ -207,7 +211,21 @@ final class LibFCGIWorker: @unchecked Sendable {
         connection.endRequest(id, endRecords: end)
     }
 
+    /// Input for libfcgi is queued by the connection thread and written on
+    /// `commit`, so a request that arrived in one read reaches the worker in one write.
     private func send(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        current.withLock { $0.queued += bytes }
+    }
+
+    func commit(generation: Int) {
+        // Taken under the lock, written outside it: the write may wait for libfcgi,
+        // and the relay needs the lock to let libfcgi's output through.
+        let bytes = current.withLock { c -> [UInt8] in
+            guard c.generation == generation else { return [] }
+            defer { c.queued = [] }
+            return c.queued
+        }
         guard !bytes.isEmpty else { return }
         _ = bytes.withUnsafeBytes { Socket.writeAll(relayFD, $0) }
     }
@@ -229,10 +247,12 @@ final class LibFCGIWorker: @unchecked Sendable {
                 }
             }
             let (connection, id, endedEarly) = current.withLock { c in (c.connection, c.id, c.endedEarly) }
-            if !endedEarly, let connection, !out.isEmpty {
+            if !endedEarly, let connection, !out.isEmpty, end == nil {
                 if !out.withUnsafeBytes({ connection.write($0) }) { abortFlag.set() }
             }
             if let end {
+                // The last output and END_REQUEST go out in one write.
+                let end = out + end
                 // libfcgi finished: end the request (unless an abort already did), then
                 // take the next one.
                 current.withLock { c in
