@@ -98,10 +98,10 @@ final class Connection: @unchecked Sendable {
             let ready = poll(&fds, 2, timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
-                closed = decide { $0.peerClosed() }
+                decide { $0.peerClosed() }
             } else if ready == 0 {
                 logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
-                closed = decide { $0.peerClosed() }
+                decide { $0.peerClosed() }
             } else {
                 if fds[1].revents != 0 {
                     var sink = [UInt8](repeating: 0, count: 64)
@@ -110,9 +110,9 @@ final class Connection: @unchecked Sendable {
                 if fds[0].revents != 0 {
                     let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
                     if n > 0 {
-                        closed = decide { $0.receive(buffer[..<n]) }
+                        decide { $0.receive(buffer[..<n]) }
                     } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                        closed = decide { $0.peerClosed() }
+                        decide { $0.peerClosed() }
                     }
                 }
             }
@@ -129,13 +129,9 @@ final class Connection: @unchecked Sendable {
         engine.connectionClosed(self)
     }
 
-    /// Feeds the machine under the lock and queues its actions. Returns whether the
-    /// machine closed the connection.
-    private func decide(_ event: (inout ConnectionMachine) -> [ConnectionAction]) -> Bool {
-        state.withLock { s in
-            s.pending += event(&s.machine)
-            return false
-        }
+    /// Feeds the machine under the lock and queues its actions.
+    private func decide(_ event: (inout ConnectionMachine) -> [ConnectionAction]) {
+        state.withLock { s in s.pending += event(&s.machine) }
     }
 
     /// Carries out queued actions in order, outside the lock (connection thread only).
