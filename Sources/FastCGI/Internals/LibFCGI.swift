@@ -87,9 +87,6 @@ final class LibFCGIRequest {
     /// The params of the current request (read once per request).
     private(set) var environment = Environment(pairs: [])
 
-    /// A readable description of an `FCGX_Accept_r` result.
-    static func describeAcceptError(_ code: Int32) -> String { describe(code) }
-
     /// `FCGX_Finish_r`: ends the streams, sends `FCGI_END_REQUEST`, closes the
     /// connection unless the web server asked to keep it.
     func finish(appStatus: Int32) {

@@ -70,13 +70,6 @@ enum Socket {
         return fd
     }
 
-    /// Wakes every thread blocked in `accept` on `fd` (Linux returns EINVAL to them)
-    /// without closing the descriptor, so no other file can take its number while
-    /// workers may still use it.
-    static func shutdownListener(_ fd: Int32) {
-        shutdown(fd, Int32(SHUT_RDWR))
-    }
-
     /// The local port of a TCP listening socket (useful after binding port 0).
     static func localPort(_ fd: Int32) -> UInt16? {
         var storage = sockaddr_storage()
@@ -191,16 +184,6 @@ extension Socket {
             throw ServerError.errno("socketpair")
         }
         return (fds[0], fds[1])
-    }
-
-    /// Waits until `fd` is readable or `timeout` seconds pass; false on timeout.
-    static func waitReadable(_ fd: Int32, timeout: Double?) -> Bool {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        while true {
-            let rc = poll(&pfd, 1, timeout.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1)
-            if rc < 0 && errno == EINTR { continue }
-            return rc != 0
-        }
     }
 }
 

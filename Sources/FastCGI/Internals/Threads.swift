@@ -38,12 +38,6 @@ struct OSThread: @unchecked Sendable {
         }
         return OSThread(handle: handle)
     }
-
-    /// The calling thread.
-    static var current: OSThread { OSThread(handle: pthread_self()) }
-
-    /// Sends `signal` to this thread.
-    func signal(_ number: Int32) { pthread_kill(handle, number) }
 }
 
 /// A mutex with a condition variable, guarding a value of type `State`.
