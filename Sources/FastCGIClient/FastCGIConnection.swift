@@ -94,6 +94,12 @@ public final class FastCGIConnection {
     /// Whether the application closed its side.
     private var peerClosed = false
 
+    /// Sends `FCGI_ABORT_REQUEST` for `requestID` (spec §5.4); the reply still ends
+    /// with the request's `FCGI_END_REQUEST`.
+    public func abort(requestID: UInt16) throws(ClientError) {
+        try write(Record(type: .abortRequest, requestID: requestID).encoded)
+    }
+
     /// Sends a whole request.
     public func write(_ request: FastCGIRequest) throws(ClientError) {
         try write(request.encoded)

@@ -66,7 +66,7 @@ struct MultiplexTests {
         let connection = try FastCGIConnection(to: app.address)
         try connection.write(Raw.begin(1, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, [1], close: false))
         try connection.write(Raw.begin(2, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 2, [2], close: false))
-        try connection.write(Record(type: .abortRequest, requestID: 1).encoded)
+        try connection.abort(requestID: 1)
         let aborted = try Raw.readResponses(connection, ids: [1])[1]!
         #expect(aborted.endCount == 1)
         try connection.write(Raw.stream(.stdin, 2, [3]))
