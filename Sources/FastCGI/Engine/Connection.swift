@@ -148,9 +148,7 @@ final class Connection: @unchecked Sendable {
             }
             for sink in touched.values { sink.commit() }
         }
-        state.withLock { s in
-            if s.draining && s.sinks.isEmpty && !s.machine.isClosed { shutdown(fd, Int32(SHUT_RDWR)) }
-        }
+        if state.withLock({ $0.draining && $0.sinks.isEmpty && !$0.machine.isClosed }) { shutdownAfterWriters() }
     }
 
     /// Carries out one action; returns the sink it gave input to, if any.
@@ -187,9 +185,16 @@ final class Connection: @unchecked Sendable {
                 logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])
             }
             for sink in state.withLock({ Array($0.sinks.values) }) { sink.abort() }
-            shutdown(fd, Int32(SHUT_RDWR))
+            shutdownAfterWriters()
             return nil
         }
+    }
+
+    /// Shuts the socket down once no writer is in the middle of a write: a request
+    /// that just ended holds the write lock from telling the machine until its
+    /// END_REQUEST is written, and that END_REQUEST must not be cut off.
+    private func shutdownAfterWriters() {
+        writeLock.withLock { _ in _ = shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     private func sink(_ id: UInt16) -> (any RequestSink)? {

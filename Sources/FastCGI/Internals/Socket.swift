@@ -125,6 +125,10 @@ extension Socket {
         }
         guard fd >= 0 else { return nil }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // A peer that stops reading cannot block a writer (and the write lock it
+        // holds) for ever: a send that makes no progress for 60 s fails.
+        var sendTimeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
         let peer: PeerAddress
         switch Int32(storage.ss_family) {
         case AF_INET:
