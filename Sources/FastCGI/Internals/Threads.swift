@@ -45,6 +45,9 @@ final class Guarded<State>: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var state: State
+    /// Threads in `wait` (guarded by the mutex): without any, a change needs no
+    /// broadcast, which keeps the common uncontended path to a lock and an unlock.
+    private var waiters = 0
 
     init(_ state: State) {
         self.state = state
@@ -67,7 +70,7 @@ final class Guarded<State>: @unchecked Sendable {
     func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer {
-            pthread_cond_broadcast(condition)
+            if waiters > 0 { pthread_cond_broadcast(condition) }
             pthread_mutex_unlock(mutex)
         }
         return try body(&state)
@@ -85,6 +88,8 @@ final class Guarded<State>: @unchecked Sendable {
             deadline.tv_sec += Int(timeout.rounded(.down)) + nanos / 1_000_000_000
             deadline.tv_nsec = nanos % 1_000_000_000
         }
+        waiters += 1
+        defer { waiters -= 1 }
         while !predicate(state) {
             if timeout != nil {
                 if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT, !predicate(state) { return nil }
