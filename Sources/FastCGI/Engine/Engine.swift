@@ -130,9 +130,4 @@ final class Engine: @unchecked Sendable {
     func connectionClosed(_ connection: Connection) {
         state.withLock { _ = $0.connections.removeValue(forKey: connection.number) }
     }
-
-    /// Runs the handler for a request (on the executor's thread).
-    func serve(_ transport: any RequestTransport) {
-        server.serve(transport)
-    }
 }

@@ -12,7 +12,7 @@ struct NginxTests {
     @Test("GET through nginx", arguments: [false, true])
     func get(spawn: Bool) throws {
         let app = spawn ? try RunningApp(spawnFCGI: "hello", unix: true) : try RunningApp("hello")
-        let nginx = try RunningNginx(upstream: app.address.replacingOccurrences(of: "unix:", with: "unix:"))
+        let nginx = try RunningNginx(upstream: app.address)
         let (code, body) = try nginx.curl("/?name=nginx")
         #expect(code == 200)
         #expect(String(decoding: body, as: UTF8.self) == "Hello, nginx!\n")

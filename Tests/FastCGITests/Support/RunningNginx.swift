@@ -12,11 +12,10 @@ final class RunningNginx: @unchecked Sendable {
         port = Net.freePort()
         let template = try String(
             contentsOf: Paths.repository.appendingPathComponent("scripts/nginx.conf.in"), encoding: .utf8)
-        let upstreamLine = upstream.hasPrefix("unix:") ? upstream : upstream
         let config = template
             .replacingOccurrences(of: "@PREFIX@", with: prefix.path)
             .replacingOccurrences(of: "@PORT@", with: "\(port)")
-            .replacingOccurrences(of: "@UPSTREAM@", with: upstreamLine)
+            .replacingOccurrences(of: "@UPSTREAM@", with: upstream)
             .replacingOccurrences(of: "@USER_LINE@", with: getuid() == 0 ? "user root;" : "")
         let configURL = prefix.appendingPathComponent("nginx.conf")
         try config.write(to: configURL, atomically: true, encoding: .utf8)
