@@ -34,6 +34,13 @@ let package = Package(
             pkgConfig: "fcgi",
             providers: [.apt(["libfcgi-dev"])]
         ),
+        // zlib (Debian zlib1g-dev): deflate for GZipRequest.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Modulemaps/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // The FastCGI 1.0 protocol in pure Swift: no Foundation, no C, no I/O.
         .target(name: "FastCGIWire", swiftSettings: strict),
         // A blocking FastCGI client for tools, tests and benchmarks.
@@ -43,6 +50,7 @@ let package = Package(
             name: "FastCGI",
             dependencies: [
                 "CFCGI",
+                "CZlib",
                 "FastCGIWire",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -26,6 +26,11 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("value"), help: "An FCGI_GET_VALUES answer, NAME=VALUE (repeatable).")
     public var values: [String] = []
 
+    /// `--gzip [LEVEL]`: serve through ``GZipRequest`` at LEVEL (0-9; 6 when the
+    /// level is left out, see ``arguments(_:)``).
+    @Option(name: .long, help: ArgumentHelp("Gzip responses the client accepts, at LEVEL 0-9 (default 6).", valueName: "level"))
+    public var gzip: Int?
+
     /// Creates the default options.
     public init() {}
 
@@ -37,6 +42,7 @@ public struct ServerOptions: ParsableArguments {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
+        if let gzip, !(0...9).contains(gzip) { throw ValidationError("--gzip takes a level from 0 to 9") }
         for value in values where !value.contains("=") {
             throw ValidationError("--value takes NAME=VALUE, not \"\(value)\"")
         }
@@ -55,7 +61,18 @@ public struct ServerOptions: ParsableArguments {
     public func makeServer(
         handlers: [Role: HandlerFactory], requestType: Request.Type = Request.self
     ) throws -> Server {
-        Server(
+        var handlers = handlers
+        var requestType = requestType
+        if let level = gzip {
+            if !(requestType is GZipRequest.Type) { requestType = GZipRequest.self }
+            handlers = handlers.mapValues { inner in
+                .closure { request in
+                    try (request as? GZipRequest)?.setCompressionLevel(level)
+                    inner(request)
+                }
+            }
+        }
+        return Server(
             factories: handlers,
             maxRequests: maxRequests,
             params: values.isEmpty ? nil : managementParams,
@@ -63,5 +80,22 @@ public struct ServerOptions: ParsableArguments {
             threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
             workers: workers,
             address: try bind.map { try Endpoint(parsing: $0) })
+    }
+}
+
+extension ServerOptions {
+    /// The process's arguments with a bare `--gzip` (no level after it) spelled
+    /// `--gzip=6`, since ArgumentParser options always take a value.
+    public static func arguments(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> [String] {
+        var out: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            let next = index + 1 < arguments.count ? arguments[index + 1] : nil
+            if argument == "--gzip" && next.flatMap({ Int($0) }) == nil {
+                out.append("--gzip=6")
+            } else {
+                out.append(argument)
+            }
+        }
+        return out
     }
 }

@@ -66,5 +66,9 @@ public struct HandlerFactory: Sendable {
         }
     }
 
+    /// Runs the handler for `request`, as the server does. Lets one factory wrap
+    /// another, e.g. to prepare each request before the real handler sees it.
+    public func callAsFunction(_ request: Request) { handle(request) }
+
     private init(handle: @escaping @Sendable (Request) -> Void) { self.handle = handle }
 }

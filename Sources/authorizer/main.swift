@@ -37,4 +37,4 @@ struct AuthorizerCommand: ParsableCommand {
     }
 }
 
-AuthorizerCommand.main()
+AuthorizerCommand.main(ServerOptions.arguments())

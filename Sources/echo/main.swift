@@ -8,7 +8,10 @@
 //   when HTTP_AUTHORIZATION is present, else `Status: 403`.
 // Special params for tests: ECHO_THROW=1 (or the HTTP header X-Echo-Throw: 1)
 // makes the handler throw; ECHO_EXIT=1 calls
-// Server.exit() from inside the handler; ECHO_SLEEP_MS=N sleeps N ms first.
+// Server.exit() from inside the handler; ECHO_SLEEP_MS=N sleeps N ms first;
+// ECHO_FLUSH=1 flushes after each chunk echoed (a gzip sync flush with --gzip);
+// ECHO_PAGE=N answers with the first N bytes of a generated HTML table instead
+// (a page for the gzip benchmark).
 import ArgumentParser
 import ExampleSupport
 import FastCGI
@@ -20,6 +23,21 @@ import FastCGI
 /// Set once in `main` before the server runs; read by handlers for ECHO_EXIT.
 nonisolated(unsafe) var runningServer: Server?
 
+/// 1 MiB of HTML table rows with varying numbers: compresses like a real page
+/// (about 5:1 at level 6), unlike repeated bytes.
+let samplePage: [UInt8] = {
+    var page = Array("<!DOCTYPE html>\n<html><body><table>\n".utf8)
+    var state: UInt64 = 0x5eed
+    var row = 0
+    while page.count < 1 << 20 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        let value = state >> 40
+        page += Array("<tr><td class=\"id\">\(row)</td><td>item-\(value % 9973)</td><td>\(value)</td></tr>\n".utf8)
+        row += 1
+    }
+    return page
+}()
+
 struct EchoError: Error, CustomStringConvertible {
     var description: String { "echo was asked to fail (ECHO_THROW=1)" }
 }
@@ -30,6 +48,11 @@ struct EchoResponder: Handler {
         if request.environ["ECHO_EXIT"] == "1" { runningServer?.exit() }
         if let delay = request.environ["ECHO_SLEEP_MS"].flatMap({ UInt32($0) }) { usleep(delay * 1000) }
         request.setBuffering(false)
+        if let size = request.environ["ECHO_PAGE"].flatMap({ Int($0) }) {
+            try request.setHeader("Content-Type", "text/html; charset=utf-8")
+            try request.write(samplePage.prefix(max(0, size)))
+            return
+        }
         if request.environ["ECHO_PARAMS"] == "1" {
             try request.setHeader("Content-Type", "text/plain")
             var out: [UInt8] = []
@@ -40,10 +63,12 @@ struct EchoResponder: Handler {
             return
         }
         try request.setHeader("Content-Type", "application/octet-stream")
+        let flushEachChunk = request.environ["ECHO_FLUSH"] == "1"
         while true {
             let chunk = try request.stdin.read(65536)
             if chunk.isEmpty { break }
             try request.write(chunk)
+            if flushEachChunk { request.flush() }
         }
     }
 }
@@ -86,4 +111,4 @@ struct EchoCommand: ParsableCommand {
     }
 }
 
-EchoCommand.main()
+EchoCommand.main(ServerOptions.arguments())

@@ -26,6 +26,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .short, help: "Body bytes per request (POST), echoed by an echo app.")
     var bodyBytes: Int = 0
 
+    @Option(name: [.customShort("p"), .customLong("param")], help: "An extra param NAME=VALUE for every request (repeatable).")
+    var extraParams: [String] = []
+
     @Flag(help: "Print only one machine-readable line: rps p50_ms p99_ms errors requests.")
     var machine = false
 
@@ -33,12 +36,20 @@ struct BenchCommand: ParsableCommand {
         guard connections >= 1, duration > 0, multiplex >= 1, bodyBytes >= 0 else {
             throw ValidationError("-c, -d and -m must be positive, -b not negative")
         }
+        for param in extraParams where !param.contains("=") {
+            throw ValidationError("-p takes NAME=VALUE, not \"\(param)\"")
+        }
         if multiplex > 1 && !keepAlive { throw ValidationError("-m needs -k: multiplexed requests share a kept connection") }
     }
 
     func run() throws {
         let body = [UInt8](repeating: UInt8(ascii: "x"), count: bodyBytes)
-        let params = defaultParams(method: bodyBytes > 0 ? "POST" : "GET", uri: "/bench?x=1", bodyLength: body.count)
+        var environment = defaultParams(method: bodyBytes > 0 ? "POST" : "GET", uri: "/bench?x=1", bodyLength: body.count)
+        for param in extraParams {
+            let parts = param.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            environment[String(parts[0])] = String(parts[1])
+        }
+        let params = environment
             .sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }
         let stats = Stats()
         let deadline = Date().addingTimeInterval(duration)

@@ -26,4 +26,4 @@ struct FilterCommand: ParsableCommand {
     }
 }
 
-FilterCommand.main()
+FilterCommand.main(ServerOptions.arguments())

@@ -21,4 +21,4 @@ struct HelloCommand: ParsableCommand {
     }
 }
 
-HelloCommand.main()
+HelloCommand.main(ServerOptions.arguments())
