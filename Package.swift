@@ -63,6 +63,7 @@ let package = Package(
                 "FastCGI",
                 "FastCGIWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FastCGI
 import FastCGIWire
+import Logging
 
 /// The command-line options every example app takes, so tests, benchmarks and
 /// users can run each mode from the command line.
@@ -31,6 +32,10 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Gzip responses the client accepts, at LEVEL 0-9 (default 6).", valueName: "level"))
     public var gzip: Int?
 
+    /// `--log-level LEVEL`: trace, debug, info (default), notice, warning, error, critical.
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error or critical (default info).")
+    public var logLevel: String = "info"
+
     /// Creates the default options.
     public init() {}
 
@@ -40,6 +45,9 @@ public struct ServerOptions: ParsableArguments {
             throw ValidationError("--threading-level must be 0, 1 or 2")
         }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
         if let gzip, !(0...9).contains(gzip) { throw ValidationError("--gzip takes a level from 0 to 9") }
@@ -79,7 +87,8 @@ public struct ServerOptions: ParsableArguments {
             requestType: requestType,
             threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
             workers: workers,
-            address: try bind.map { try Endpoint(parsing: $0) })
+            address: try bind.map { try Endpoint(parsing: $0) },
+            logLevel: Logger.Level(rawValue: logLevel))
     }
 }
 

@@ -61,7 +61,9 @@ public final class Server: Sendable {
     ///   - address: where to listen instead of fd 0.
     ///   - limits: memory bounds for each request.
     ///   - connectionLimits: bounds on each connection.
-    ///   - logger: where to log.
+    ///   - logger: where to log (swift-log; its default handler writes to stderr).
+    ///   - logLevel: the level to log at, replacing `logger`'s (the original's
+    ///     `set_logging(level)`); nil keeps the logger's own (`.info` by default).
     ///   - shutdownTimeout: how long `run()` waits for requests in flight on stop.
     ///   - handleSignals: whether SIGTERM, SIGINT and SIGUSR1 stop the server.
     public init(
@@ -75,6 +77,7 @@ public final class Server: Sendable {
         limits: RequestLimits = RequestLimits(),
         connectionLimits: ConnectionLimits = ConnectionLimits(),
         logger: Logger = Logger(label: "swift-fcgi"),
+        logLevel: Logger.Level? = nil,
         shutdownTimeout: Double = 10,
         handleSignals: Bool = true
     ) {
@@ -88,6 +91,8 @@ public final class Server: Sendable {
         self.workers = threadingLevel == .single ? 1 : max(1, workers)
         self.address = address
         self.limits = limits
+        var logger = logger
+        if let logLevel { logger.logLevel = logLevel }
         self.logger = logger
         self.shutdownTimeout = shutdownTimeout
     }
@@ -195,13 +200,15 @@ public final class Server: Sendable {
 
     /// Runs the handler for the role of `transport`'s request (on the thread that
     /// serves it).
-    func serve(_ transport: any RequestTransport) {
+    func serve(_ transport: any RequestTransport, logger connectionLogger: Logger? = nil) {
         guard let factory = handlers[transport.role] else {
             // The protocol firewall answers unknown roles; only CGI mode gets here.
-            logger.warning("no handler for role \(transport.role)")
+            (connectionLogger ?? logger).warning("no handler for role \(transport.role)")
             return
         }
-        let request = requestType.init(RequestContext(transport: transport, limits: limits))
+        var requestLogger = connectionLogger ?? logger
+        if transport.requestID != 0 { requestLogger[metadataKey: "request"] = "\(transport.requestID)" }
+        let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: requestLogger))
         factory.handle(request)
         request.close()
     }

@@ -12,6 +12,10 @@ public enum ConnectionAction: Hashable, Sendable {
     case abort(requestID: UInt16)
     /// Close the connection (after sending what the earlier actions hold).
     case close(reason: String)
+    /// A request was refused without running (unknown role, FCGI_CANT_MPX_CONN,
+    /// FCGI_OVERLOADED); its END_REQUEST is in the `.send` before. For logs and
+    /// counters only.
+    case refused(requestID: UInt16, reason: String)
 }
 
 /// A request whose BEGIN_REQUEST and params are complete.
@@ -262,12 +266,17 @@ public struct ConnectionMachine: Sendable {
         let keep = record.content[2] & WireConstants.keepConnectionFlag != 0
         guard let role = Role(rawValue: roleNumber), roles.contains(role) else {
             actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .unknownRole).encoded))
+            actions.append(.refused(requestID: id, reason: "FCGI_UNKNOWN_ROLE: role \(roleNumber) has no handler"))
             if !keep && active.isEmpty { actions.append(close("request \(id): unknown role \(roleNumber), no FCGI_KEEP_CONN")) }
             return
         }
         if multiplexing {
             guard active.count < limits.maxRequestsPerConnection else {
                 actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded))
+                actions.append(
+                    .refused(
+                        requestID: id,
+                        reason: "FCGI_OVERLOADED: \(limits.maxRequestsPerConnection) requests already active on this connection"))
                 return
             }
         } else if !active.isEmpty {
@@ -276,6 +285,7 @@ public struct ConnectionMachine: Sendable {
             // input is multiplexing, refused as the spec says (§5.1).
             guard active.values.allSatisfy(\.inputComplete) else {
                 actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .cantMultiplexConnection).encoded))
+                actions.append(.refused(requestID: id, reason: "FCGI_CANT_MPX_CONN: another request's input is still arriving"))
                 return
             }
             hold(record, into: &actions)

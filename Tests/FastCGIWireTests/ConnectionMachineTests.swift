@@ -163,7 +163,9 @@ struct ConnectionMachineTests {
         var m = machine(multiplexing: true, limits: limits)
         var stream: [UInt8] = []
         for id in UInt16(1)...3 { stream += Record.beginRequest(requestID: id, role: .responder, keepConnection: true).encoded }
-        #expect(try records(m.receive(stream)) == [Record.endRequest(requestID: 3, appStatus: 0, protocolStatus: .overloaded)])
+        let actions = m.receive(stream)
+        #expect(try records(actions) == [Record.endRequest(requestID: 3, appStatus: 0, protocolStatus: .overloaded)])
+        #expect(actions.contains(.refused(requestID: 3, reason: "FCGI_OVERLOADED: 2 requests already active on this connection")))
         #expect(m.activeCount == 2)
     }
 

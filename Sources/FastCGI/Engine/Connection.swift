@@ -176,15 +176,25 @@ final class Connection: @unchecked Sendable {
             sink?.data(bytes)
             return sink
         case .abort(let id):
+            engine.statistics.abortedRequests.increment()
+            logger.debug("the web server aborted the request", metadata: ["request": "\(id)"])
             sink(id)?.abort()
+            return nil
+        case .refused(let id, let reason):
+            engine.statistics.refusedRequests.increment()
+            if reason.hasPrefix("FCGI_OVERLOADED") { engine.statistics.limitHits.increment() }
+            logger.warning("refused a request: \(reason)", metadata: ["request": "\(id)", "peer": "\(peer)"])
             return nil
         case .close(let reason):
             if reason == "peer closed the connection" || reason.contains("FCGI_KEEP_CONN") {
                 logger.debug("closing connection: \(reason)")
             } else {
+                if reason.contains("limit") { engine.statistics.limitHits.increment() }
                 logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])
             }
-            for sink in state.withLock({ Array($0.sinks.values) }) { sink.abort() }
+            let running = state.withLock { Array($0.sinks.values) }
+            if !running.isEmpty { engine.statistics.abortedRequests.add(running.count, ordering: .relaxed) }
+            for sink in running { sink.abort() }
             shutdownAfterWriters()
             return nil
         }

@@ -15,6 +15,8 @@ final class Engine: @unchecked Sendable {
     let server: Server
     let listenFD: Int32
     let executor: any RequestExecutor
+    /// Counters for logs and the status page.
+    let statistics = ServerStatistics()
     private let allowList: WebServerAllowList
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -76,10 +78,13 @@ final class Engine: @unchecked Sendable {
                 return connection
             }
             guard let connection else {
+                statistics.limitHits.increment()
                 server.logger.warning("refused a connection: \(server.connectionLimits.maxConnections) connections already open")
                 close(fd)
                 continue
             }
+            statistics.acceptedConnections.increment()
+            statistics.openConnections.increment()
             if server.threadingLevel == .single {
                 connection.run()  // level 0: one connection at a time
             } else {
@@ -116,7 +121,8 @@ final class Engine: @unchecked Sendable {
 
     /// Counts a request in; true when it is the `maxRequests`-th.
     func requestStarted() -> Bool {
-        state.withLock { s in
+        statistics.requestStarted()
+        return state.withLock { s in
             s.inFlight += 1
             s.started += 1
             return server.maxRequests > 0 && s.started == server.maxRequests
@@ -124,10 +130,12 @@ final class Engine: @unchecked Sendable {
     }
 
     func requestFinished() {
+        statistics.requestFinished()
         state.withLock { $0.inFlight -= 1 }
     }
 
     func connectionClosed(_ connection: Connection) {
+        statistics.openConnections.subtract(1, ordering: .relaxed)
         state.withLock { _ = $0.connections.removeValue(forKey: connection.number) }
     }
 }

@@ -107,7 +107,7 @@ final class LibFCGIWorker: @unchecked Sendable {
         let request = LibFCGIRequest(connectedFD: appFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag)
         while request.isConnected {
             guard request.accept() >= 0 else { break }
-            server.serve(request)
+            server.serve(request, logger: current.withLock { $0.connection?.logger })
             request.drainInput()
             request.finish(appStatus: 0)
         }

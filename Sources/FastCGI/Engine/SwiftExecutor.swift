@@ -15,7 +15,7 @@ final class SwiftExecutor: RequestExecutor {
     func start(_ request: RequestStart, on connection: Connection) -> any RequestSink {
         let transport = SwiftTransport(start: request, connection: connection, maxBuffered: server.limits.maxBufferedStdin)
         pool.run { [server] in
-            server.serve(transport)
+            server.serve(transport, logger: connection.logger)
             transport.finish()
         }
         return transport

@@ -57,6 +57,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
             return s.buffered > maxBuffered
         }
         if overflow {
+            connection.engine.statistics.limitHits.increment()
             connection.logger.warning(
                 "request \(id): the handler left more than \(maxBuffered) bytes of input unread; ending the request")
             abort()

@@ -1,3 +1,5 @@
+import Logging
+
 /// One request, with the same interface in FastCGI and CGI mode (the original
 /// module's `cgi.Request`).
 ///
@@ -24,6 +26,9 @@ open class Request {
     public let fastcgiData: RequestInput
     /// The role the web server asked for.
     public let role: Role
+    /// The server's logger with this request's `connection` and `request` ids in
+    /// its metadata.
+    public let logger: Logger
 
     let transport: any RequestTransport
     let limits: RequestLimits
@@ -48,6 +53,7 @@ open class Request {
         limits = context.limits
         environ = context.transport.environment
         role = context.transport.role
+        logger = context.logger
         stdin = RequestInput(transport: context.transport, kind: .stdin)
         fastcgiData = RequestInput(transport: context.transport, kind: .data)
     }

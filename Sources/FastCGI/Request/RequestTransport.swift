@@ -1,3 +1,5 @@
+import Logging
+
 /// The input stream of a request a read refers to.
 enum InputKind: Sendable {
     case stdin
@@ -32,10 +34,12 @@ protocol RequestTransport: AnyObject {
 public struct RequestContext {
     let transport: any RequestTransport
     let limits: RequestLimits
+    let logger: Logger
 
-    init(transport: any RequestTransport, limits: RequestLimits) {
+    init(transport: any RequestTransport, limits: RequestLimits, logger: Logger = Logger(label: "swift-fcgi")) {
         self.transport = transport
         self.limits = limits
+        self.logger = logger
     }
 }
 

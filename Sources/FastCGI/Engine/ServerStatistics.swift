@@ -1,0 +1,61 @@
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Counters the engine keeps while it runs, for logs and the status page. Updated
+/// with atomics from the connection and request threads.
+final class ServerStatistics: Sendable {
+    /// When the server started (seconds since the epoch).
+    let startTime: Double
+    let acceptedConnections = Atomic<Int>(0)
+    let openConnections = Atomic<Int>(0)
+    let requestsStarted = Atomic<Int>(0)
+    let requestsFinished = Atomic<Int>(0)
+    let maxInFlight = Atomic<Int>(0)
+    /// Requests refused or connections closed because a limit was reached.
+    let limitHits = Atomic<Int>(0)
+    /// Requests refused without running (unknown role, CANT_MPX_CONN, OVERLOADED).
+    let refusedRequests = Atomic<Int>(0)
+    /// Requests aborted by the web server (FCGI_ABORT_REQUEST or a lost connection).
+    let abortedRequests = Atomic<Int>(0)
+    /// Requests that ran longer than the slow-request threshold.
+    let slowRequests = Atomic<Int>(0)
+    /// Requests ended by the request timeout.
+    let timedOutRequests = Atomic<Int>(0)
+    /// FCGI_GET_VALUES records answered.
+    let getValuesAnswered = Atomic<Int>(0)
+
+    init() {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        startTime = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    /// Counts a request in and keeps the highest number in flight.
+    func requestStarted() {
+        let started = requestsStarted.add(1, ordering: .relaxed).newValue
+        let inFlight = started - requestsFinished.load(ordering: .relaxed)
+        var seen = maxInFlight.load(ordering: .relaxed)
+        while inFlight > seen {
+            let (exchanged, original) = maxInFlight.compareExchange(
+                expected: seen, desired: inFlight, ordering: .relaxed)
+            if exchanged { break }
+            seen = original
+        }
+    }
+
+    func requestFinished() { requestsFinished.add(1, ordering: .relaxed) }
+
+    var inFlight: Int { requestsStarted.load(ordering: .relaxed) - requestsFinished.load(ordering: .relaxed) }
+}
+
+extension Atomic where Value == Int {
+    /// Adds one (relaxed ordering: counters only).
+    func increment() { add(1, ordering: .relaxed) }
+    /// The value (relaxed ordering: counters only).
+    var value: Int { load(ordering: .relaxed) }
+}
