@@ -2,7 +2,9 @@
 ///
 /// Write it as a number, as in the original: `threadingLevel: 0`.
 public enum ThreadingLevel: Int, Sendable, CaseIterable, ExpressibleByIntegerLiteral, CustomStringConvertible {
-    /// Level 0: no threads; one connection, one request at a time.
+    /// Level 0: one request at a time, on one handler thread (handlers need not be
+    /// thread-safe). Connections are still read by the server's own threads, so an
+    /// idle kept connection does not block the next one; `FCGI_MAX_CONNS` is 1.
     case single = 0
     /// Level 1: one OS thread per connection (worker); connections served at the same
     /// time, no multiplexing on a connection.

@@ -10,8 +10,8 @@
 // makes the handler throw; ECHO_EXIT=1 calls
 // Server.exit() from inside the handler; ECHO_SLEEP_MS=N sleeps N ms first;
 // ECHO_FLUSH=1 flushes after each chunk echoed (a gzip sync flush with --gzip);
-// ECHO_PAGE=N answers with the first N bytes of a generated HTML table instead
-// (a page for the gzip benchmark).
+// ECHO_PAGE=N answers with N bytes of a generated HTML table instead (a page for
+// the gzip benchmark; repeated past 1 MiB).
 import ArgumentParser
 import ExampleSupport
 import FastCGI
@@ -50,7 +50,14 @@ struct EchoResponder: Handler {
         request.setBuffering(false)
         if let size = request.environ["ECHO_PAGE"].flatMap({ Int($0) }) {
             try request.setHeader("Content-Type", "text/html; charset=utf-8")
-            try request.write(samplePage.prefix(max(0, size)))
+            var left = max(0, size)
+            var offset = 0
+            while left > 0 && !request.aborted {
+                let n = min(left, 65536, samplePage.count - offset)
+                try request.write(samplePage[offset..<offset + n])
+                offset = (offset + n) % samplePage.count
+                left -= n
+            }
             return
         }
         if request.environ["ECHO_PARAMS"] == "1" {

@@ -88,7 +88,8 @@ final class Connection: @unchecked Sendable {
     /// Reads until the connection closes, then waits for its requests and closes the
     /// descriptors. Runs on the connection's thread.
     func run() {
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        // Left uninitialised: an idle connection touches none of its pages.
+        var buffer = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
         let idle = engine.server.connectionLimits.idleTimeout
         var closed = false
         while !closed {

@@ -85,16 +85,15 @@ final class Engine: @unchecked Sendable {
             }
             statistics.acceptedConnections.increment()
             statistics.openConnections.increment()
-            if server.threadingLevel == .single {
-                connection.run()  // level 0: one connection at a time
-            } else {
-                do {
-                    try OSThread.spawn(stackSize: 256 << 10) { connection.run() }
-                } catch {
-                    server.logger.error("cannot start a connection thread: \(error)")
-                    shutdown(fd, Int32(SHUT_RDWR))
-                    connection.run()
-                }
+            // Every level reads each connection on a thread of its own: level 0 runs
+            // one request at a time (one libfcgi worker), but an idle connection
+            // must not keep the next web-server connection waiting.
+            do {
+                try OSThread.spawn(stackSize: 256 << 10) { connection.run() }
+            } catch {
+                server.logger.error("cannot start a connection thread: \(error)")
+                shutdown(fd, Int32(SHUT_RDWR))
+                connection.run()
             }
         }
         // Stop: no new connections; idle ones close now, busy ones after their requests.
