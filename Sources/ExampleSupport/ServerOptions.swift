@@ -36,6 +36,26 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error or critical (default info).")
     public var logLevel: String = "info"
 
+    /// `--ping-path PATH`: answer PATH with `pong` (``Monitoring/pingPath``).
+    @Option(name: .long, help: "Answer this path with \"pong\" without calling a handler.")
+    public var pingPath: String?
+
+    /// `--status-path PATH`: the status page (``Monitoring/statusPath``).
+    @Option(name: .long, help: "Serve the status page (text, or JSON with ?json) at this path.")
+    public var statusPath: String?
+
+    /// `--slow-request SECONDS`: log requests running longer (``Monitoring/slowRequestThreshold``).
+    @Option(name: .long, help: "Log requests running longer than this many seconds.")
+    public var slowRequest: Double?
+
+    /// `--request-timeout SECONDS`: end requests running longer (``Monitoring/requestTimeout``).
+    @Option(name: .long, help: "End requests running longer than this many seconds (504 if nothing was sent).")
+    public var requestTimeout: Double?
+
+    /// `--socket-name NAME`: which socket-activated socket to serve.
+    @Option(name: .long, help: "With systemd socket activation and several sockets, serve the one with this name.")
+    public var socketName: String?
+
     /// Creates the default options.
     public init() {}
 
@@ -50,10 +70,22 @@ public struct ServerOptions: ParsableArguments {
         }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
+        for (name, seconds) in [("--slow-request", slowRequest), ("--request-timeout", requestTimeout)] {
+            if let seconds, !(seconds > 0) { throw ValidationError("\(name) takes a number of seconds above 0") }
+        }
         if let gzip, !(0...9).contains(gzip) { throw ValidationError("--gzip takes a level from 0 to 9") }
         for value in values where !value.contains("=") {
             throw ValidationError("--value takes NAME=VALUE, not \"\(value)\"")
         }
+    }
+
+    private var monitoring: Monitoring {
+        var monitoring = Monitoring()
+        monitoring.pingPath = pingPath
+        monitoring.statusPath = statusPath
+        monitoring.slowRequestThreshold = slowRequest
+        monitoring.requestTimeout = requestTimeout
+        return monitoring
     }
 
     private var managementParams: [String: String] {
@@ -88,7 +120,9 @@ public struct ServerOptions: ParsableArguments {
             threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
             workers: workers,
             address: try bind.map { try Endpoint(parsing: $0) },
-            logLevel: Logger.Level(rawValue: logLevel))
+            logLevel: Logger.Level(rawValue: logLevel),
+            monitoring: monitoring,
+            activationSocketName: socketName)
     }
 }
 

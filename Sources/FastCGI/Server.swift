@@ -16,9 +16,11 @@ import Logging
 /// try Server(handlers: [.responder: Hello.self]).run()
 /// ```
 ///
-/// Started by spawn-fcgi (or anything that passes a listening socket as fd 0) it
-/// serves that socket; given an ``address`` it listens there; started as a plain
-/// CGI program it runs the responder once over the environment, stdin and stdout.
+/// Given an ``address`` it listens there; started by systemd socket activation
+/// (`LISTEN_PID`/`LISTEN_FDS`) it serves the passed socket (fd 3); started by
+/// spawn-fcgi (or anything that passes a listening socket as fd 0) it serves that
+/// socket; started as a plain CGI program it runs the responder once over the
+/// environment, stdin and stdout.
 public final class Server: Sendable {
     /// The handler for each role; a request for a role not here is refused.
     public let handlers: [Role: HandlerFactory]
@@ -46,6 +48,12 @@ public final class Server: Sendable {
     /// Whether SIGTERM, SIGINT and SIGUSR1 stop the server as ``exit()`` does
     /// (default true; turn off if the application handles them itself).
     public let handleSignals: Bool
+    /// Ping and status pages, slow-request log, request timeout (all off by default).
+    public let monitoring: Monitoring
+    /// With systemd socket activation and several sockets passed, the name
+    /// (`FileDescriptorName=`, seen in `LISTEN_FDNAMES`) of the one to serve; nil
+    /// takes the first.
+    public let activationSocketName: String?
 
     let state = Guarded(RunState())
 
@@ -66,6 +74,8 @@ public final class Server: Sendable {
     ///     `set_logging(level)`); nil keeps the logger's own (`.info` by default).
     ///   - shutdownTimeout: how long `run()` waits for requests in flight on stop.
     ///   - handleSignals: whether SIGTERM, SIGINT and SIGUSR1 stop the server.
+    ///   - monitoring: ping and status pages, slow-request log, request timeout.
+    ///   - activationSocketName: which socket-activated socket to serve.
     public init(
         factories handlers: [Role: HandlerFactory],
         maxRequests: Int = 0,
@@ -79,8 +89,12 @@ public final class Server: Sendable {
         logger: Logger = Logger(label: "swift-fcgi"),
         logLevel: Logger.Level? = nil,
         shutdownTimeout: Double = 10,
-        handleSignals: Bool = true
+        handleSignals: Bool = true,
+        monitoring: Monitoring = Monitoring(),
+        activationSocketName: String? = nil
     ) {
+        self.monitoring = monitoring
+        self.activationSocketName = activationSocketName
         self.connectionLimits = connectionLimits
         self.handleSignals = handleSignals
         self.handlers = handlers
@@ -98,7 +112,7 @@ public final class Server: Sendable {
     }
 
     /// Creates a server from handler types: a new instance of the type serves each
-    /// request. Parameters as in ``init(factories:maxRequests:params:requestType:threadingLevel:workers:address:limits:logger:shutdownTimeout:)``.
+    /// request. Parameters as in ``init(factories:maxRequests:params:requestType:threadingLevel:workers:address:limits:connectionLimits:logger:logLevel:shutdownTimeout:handleSignals:monitoring:activationSocketName:)``.
     public convenience init(
         handlers: [Role: any Handler.Type],
         maxRequests: Int = 0,
@@ -163,6 +177,11 @@ public final class Server: Sendable {
             var bound = address
             if case .tcp(let host, 0) = address, let port = Socket.localPort(listenFD) { bound = .tcp(host: host, port: port) }
             logger.info("listening on \(bound)", metadata: ["threading-level": "\(threadingLevel.rawValue)"])
+        } else if let activated = try SocketActivation.listeningSocket(named: activationSocketName) {
+            listenFD = activated.fd
+            logger.info(
+                "listening on the socket systemd passed (fd \(activated.fd)\(activated.name.map { ", \($0)" } ?? ""))",
+                metadata: ["threading-level": "\(threadingLevel.rawValue)"])
         } else if LibFCGI.standardInputIsListeningSocket() {
             listenFD = 0
         } else {

@@ -100,6 +100,9 @@ public struct ConnectionMachine: Sendable {
     /// Requests begun and not yet ended.
     public var activeCount: Int { active.count }
 
+    /// How many FCGI_GET_VALUES records were answered on this connection.
+    public private(set) var getValuesAnswered = 0
+
     /// Whether the machine has asked for the connection to close.
     public var isClosed: Bool { closed }
 
@@ -317,5 +320,6 @@ public struct ConnectionMachine: Sendable {
             if let value = managementValues[name] { answer.append(NameValuePair(name: pair.name, value: Array(value.utf8))) }
         }
         actions.append(.send(Record(type: .getValuesResult, requestID: 0, content: NameValueCoding.encode(answer)).encoded))
+        getValuesAnswered += 1
     }
 }

@@ -16,12 +16,16 @@ protocol RequestSink: AnyObject, Sendable {
     func data(_ bytes: [UInt8])
     /// The web server aborted the request or went away.
     func abort()
+    /// The request ran past its timeout: end it like ``abort()``, with a
+    /// `504 Gateway Timeout` response if nothing was sent yet.
+    func timeOut()
     /// Sends what the calls above queued (one write per batch of input).
     func commit()
 }
 
 extension RequestSink {
     func commit() {}
+    func timeOut() { abort() }
 }
 
 /// Runs started requests: the Swift engine or the libfcgi worker pool.
@@ -30,6 +34,8 @@ protocol RequestExecutor: Sendable {
     func start(_ request: RequestStart, on connection: Connection) -> any RequestSink
     /// Stops the executor's threads when the server stops.
     func shutdown()
+    /// Handler threads running a request, and idle ones (for the status page).
+    var workerCounts: (busy: Int, idle: Int) { get }
 }
 
 /// One accepted connection. Its thread reads records, feeds the
@@ -132,7 +138,12 @@ final class Connection: @unchecked Sendable {
 
     /// Feeds the machine under the lock and queues its actions.
     private func decide(_ event: (inout ConnectionMachine) -> [ConnectionAction]) {
-        state.withLock { s in s.pending += event(&s.machine) }
+        let answered = state.withLock { s -> Int in
+            let before = s.machine.getValuesAnswered
+            s.pending += event(&s.machine)
+            return s.machine.getValuesAnswered - before
+        }
+        if answered > 0 { engine.statistics.getValuesAnswered.add(answered, ordering: .relaxed) }
     }
 
     /// Carries out queued actions in order, outside the lock (connection thread only).
@@ -159,12 +170,29 @@ final class Connection: @unchecked Sendable {
             _ = bytes.withUnsafeBytes { write($0) }
             return nil
         case .start(let start):
+            if let page = MonitorPage(start, monitoring: engine.server.monitoring) {
+                // Ping and status: answered here, no handler, no worker, not counted.
+                let id = start.requestID
+                var end = page.records(requestID: id, engine: engine)
+                RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
+                Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &end)
+                let sink = AnsweredRequest()
+                endRequest(id, endRecords: end, counted: false)
+                state.withLock { s in
+                    if s.ended.remove(id) == nil { s.sinks[id] = sink }
+                }
+                return sink
+            }
             let reachedMax = engine.requestStarted()
             let sink = engine.executor.start(start, on: self)
             // The sink may have ended already (a refusal): only keep a live one.
-            state.withLock { s in
-                if s.ended.remove(start.requestID) == nil { s.sinks[start.requestID] = sink }
+            let (live, running) = state.withLock { s -> (Bool, Int) in
+                guard s.ended.remove(start.requestID) == nil else { return (false, s.sinks.count) }
+                s.sinks[start.requestID] = sink
+                return (true, s.sinks.count)
             }
+            engine.statistics.maxPerConnection.raise(to: running)
+            if live { engine.watchdog?.started(start, sink: sink, on: self) }
             // Stop only once the request is registered, so draining waits for it.
             if reachedMax { engine.server.exit() }
             return sink
@@ -230,11 +258,17 @@ final class Connection: @unchecked Sendable {
     /// peer cannot see the end before the machine knows (it may send the next
     /// request at once) and no output of a request started next can precede it.
     /// Never blocks on the connection thread.
-    func endRequest(_ requestID: UInt16, endRecords: [UInt8]) {
+    func endRequest(_ requestID: UInt16, endRecords: [UInt8], counted: Bool = true) {
         let needWake = writeLock.withLock { closed in
             let needWake = requestEnded(requestID)
             if !closed && !endRecords.withUnsafeBytes({ Socket.writeAll(fd, $0) }) { closed = true }
             return needWake
+        }
+        // Counted out only once END_REQUEST is written: run() returns (and the
+        // process may exit) when nothing is in flight.
+        if counted {
+            engine.watchdog?.ended(requestID, on: self)
+            engine.requestFinished()
         }
         // The connection thread only has work if the machine reacted (close, a
         // pipelined request) or it is draining; most ends need no wake-up.
@@ -243,8 +277,7 @@ final class Connection: @unchecked Sendable {
 
     /// Returns whether the connection thread must be woken.
     private func requestEnded(_ requestID: UInt16) -> Bool {
-        engine.requestFinished()
-        return state.withLock { s in
+        state.withLock { s in
             // Forget the sink first: a pipelined request may reuse the id (nginx
             // always uses 1). A sink that ends before it was registered is noted.
             if s.sinks.removeValue(forKey: requestID) == nil { s.ended.insert(requestID) }
@@ -266,4 +299,11 @@ final class Connection: @unchecked Sendable {
         var byte: UInt8 = 1
         _ = Glibc.write(wakeWrite, &byte, 1)
     }
+}
+
+/// A request the connection answered itself (ping, status): its input is ignored.
+final class AnsweredRequest: RequestSink {
+    func stdin(_ bytes: [UInt8]) {}
+    func data(_ bytes: [UInt8]) {}
+    func abort() {}
 }

@@ -17,6 +17,8 @@ final class Engine: @unchecked Sendable {
     let executor: any RequestExecutor
     /// Counters for logs and the status page.
     let statistics = ServerStatistics()
+    /// Slow-request log and request timeout, when ``Monitoring`` asks for them.
+    let watchdog: Watchdog?
     private let allowList: WebServerAllowList
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -35,6 +37,7 @@ final class Engine: @unchecked Sendable {
         self.server = server
         self.listenFD = listenFD
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
+        watchdog = server.monitoring.watchesRequests ? try Watchdog(monitoring: server.monitoring, statistics: statistics) : nil
         let (r, w) = try Socket.pair()
         wakeRead = r
         wakeWrite = w
@@ -107,6 +110,7 @@ final class Engine: @unchecked Sendable {
             server.logger.warning("requests still running after the \(server.shutdownTimeout) s shutdown timeout")
         }
         executor.shutdown()
+        watchdog?.stop()
     }
 
     var isStopping: Bool { state.withLock { $0.stopping } }

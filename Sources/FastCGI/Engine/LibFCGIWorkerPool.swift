@@ -36,6 +36,11 @@ final class LibFCGIWorkerPool: RequestExecutor, @unchecked Sendable {
         idle.withLock { $0.workers.append(worker) }
     }
 
+    var workerCounts: (busy: Int, idle: Int) {
+        let idleCount = idle.withLock { $0.workers.count }
+        return (all.count - idleCount, idleCount)
+    }
+
     func shutdown() {
         idle.withLock { $0.stopped = true }
         for worker in all { worker.stop() }
@@ -81,6 +86,8 @@ final class LibFCGIWorker: @unchecked Sendable {
         var queued: [UInt8] = []
         /// The request was ended early (abort): output from libfcgi is dropped.
         var endedEarly = false
+        /// Some stdout reached the peer (a timeout then sends no 504 page).
+        var stdoutSent = false
     }
 
     private let current = Guarded(Current())
@@ -141,6 +148,7 @@ final class LibFCGIWorker: @unchecked Sendable {
         func stdin(_ bytes: [UInt8]) { worker.stdin(bytes, generation: generation) }
         func data(_ bytes: [UInt8]) { worker.data(bytes, generation: generation) }
         func abort() { worker.abort(generation: generation) }
+        func timeOut() { worker.abort(generation: generation, timedOut: true) }
         func commit() { worker.commit(generation: generation) }
     }
 
@@ -186,16 +194,17 @@ final class LibFCGIWorker: @unchecked Sendable {
 
     /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
     /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
-    func abort(generation: Int) {
-        let (connection, id, needStdinEnd, needDataEnd) = current.withLock { c -> (Connection?, UInt16, Bool, Bool) in
-            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false) }
+    func abort(generation: Int, timedOut: Bool = false) {
+        let (connection, id, needStdinEnd, needDataEnd, nothingSent) = current.withLock {
+            c -> (Connection?, UInt16, Bool, Bool, Bool) in
+            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, false) }
             abortFlag.set()
             defer {
                 c.endedEarly = true
                 c.stdinEnded = true
                 c.dataEnded = true
             }
-            return (c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded)
+            return (c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded, !c.stdoutSent)
         }
         guard let connection else { return }
         // Unblock a handler waiting for input that will not come.
@@ -205,7 +214,7 @@ final class LibFCGIWorker: @unchecked Sendable {
         send(out)
         commit(generation: generation)
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
-        var end: [UInt8] = []
+        var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : []
         RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
         Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &end)
         connection.endRequest(id, endRecords: end)
@@ -239,14 +248,19 @@ final class LibFCGIWorker: @unchecked Sendable {
             decoder.append(buffer[..<n])
             var out: [UInt8] = []
             var end: [UInt8]?
+            var stdout = false
             while let record = try? decoder.next() {
+                if record.type == .stdout && !record.content.isEmpty { stdout = true }
                 if record.type == .endRequest {
                     end = record.encoded
                 } else {
                     record.encode(into: &out)
                 }
             }
-            let (connection, id, endedEarly) = current.withLock { c in (c.connection, c.id, c.endedEarly) }
+            let (connection, id, endedEarly) = current.withLock { c in
+                if stdout && !c.endedEarly { c.stdoutSent = true }
+                return (c.connection, c.id, c.endedEarly)
+            }
             if !endedEarly, let connection, !out.isEmpty, end == nil {
                 if !out.withUnsafeBytes({ connection.write($0) }) { abortFlag.set() }
             }

@@ -28,6 +28,8 @@ final class ServerStatistics: Sendable {
     let timedOutRequests = Atomic<Int>(0)
     /// FCGI_GET_VALUES records answered.
     let getValuesAnswered = Atomic<Int>(0)
+    /// The most requests seen running at once on one connection (multiplexing).
+    let maxPerConnection = Atomic<Int>(0)
 
     init() {
         var now = timespec()
@@ -38,14 +40,7 @@ final class ServerStatistics: Sendable {
     /// Counts a request in and keeps the highest number in flight.
     func requestStarted() {
         let started = requestsStarted.add(1, ordering: .relaxed).newValue
-        let inFlight = started - requestsFinished.load(ordering: .relaxed)
-        var seen = maxInFlight.load(ordering: .relaxed)
-        while inFlight > seen {
-            let (exchanged, original) = maxInFlight.compareExchange(
-                expected: seen, desired: inFlight, ordering: .relaxed)
-            if exchanged { break }
-            seen = original
-        }
+        maxInFlight.raise(to: started - requestsFinished.load(ordering: .relaxed))
     }
 
     func requestFinished() { requestsFinished.add(1, ordering: .relaxed) }
@@ -58,4 +53,13 @@ extension Atomic where Value == Int {
     func increment() { add(1, ordering: .relaxed) }
     /// The value (relaxed ordering: counters only).
     var value: Int { load(ordering: .relaxed) }
+    /// Keeps the higher of `candidate` and the value.
+    func raise(to candidate: Int) {
+        var seen = load(ordering: .relaxed)
+        while candidate > seen {
+            let (exchanged, original) = compareExchange(expected: seen, desired: candidate, ordering: .relaxed)
+            if exchanged { break }
+            seen = original
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import FastCGIWire
 
 /// Threading level 2: requests run on threads of their own (reused from a pool),
@@ -22,6 +23,8 @@ final class SwiftExecutor: RequestExecutor {
     }
 
     func shutdown() { pool.shutdown() }
+
+    var workerCounts: (busy: Int, idle: Int) { pool.counts }
 }
 
 /// Threads that run jobs, kept for reuse: "one thread per request" is about
@@ -35,6 +38,7 @@ final class ThreadPool: @unchecked Sendable {
 
     private let state = Guarded(State())
     private let keepIdle: Int
+    private let busy = Atomic<Int>(0)
 
     init(keepIdle: Int) { self.keepIdle = keepIdle }
 
@@ -59,7 +63,7 @@ final class ThreadPool: @unchecked Sendable {
     private func loop() {
         while true {
             if let job = state.withLock({ $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) {
-                job()
+                runCounted(job)
                 continue
             }
             let parked = state.withLock { s -> Bool in
@@ -73,9 +77,18 @@ final class ThreadPool: @unchecked Sendable {
                 return s.jobs.isEmpty ? nil : s.jobs.removeFirst()
             }
             guard let job = next ?? nil else { return }
-            job()
+            runCounted(job)
         }
     }
+
+    private func runCounted(_ job: () -> Void) {
+        busy.add(1, ordering: .relaxed)
+        job()
+        busy.subtract(1, ordering: .relaxed)
+    }
+
+    /// Threads running a job, and threads parked waiting for one.
+    var counts: (busy: Int, idle: Int) { (busy.value, state.withLock { $0.idle }) }
 
     func shutdown() {
         state.withLock { $0.stopped = true }

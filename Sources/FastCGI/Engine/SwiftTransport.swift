@@ -19,6 +19,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         var aborted = false
         var ended = false
         var stderrUsed = false
+        var stdoutUsed = false
     }
 
     private let input = Guarded(Input())
@@ -74,6 +75,16 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         if first { end() }
     }
 
+    /// Past the request timeout: ended like an abort, with a 504 page if the
+    /// handler sent nothing yet.
+    func timeOut() {
+        let (first, nothingSent) = input.withLock { s -> (Bool, Bool) in
+            defer { s.aborted = true }
+            return (!s.aborted, !s.stdoutUsed)
+        }
+        if first { end(before: nothingSent ? TimeoutPage.records(requestID: id) : []) }
+    }
+
     // MARK: Transport (handler thread)
 
     var isAborted: Bool { input.withLock { $0.aborted } }
@@ -103,7 +114,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
 
     func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool {
         let ok = input.withLock { s -> Bool in
-            if toError { s.stderrUsed = true }
+            if toError { s.stderrUsed = true } else { s.stdoutUsed = true }
             return !s.aborted && !s.ended
         }
         guard ok else { return false }
@@ -120,13 +131,13 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// The handler returned: close the streams and end the request.
     func finish() { end() }
 
-    private func end() {
+    private func end(before: [UInt8] = []) {
         let (first, stderrUsed) = input.withLock { s -> (Bool, Bool) in
             defer { s.ended = true }
             return (!s.ended, s.stderrUsed)
         }
         guard first else { return }
-        var out: [UInt8] = []
+        var out = before
         RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &out)
         if stderrUsed { RecordHeader(type: .stderr, requestID: id, contentLength: 0).encode(into: &out) }
         Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &out)

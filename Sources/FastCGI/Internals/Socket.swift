@@ -221,6 +221,10 @@ struct WebServerAllowList: Sendable {
         case .ipv4(let bytes):
             return allowed.contains { if case .ipv4(let a) = $0 { return a == bytes } else { return false } }
         case .ipv6(let bytes):
+            // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d.
+            if bytes.count == 16, bytes[..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+                return allows(.ipv4(Array(bytes[12...])))
+            }
             return allowed.contains { if case .ipv6(let a) = $0 { return a == bytes } else { return false } }
         }
     }

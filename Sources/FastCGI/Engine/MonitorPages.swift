@@ -1,0 +1,136 @@
+import FastCGIWire
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The pages the connection thread answers itself (``Monitoring``): ping and
+/// status, plus the 504 page of a request that timed out.
+enum MonitorPage {
+    case ping
+    case status(json: Bool)
+
+    /// The page `start` asks for, if monitoring serves it.
+    init?(_ start: RequestStart, monitoring: Monitoring) {
+        guard monitoring.pingPath != nil || monitoring.statusPath != nil else { return nil }
+        var scriptName: [UInt8]?
+        var uri: [UInt8]?
+        var query: [UInt8] = []
+        for pair in start.params {
+            switch pair.name {
+            case Array("SCRIPT_NAME".utf8): scriptName = pair.value
+            case Array("REQUEST_URI".utf8): uri = pair.value
+            case Array("QUERY_STRING".utf8): query = pair.value
+            default: break
+            }
+        }
+        var path = scriptName ?? []
+        if path.isEmpty, let uri { path = Array(uri.prefix { $0 != UInt8(ascii: "?") }) }
+        if let ping = monitoring.pingPath, path == Array(ping.utf8) {
+            self = .ping
+        } else if let status = monitoring.statusPath, path == Array(status.utf8) {
+            let text = String(decoding: query, as: UTF8.self)
+            self = .status(json: text.split(separator: "&").contains { $0 == "json" || $0.hasPrefix("json=") })
+        } else {
+            return nil
+        }
+    }
+
+    /// The response as STDOUT records (not closed).
+    func records(requestID: UInt16, engine: Engine) -> [UInt8] {
+        let response: String
+        switch self {
+        case .ping:
+            let body = engine.server.monitoring.pingResponse + "\n"
+            response = "Content-Type: text/plain\r\nCache-Control: no-cache\r\n\r\n" + body
+        case .status(let json):
+            let status = StatusReport(engine: engine)
+            response =
+                json
+                ? "Content-Type: application/json\r\nCache-Control: no-cache\r\n\r\n" + status.json
+                : "Content-Type: text/plain\r\nCache-Control: no-cache\r\n\r\n" + status.text
+        }
+        var out: [UInt8] = []
+        StreamWriter.append(Array(response.utf8), type: .stdout, requestID: requestID, close: false, into: &out)
+        return out
+    }
+}
+
+/// The response sent for a request ended by the request timeout before it sent
+/// anything.
+enum TimeoutPage {
+    static func records(requestID: UInt16) -> [UInt8] {
+        let page = "Status: 504 Gateway Timeout\r\nContent-Type: text/plain\r\n\r\nThe request timed out.\n"
+        var out: [UInt8] = []
+        StreamWriter.append(Array(page.utf8), type: .stdout, requestID: requestID, close: false, into: &out)
+        return out
+    }
+}
+
+/// The figures on the status page, in PHP-FPM's terms where they exist.
+struct StatusReport {
+    var fields: [(key: String, label: String, value: Value)] = []
+
+    enum Value {
+        case number(Int)
+        case text(String)
+    }
+
+    init(engine: Engine) {
+        let s = engine.statistics
+        let server = engine.server
+        let workers = engine.executor.workerCounts
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let since = max(0, Int(Double(now.tv_sec) - s.startTime))
+        fields = [
+            ("pool", "pool", .text("swift-fcgi")),
+            ("threading-level", "threading level", .number(server.threadingLevel.rawValue)),
+            ("start-time", "start time", .number(Int(s.startTime))),
+            ("start-since", "start since", .number(since)),
+            ("accepted-conn", "accepted conn", .number(s.acceptedConnections.value)),
+            ("open-connections", "open connections", .number(s.openConnections.value)),
+            ("requests-served", "requests served", .number(s.requestsFinished.value)),
+            ("requests-in-flight", "requests in flight", .number(s.inFlight)),
+            ("max-requests-in-flight", "max requests in flight", .number(s.maxInFlight.value)),
+            ("max-requests-per-connection", "max requests on one connection", .number(s.maxPerConnection.value)),
+            ("active-workers", "active workers", .number(workers.busy)),
+            ("idle-workers", "idle workers", .number(workers.idle)),
+            ("total-workers", "total workers", .number(workers.busy + workers.idle)),
+            ("limit-hits", "limit hits", .number(s.limitHits.value)),
+            ("refused-requests", "refused requests", .number(s.refusedRequests.value)),
+            ("aborted-requests", "aborted requests", .number(s.abortedRequests.value)),
+            ("slow-requests", "slow requests", .number(s.slowRequests.value)),
+            ("timed-out-requests", "timed out requests", .number(s.timedOutRequests.value)),
+            ("get-values-answered", "get-values answered", .number(s.getValuesAnswered.value)),
+        ]
+    }
+
+    /// `label: value` lines, aligned as PHP-FPM's page.
+    var text: String {
+        var out = ""
+        for field in fields {
+            let label = field.label + ":"
+            out += label + String(repeating: " ", count: max(1, 32 - label.count))
+            switch field.value {
+            case .number(let n): out += "\(n)\n"
+            case .text(let t): out += t + "\n"
+            }
+        }
+        return out
+    }
+
+    /// One JSON object with the same keys as PHP-FPM's `?json` where they exist.
+    var json: String {
+        var items: [String] = []
+        for field in fields {
+            switch field.value {
+            case .number(let n): items.append("\"\(field.label)\":\(n)")
+            case .text(let t): items.append("\"\(field.label)\":\"\(t)\"")
+            }
+        }
+        return "{" + items.joined(separator: ",") + "}\n"
+    }
+}

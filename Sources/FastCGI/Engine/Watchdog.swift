@@ -1,0 +1,116 @@
+import FastCGIWire
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Watches running requests for ``Monitoring/slowRequestThreshold`` and
+/// ``Monitoring/requestTimeout``: a thread that wakes a few times per threshold,
+/// logs a slow request once, and ends a request past the timeout through its sink
+/// (the handler's thread itself cannot be stopped).
+final class Watchdog: @unchecked Sendable {
+    private struct Key: Hashable {
+        let connection: Int
+        let request: UInt16
+    }
+
+    private struct Entry {
+        let started: Double
+        let scriptName: String
+        let uri: String
+        let sink: any RequestSink
+        let logger: Logger
+        var slowLogged = false
+        var timedOut = false
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        var stopped = false
+    }
+
+    private let state = Guarded(State())
+    private let slow: Double?
+    private let timeout: Double?
+    private let statistics: ServerStatistics
+
+    init(monitoring: Monitoring, statistics: ServerStatistics) throws {
+        slow = monitoring.slowRequestThreshold
+        timeout = monitoring.requestTimeout
+        self.statistics = statistics
+        let shortest = [slow, timeout].compactMap { $0 }.min() ?? 1
+        let tick = min(max(shortest / 4, 0.01), 0.5)
+        try OSThread.spawn(stackSize: 128 << 10) { [self] in loop(tick: tick) }
+    }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
+    /// A request started on `connection`.
+    func started(_ start: RequestStart, sink: any RequestSink, on connection: Connection) {
+        var scriptName = ""
+        var uri = ""
+        for pair in start.params {
+            if pair.name == Array("SCRIPT_NAME".utf8) { scriptName = String(decoding: pair.value, as: UTF8.self) }
+            if pair.name == Array("REQUEST_URI".utf8) { uri = String(decoding: pair.value, as: UTF8.self) }
+        }
+        var logger = connection.logger
+        logger[metadataKey: "request"] = "\(start.requestID)"
+        let entry = Entry(started: Self.now(), scriptName: scriptName, uri: uri, sink: sink, logger: logger)
+        state.withLock { $0.entries[Key(connection: connection.number, request: start.requestID)] = entry }
+    }
+
+    /// The request ended (normally, aborted or timed out).
+    func ended(_ requestID: UInt16, on connection: Connection) {
+        state.withLock { _ = $0.entries.removeValue(forKey: Key(connection: connection.number, request: requestID)) }
+    }
+
+    func stop() { state.withLock { $0.stopped = true } }
+
+    private func loop(tick: Double) {
+        while true {
+            let stopped = state.wait(until: { $0.stopped }, timeout: tick) { _ in true } ?? false
+            if stopped { return }
+            let now = Self.now()
+            var slowOnes: [Entry] = []
+            var expired: [Entry] = []
+            state.withLock { s in
+                for (key, entry) in s.entries {
+                    let elapsed = now - entry.started
+                    if let slow, elapsed >= slow, !entry.slowLogged {
+                        s.entries[key]!.slowLogged = true
+                        slowOnes.append(entry)
+                    }
+                    if let timeout, elapsed >= timeout, !entry.timedOut {
+                        s.entries[key]!.timedOut = true
+                        expired.append(entry)
+                    }
+                }
+            }
+            for entry in slowOnes {
+                statistics.slowRequests.increment()
+                entry.logger.warning(
+                    "slow request: running for \(Self.format(now - entry.started)) s",
+                    metadata: ["SCRIPT_NAME": "\(entry.scriptName)", "REQUEST_URI": "\(entry.uri)"])
+            }
+            for entry in expired {
+                statistics.timedOutRequests.increment()
+                entry.logger.error(
+                    "request timed out after \(Self.format(now - entry.started)) s: ended, its handler runs on until it returns",
+                    metadata: ["SCRIPT_NAME": "\(entry.scriptName)", "REQUEST_URI": "\(entry.uri)"])
+                entry.sink.timeOut()
+            }
+        }
+    }
+
+    private static func format(_ seconds: Double) -> String {
+        let tenths = Int((seconds * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}

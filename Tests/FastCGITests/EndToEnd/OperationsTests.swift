@@ -1,0 +1,165 @@
+import FastCGIClient
+import FastCGIWire
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Issue 8: socket activation, IPv6, status and ping pages, slow-request log and
+/// request timeout — real processes, bounded in time.
+@Suite("Operations: socket activation, IPv6, status, timeouts", .serialized, .timeLimit(.minutes(5)))
+struct OperationsTests {
+    /// The status page as JSON, fetched with a FastCGI request.
+    static func status(_ address: String, path: String = "/status") throws -> [String: Any] {
+        let reply = try FastCGIConnection(to: address).send(.http(uri: "\(path)?json"))
+        #expect(reply.header("Content-Type") == "application/json")
+        let object = try JSONSerialization.jsonObject(with: Data(reply.body))
+        return object as? [String: Any] ?? [:]
+    }
+
+    // MARK: systemd socket activation
+
+    @Test("socket activation: the socket systemd passes as fd 3 is served", arguments: [0, 1, 2])
+    func activation(level: Int) throws {
+        let app = try ActivatedApp("echo", names: ["fastcgi"], arguments: ["--threading-level", "\(level)"])
+        let connection = try FastCGIConnection(to: app.addresses[0], timeout: 20)
+        #expect(try connection.getValues(["FCGI_MPXS_CONNS"]) == ["FCGI_MPXS_CONNS": level == 2 ? "1" : "0"])
+        let reply = try connection.send(.http(method: "POST", body: Array("activated".utf8)))
+        #expect(reply.body == Array("activated".utf8))
+        #expect(app.log.contains("listening on the socket systemd passed (fd 3, fastcgi)"))
+        app.stop()
+        #expect(app.exitStatus == 0)
+    }
+
+    @Test("socket activation with two sockets: LISTEN_FDNAMES picks the one named by --socket-name")
+    func activationNames() throws {
+        let app = try ActivatedApp("echo", names: ["admin", "fastcgi"], arguments: ["--socket-name", "fastcgi"])
+        let reply = try FastCGIConnection(to: app.addresses[1], timeout: 20).send(.http(method: "POST", body: [4]))
+        #expect(reply.body == [4])
+        #expect(app.log.contains("(fd 4, fastcgi)"))
+        // The other socket is not served: a connection waits in its backlog.
+        let other = try FastCGIConnection(to: app.addresses[0], timeout: 0.5)
+        #expect(throws: ClientError.self) { try other.getValues(["FCGI_MAX_CONNS"]) }
+
+        let wrong = try ActivatedApp("echo", names: ["admin"], arguments: ["--socket-name", "fastcgi"])
+        #expect(wrong.waitForExit(timeout: 10) != 0)
+        #expect(wrong.log.contains("no socket named \"fastcgi\""))
+    }
+
+    @Test("LISTEN_PID of another process: not activated, the app falls back to CGI")
+    func activationOtherPID() throws {
+        let app = try ActivatedApp("hello", names: ["fastcgi"], listenPID: "1")
+        #expect(app.waitForExit(timeout: 10) == 0)
+        #expect(app.log.contains("Hello, world!"))
+    }
+
+    // MARK: IPv6
+
+    @Test("--bind [::1]:port, and FCGI_WEB_SERVER_ADDRS with IPv6 and IPv4-mapped peers")
+    func ipv6() throws {
+        let port = Net.freePort()
+        let allowed = try ChildProcess(
+            Paths.app("echo"), ["--bind", "[::1]:\(port)"], environment: ["FCGI_WEB_SERVER_ADDRS": "10.1.1.1, ::1"])
+        try Net.waitUntilListening("[::1]:\(port)")
+        #expect(try FastCGIConnection(to: "[::1]:\(port)").send(.http(method: "POST", body: [6])).body == [6])
+        allowed.stop()
+
+        let refusedPort = Net.freePort()
+        let refused = try ChildProcess(
+            Paths.app("echo"), ["--bind", "[::1]:\(refusedPort)"], environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.1"])
+        try Net.waitUntilListening("[::1]:\(refusedPort)")
+        #expect(throws: ClientError.self) { try FastCGIConnection(to: "[::1]:\(refusedPort)").send(.http()) }
+        #expect(refused.stderrText.contains("not in FCGI_WEB_SERVER_ADDRS"))
+        refused.stop()
+
+        // A dual-stack socket sees an IPv4 client as ::ffff:127.0.0.1: the IPv4 entry matches.
+        let dualPort = Net.freePort()
+        let dual = try ChildProcess(
+            Paths.app("echo"), ["--bind", "[::]:\(dualPort)"], environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.1"])
+        try Net.waitUntilListening("127.0.0.1:\(dualPort)")
+        #expect(try FastCGIConnection(to: "127.0.0.1:\(dualPort)").send(.http(method: "POST", body: [4])).body == [4])
+        dual.stop()
+
+        // Unix-socket peers are never refused by the list (libfcgi refuses them).
+        let unix = try RunningApp("echo", unix: true, environment: ["FCGI_WEB_SERVER_ADDRS": "10.1.1.1"])
+        #expect(try unix.send(.http(method: "POST", body: [8])).body == [8])
+    }
+
+    // MARK: Status and ping
+
+    @Test("ping and status answer without a handler, even with every worker busy", arguments: [0, 1, 2])
+    func statusAndPing(level: Int) throws {
+        let app = try RunningApp(
+            "echo",
+            arguments: ["--threading-level", "\(level)", "--workers", "1", "--ping-path", "/ping", "--status-path", "/status"])
+        let ping = try app.send(.http(uri: "/ping"))
+        #expect(ping.header("Content-Type") == "text/plain")
+        #expect(ping.body == Array("pong\n".utf8))
+        // Occupy the only worker (levels 0 and 1), then ask again.
+        let busy = try FastCGIConnection(to: app.address, timeout: 10)
+        try busy.write(FastCGIRequest.http(method: "POST", body: [1], extra: ["ECHO_SLEEP_MS": "1500"]).encoded)
+        usleep(300_000)
+        let start = Date()
+        #expect(try app.send(.http(uri: "/ping")).body == Array("pong\n".utf8))
+        let status = try Self.status(app.address)
+        #expect(Date().timeIntervalSince(start) < 1, "ping and status waited for the busy worker")
+        #expect(status["requests in flight"] as? Int == 1)
+        #expect(status["active workers"] as? Int == 1)
+        #expect(status["threading level"] as? Int == level)
+        #expect((status["accepted conn"] as? Int ?? 0) >= 3)
+        #expect(try busy.readResponse().body == [1])
+
+        let text = try app.send(.http(uri: "/status"))
+        let body = String(decoding: text.body, as: UTF8.self)
+        #expect(body.contains("requests served:"))
+        #expect(body.contains("slow requests:"))
+        // Ping and status requests are not counted as served requests.
+        #expect(try Self.status(app.address)["requests served"] as? Int == 1)
+        // Other paths still reach the handler.
+        #expect(try app.send(.http(method: "POST", uri: "/pingx", body: [2])).body == [2])
+    }
+
+    // MARK: Slow requests and timeouts
+
+    @Test("slow log and request timeout: 504 after the timeout, logged once, counted", arguments: [0, 1, 2])
+    func timeout(level: Int) throws {
+        let app = try RunningApp(
+            "echo",
+            arguments: [
+                "--threading-level", "\(level)", "--slow-request", "0.3", "--request-timeout", "1", "--status-path", "/status",
+            ])
+        let start = Date()
+        let reply = try app.send(.http(uri: "/slow/page?x=1", extra: ["ECHO_SLEEP_MS": "2500"]))
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(elapsed > 0.9 && elapsed < 2, "answered after \(elapsed) s")
+        #expect(reply.header("Status") == "504 Gateway Timeout")
+        #expect(reply.endCount == 1)
+        #expect(reply.protocolStatus == .requestComplete)
+        let status = try Self.status(app.address)
+        #expect(status["slow requests"] as? Int == 1)
+        #expect(status["timed out requests"] as? Int == 1)
+        // The handler's thread runs on; the next request is served (at level 0 once
+        // the one worker is free again).
+        #expect(try app.send(.http(method: "POST", body: [3])).body == [3])
+        let log = app.child.stderrText
+        #expect(log.contains("slow request: running for 0."))  // 0.3 s plus at most one watchdog tick
+        #expect(log.contains("SCRIPT_NAME=/slow/page"))
+        #expect(log.contains("REQUEST_URI=/slow/page?x=1"))
+        #expect(log.contains("request timed out after 1.0 s"))
+        #expect(log.components(separatedBy: "slow request:").count == 2, "logged once")
+    }
+
+    @Test("a timed-out request that already sent output is cut off, not given a 504")
+    func timeoutAfterOutput() throws {
+        let app = try RunningApp("echo", arguments: ["--threading-level", "2", "--request-timeout", "0.5"])
+        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        // 64 KiB of stdin echoed at once, then the handler waits for more that never comes.
+        try connection.write(Raw.begin(1, params: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "100000"]) + Raw.stream(.stdin, 1, testBytes(65536), close: false))
+        let reply = try connection.readResponse(requestID: 1)
+        #expect(reply.header("Content-Type") == "application/octet-stream")
+        #expect(reply.body == testBytes(65536))
+        #expect(reply.endCount == 1)
+    }
+}
