@@ -8,7 +8,8 @@
 //   when HTTP_AUTHORIZATION is present, else `Status: 403`.
 // Special params for tests: ECHO_THROW=1 (or the HTTP header X-Echo-Throw: 1)
 // makes the handler throw; ECHO_EXIT=1 calls
-// Server.exit() from inside the handler; ECHO_SLEEP_MS=N sleeps N ms first;
+// Server.exit() from inside the handler; ECHO_SLEEP_MS=N (or the header
+// X-Echo-Sleep-Ms: N) sleeps N ms first;
 // ECHO_FLUSH=1 flushes after each chunk echoed (a gzip sync flush with --gzip);
 // ECHO_PAGE=N answers with N bytes of a generated HTML table instead (a page for
 // the gzip benchmark; repeated past 1 MiB).
@@ -46,7 +47,9 @@ struct EchoResponder: Handler {
     func process(_ request: Request) throws {
         if request.environ["ECHO_THROW"] == "1" || request.environ["HTTP_X_ECHO_THROW"] == "1" { throw EchoError() }
         if request.environ["ECHO_EXIT"] == "1" { runningServer?.exit() }
-        if let delay = request.environ["ECHO_SLEEP_MS"].flatMap({ UInt32($0) }) { usleep(delay * 1000) }
+        if let delay = (request.environ["ECHO_SLEEP_MS"] ?? request.environ["HTTP_X_ECHO_SLEEP_MS"]).flatMap({ UInt32($0) }) {
+            usleep(delay * 1000)
+        }
         request.setBuffering(false)
         if let size = request.environ["ECHO_PAGE"].flatMap({ Int($0) }) {
             try request.setHeader("Content-Type", "text/html; charset=utf-8")

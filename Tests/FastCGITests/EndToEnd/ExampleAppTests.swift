@@ -133,7 +133,7 @@ struct ExampleAppTests {
     func concurrentClients(level: Int) throws {
         let app = try Launch.bindTCP.start("echo", ["--threading-level", "\(level)", "--workers", "4"])
         let failures = Failures()
-        DispatchQueue.concurrentPerform(iterations: 16) { i in
+        onParallelThreads(16) { i in
             let body = testBytes(10_000 + i, seed: UInt64(i))
             do {
                 let reply = try app.send(.http(method: "POST", body: body))
@@ -167,4 +167,21 @@ final class Failures: @unchecked Sendable {
     private var items: [String] = []
     func add(_ item: String) { lock.withLock { items.append(item) } }
     var all: [String] { lock.withLock { items } }
+}
+
+/// Runs `body(0..<count)` on `count` threads at once and waits for all. (Unlike
+/// `DispatchQueue.concurrentPerform`, which runs only as many at once as there
+/// are cores, every client really is concurrent.)
+func onParallelThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for i in 0..<count {
+        group.enter()
+        let thread = Thread {
+            body(i)
+            group.leave()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+    group.wait()
 }

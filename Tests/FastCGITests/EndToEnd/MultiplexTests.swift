@@ -96,7 +96,7 @@ struct MultiplexTests {
     func parallelConnections() throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "2"])
         let failures = Failures()
-        DispatchQueue.concurrentPerform(iterations: 8) { c in
+        onParallelThreads(8) { c in
             do {
                 let connection = try FastCGIConnection(to: app.address)
                 let bodies = (0..<10).map { testBytes(3000 + $0, seed: UInt64(c * 100 + $0)) }

@@ -35,7 +35,7 @@ struct NginxTests {
         let app = try RunningApp("echo", arguments: ["--workers", "16"])
         let nginx = try RunningNginx(upstream: app.address)
         let failures = Failures()
-        DispatchQueue.concurrentPerform(iterations: 16) { i in
+        onParallelThreads(16) { i in
             do {
                 let file = nginx.prefix.appendingPathComponent("body-\(i)")
                 let body = Data(testBytes(5_000 * (i + 1), seed: UInt64(i)))

@@ -2,7 +2,7 @@ import Foundation
 
 /// A real nginx on 127.0.0.1 in front of an app, configured from
 /// `scripts/nginx.conf.in` (the same file `scripts/demo` uses), stopped when released.
-final class RunningNginx: @unchecked Sendable {
+final class RunningNginx: HTTPFrontEnd, @unchecked Sendable {
     let child: ChildProcess
     let port: UInt16
     let prefix: URL
@@ -28,17 +28,5 @@ final class RunningNginx: @unchecked Sendable {
     /// nginx's error log (where FCGI_STDERR output lands).
     var errorLog: String {
         (try? String(contentsOf: prefix.appendingPathComponent("error.log"), encoding: .utf8)) ?? ""
-    }
-
-    /// Runs curl against this nginx; returns status code and body.
-    func curl(_ path: String, _ extra: [String] = [], body: URL? = nil) throws -> (code: Int, body: Data) {
-        let out = prefix.appendingPathComponent("curl-\(UUID().uuidString.prefix(8))")
-        var arguments = ["-s", "-o", out.path, "-w", "%{http_code}"] + extra
-        if let body { arguments += ["--data-binary", "@\(body.path)", "-H", "Content-Type: application/octet-stream"] }
-        arguments.append(url + path)
-        let result = try ChildProcess.run("curl", arguments, timeout: 60)
-        guard result.status == 0 else { throw TestFailure("curl \(path) failed: \(result.stderr)") }
-        let code = Int(String(decoding: result.stdout, as: UTF8.self)) ?? 0
-        return (code, (try? Data(contentsOf: out)) ?? Data())
     }
 }

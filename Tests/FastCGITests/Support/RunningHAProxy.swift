@@ -1,0 +1,48 @@
+import Foundation
+
+/// A real HAProxy on 127.0.0.1 in front of an app, configured from
+/// `scripts/haproxy.cfg.in`, stopped when released.
+final class RunningHAProxy: HTTPFrontEnd, @unchecked Sendable {
+    let child: ChildProcess
+    let port: UInt16
+    let prefix: URL
+
+    init(upstream: String) throws {
+        prefix = try TempDirectory.make()
+        port = Net.freePort()
+        let template = try String(
+            contentsOf: Paths.repository.appendingPathComponent("scripts/haproxy.cfg.in"), encoding: .utf8)
+        let config = template
+            .replacingOccurrences(of: "@PORT@", with: "\(port)")
+            .replacingOccurrences(of: "@UPSTREAM@", with: upstream)
+        let configURL = prefix.appendingPathComponent("haproxy.cfg")
+        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        // -db: stay in the foreground; -W is not needed (no reloads).
+        child = try ChildProcess("haproxy", ["-db", "-f", configURL.path], directory: prefix)
+        try Net.waitUntilHTTP(port: port)
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+}
+
+/// A web front end (nginx, HAProxy) driven with curl in tests.
+protocol HTTPFrontEnd {
+    /// `http://127.0.0.1:port`.
+    var url: String { get }
+    /// A scratch directory for curl's output.
+    var prefix: URL { get }
+}
+
+extension HTTPFrontEnd {
+    /// Runs curl against the front end; returns status code and body.
+    func curl(_ path: String, _ extra: [String] = [], body: URL? = nil) throws -> (code: Int, body: Data) {
+        let out = prefix.appendingPathComponent("curl-\(UUID().uuidString.prefix(8))")
+        var arguments = ["-s", "-o", out.path, "-w", "%{http_code}"] + extra
+        if let body { arguments += ["--data-binary", "@\(body.path)", "-H", "Content-Type: application/octet-stream"] }
+        arguments.append(url + path)
+        let result = try ChildProcess.run("curl", arguments, timeout: 60)
+        guard result.status == 0 else { throw TestFailure("curl \(path) failed: \(result.stderr)") }
+        let code = Int(String(decoding: result.stdout, as: UTF8.self)) ?? 0
+        return (code, (try? Data(contentsOf: out)) ?? Data())
+    }
+}
