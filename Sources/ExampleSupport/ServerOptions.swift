@@ -52,6 +52,10 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "End requests running longer than this many seconds (504 if nothing was sent).")
     public var requestTimeout: Double?
 
+    /// `--shutdown-timeout SECONDS`: how long a stop waits for requests in flight.
+    @Option(name: .long, help: "On SIGTERM/SIGINT, wait this many seconds for requests in flight (default 10).")
+    public var shutdownTimeout: Double = 10
+
     /// `--socket-name NAME`: which socket-activated socket to serve.
     @Option(name: .long, help: "With systemd socket activation and several sockets, serve the one with this name.")
     public var socketName: String?
@@ -70,6 +74,7 @@ public struct ServerOptions: ParsableArguments {
         }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
+        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         for (name, seconds) in [("--slow-request", slowRequest), ("--request-timeout", requestTimeout)] {
             if let seconds, !(seconds > 0) { throw ValidationError("\(name) takes a number of seconds above 0") }
         }
@@ -121,6 +126,7 @@ public struct ServerOptions: ParsableArguments {
             workers: workers,
             address: try bind.map { try Endpoint(parsing: $0) },
             logLevel: Logger.Level(rawValue: logLevel),
+            shutdownTimeout: shutdownTimeout,
             monitoring: monitoring,
             activationSocketName: socketName)
     }

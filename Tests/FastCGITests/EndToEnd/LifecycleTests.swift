@@ -38,6 +38,39 @@ struct LifecycleTests {
         #expect(app.child.waitForExit(timeout: 10) == 0)
     }
 
+    @Test("SIGTERM/SIGINT with a request in flight: it completes, then run() returns", arguments: [0, 1, 2], [SIGTERM, SIGINT])
+    func gracefulStop(level: Int, signal: Int32) throws {
+        let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
+        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        try connection.write(FastCGIRequest.http(method: "POST", body: [5], extra: ["ECHO_SLEEP_MS": "1000"]).encoded)
+        usleep(200_000)
+        let start = Date()
+        app.child.signal(signal)
+        usleep(100_000)
+        // No new connections once stopping.
+        #expect(throws: ClientError.self) { try FastCGIConnection(to: app.address, timeout: 2).send(.http()) }
+        #expect(try connection.readResponse().body == [5], "the request in flight completes")
+        #expect(app.child.waitForExit(timeout: 10) == 0)
+        let elapsed = Date().timeIntervalSince(start)
+        print("level \(level), signal \(signal): stopped \(String(format: "%.2f", elapsed)) s after the signal (request had 0.8 s to go)")
+        #expect(elapsed < 3)
+    }
+
+    @Test("a request past the shutdown timeout does not hold the stop", arguments: [1, 2])
+    func shutdownTimeout(level: Int) throws {
+        let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--shutdown-timeout", "1"])
+        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        try connection.write(FastCGIRequest.http(extra: ["ECHO_SLEEP_MS": "10000"]).encoded)
+        usleep(200_000)
+        let start = Date()
+        app.child.signal(SIGTERM)
+        #expect(app.child.waitForExit(timeout: 8) == 0)
+        let elapsed = Date().timeIntervalSince(start)
+        print("level \(level): stopped \(String(format: "%.2f", elapsed)) s after SIGTERM with a 10 s request and --shutdown-timeout 1")
+        #expect(elapsed < 4)
+        #expect(app.child.stderrText.contains("shutdown timeout"))
+    }
+
     @Test("a handler that throws gives the 500 page and logs to FCGI_STDERR")
     func throwingHandler() throws {
         let app = try RunningApp("echo")
