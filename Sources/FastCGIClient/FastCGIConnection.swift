@@ -74,7 +74,6 @@ public final class FastCGIConnection {
 
     /// Reads what is available into the decoder; false at end of stream.
     private func receive() throws(ClientError) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
@@ -93,6 +92,8 @@ public final class FastCGIConnection {
 
     /// Whether the application closed its side.
     private var peerClosed = false
+    /// The receive buffer, kept for the connection's life.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
 
     /// Sends `FCGI_ABORT_REQUEST` for `requestID` (spec §5.4); the reply still ends
     /// with the request's `FCGI_END_REQUEST`.

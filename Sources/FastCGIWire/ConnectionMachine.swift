@@ -26,15 +26,23 @@ public struct RequestStart: Hashable, Sendable {
     public var role: Role
     /// Whether the peer set `FCGI_KEEP_CONN`.
     public var keepConnection: Bool
-    /// The params, in arrival order.
-    public var params: [NameValuePair]
+    /// The params as received (validated), in arrival order.
+    public var paramsBlock: NameValueBlock
+
+    /// The params as separate pairs (allocates; ``paramsBlock`` does not).
+    public var params: [NameValuePair] { paramsBlock.pairs }
 
     /// Creates a request start.
-    public init(requestID: UInt16, role: Role, keepConnection: Bool, params: [NameValuePair]) {
+    public init(requestID: UInt16, role: Role, keepConnection: Bool, paramsBlock: NameValueBlock) {
         self.requestID = requestID
         self.role = role
         self.keepConnection = keepConnection
-        self.params = params
+        self.paramsBlock = paramsBlock
+    }
+
+    /// Creates a request start from pairs.
+    public init(requestID: UInt16, role: Role, keepConnection: Bool, params: [NameValuePair]) {
+        self.init(requestID: requestID, role: role, keepConnection: keepConnection, paramsBlock: NameValueBlock(params))
     }
 }
 
@@ -183,16 +191,16 @@ public struct ConnectionMachine: Sendable {
                 return
             }
             if record.content.isEmpty {
-                let pairs: [NameValuePair]
+                let block: NameValueBlock
                 do {
-                    pairs = try NameValueCoding.decode(collector.bytes, maxLength: limits.maxParamsBytes)
+                    block = try NameValueBlock(validating: collector.bytes, maxLength: limits.maxParamsBytes)
                 } catch {
                     actions.append(close("request \(id): malformed params: \(error)"))
                     return
                 }
                 request.phase = .running
                 active[id] = request
-                actions.append(.start(RequestStart(requestID: id, role: request.role, keepConnection: request.keepConnection, params: pairs)))
+                actions.append(.start(RequestStart(requestID: id, role: request.role, keepConnection: request.keepConnection, paramsBlock: block)))
             } else {
                 guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
                     actions.append(close("request \(id): params exceed the \(limits.maxParamsBytes)-byte limit"))

@@ -33,13 +33,17 @@ final class CGITransport: RequestTransport {
         var want = Swift.min(max, 65536)
         if let remaining { want = Swift.min(want, remaining) }
         guard want > 0 else { return [] }
-        var out = [UInt8](repeating: 0, count: want)
-        var got = 0
-        repeat {
-            got = out.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, want) }
-        } while got < 0 && errno == EINTR
-        guard got >= 0 else { throw RequestError("CGI: reading stdin failed: \(String(cString: strerror(errno)))") }
-        out.removeLast(want - got)
+        var failure: Int32 = 0
+        let out = [UInt8](unsafeUninitializedCapacity: want) { buffer, count in
+            var got = 0
+            repeat {
+                got = Glibc.read(0, buffer.baseAddress, want)
+            } while got < 0 && errno == EINTR
+            if got < 0 { failure = errno }
+            count = Swift.max(got, 0)
+        }
+        guard failure == 0 else { throw RequestError("CGI: reading stdin failed: \(String(cString: strerror(failure)))") }
+        let got = out.count
         if remaining != nil { remaining! -= got }
         return out
     }

@@ -58,20 +58,25 @@ final class RefusedRequest: RequestSink {
     func abort() {}
 }
 
-/// One libfcgi worker: a thread in `FCGX_Accept_r` on one end of a socketpair, and a
-/// relay thread that reads the worker's records from the other end and forwards them
-/// to the connection of the current request.
+/// One libfcgi worker: a thread in `FCGX_Accept_r` on one end of a socketpair
+/// whose other end the connection thread writes the request's canonical records
+/// to. The handler's output does not go back through the socketpair: libfcgi's
+/// stdout and stderr buffers are handed to ``libfcgiOutput(_:toError:closing:)``,
+/// which writes them to the connection from the worker's own thread.
 ///
 /// ```
 /// network ──▶ Connection (Swift parser, ConnectionMachine) ──canonical records──▶ socketpair ──▶ libfcgi worker (handler)
-/// network ◀── Connection.write ◀── relay thread ◀── STDOUT/STDERR/END_REQUEST ◀── socketpair ◀──┘
+/// network ◀── Connection.write ◀── STDOUT/STDERR records ◀── libfcgi's stream buffers (emptyBuffProc) ◀──┘
 /// ```
-final class LibFCGIWorker: @unchecked Sendable {
+final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     let server: Server
     let index: Int
-    private let relayFD: Int32
+    /// The firewall's end of the socketpair (input for libfcgi).
+    private let inputFD: Int32
+    /// libfcgi's end (its `ipcFd`).
     private let appFD: Int32
     let abortFlag = AbortFlag()
+    private unowned(unsafe) var pool: LibFCGIWorkerPool?
 
     private struct Current {
         /// Which request this is: a ticket for an earlier one is ignored.
@@ -88,6 +93,9 @@ final class LibFCGIWorker: @unchecked Sendable {
         var endedEarly = false
         /// Some stdout reached the peer (a timeout then sends no 504 page).
         var stdoutSent = false
+        var stderrUsed = false
+        /// stdout's last records, written with END_REQUEST in one write.
+        var tail: [UInt8] = []
     }
 
     private let current = Guarded(Current())
@@ -95,30 +103,77 @@ final class LibFCGIWorker: @unchecked Sendable {
     init(server: Server, index: Int) throws {
         self.server = server
         self.index = index
-        (relayFD, appFD) = try Socket.pair()
+        (inputFD, appFD) = try Socket.pair()
     }
 
     func startThreads(pool: LibFCGIWorkerPool) throws {
+        self.pool = pool
         try OSThread.spawn { [self] in workerLoop() }
-        try OSThread.spawn(stackSize: 128 << 10) { [self] in relayLoop(pool: pool) }
     }
 
-    /// Closes the socketpair: libfcgi's read ends, and both threads leave.
+    /// Closes the socketpair: libfcgi's read fails, and the worker thread leaves.
     func stop() {
-        shutdown(relayFD, Int32(SHUT_RDWR))
+        shutdown(inputFD, Int32(SHUT_RDWR))
     }
 
     // MARK: Worker thread (libfcgi)
 
     private func workerLoop() {
-        let request = LibFCGIRequest(connectedFD: appFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag)
+        let request = LibFCGIRequest(
+            connectedFD: appFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag, output: self)
         while request.isConnected {
             guard request.accept() >= 0 else { break }
             server.serve(request, logger: current.withLock { $0.connection?.logger })
             request.drainInput()
             request.finish(appStatus: 0)
+            requestDone()
         }
         server.logger.debug("libfcgi worker \(index) stopped")
+    }
+
+    /// Output from libfcgi's buffers (worker thread): STDOUT/STDERR records to the
+    /// connection; the last stdout bytes wait to go out with END_REQUEST.
+    func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool) -> Bool {
+        let (connection, id, live) = current.withLock { c -> (Connection?, UInt16, Bool) in
+            guard !c.endedEarly, c.connection != nil else { return (nil, 0, false) }
+            if !bytes.isEmpty {
+                if toError { c.stderrUsed = true } else { c.stdoutSent = true }
+            }
+            return (c.connection, c.id, true)
+        }
+        guard live, let connection else { return false }
+        guard !bytes.isEmpty else { return true }
+        var records: [UInt8] = []
+        records.reserveCapacity(bytes.count + 16 * (bytes.count / 65535 + 1))
+        StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: id, close: false, into: &records)
+        if closing && !toError {
+            current.withLock { $0.tail += records }
+            return true
+        }
+        if records.withUnsafeBytes({ connection.write($0) }) { return true }
+        abortFlag.set()
+        return false
+    }
+
+    /// libfcgi finished the request: end it (unless an abort already did) and take
+    /// the next one.
+    private func requestDone() {
+        let (connection, id, endedEarly, tail, stderrUsed) = current.withLock { c in
+            defer {
+                c.connection = nil
+                c.endedEarly = true
+                c.tail = []
+            }
+            return (c.connection, c.id, c.endedEarly, c.tail, c.stderrUsed)
+        }
+        if !endedEarly, let connection {
+            var end = tail
+            RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
+            if stderrUsed { RecordHeader(type: .stderr, requestID: id, contentLength: 0).encode(into: &end) }
+            Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &end)
+            connection.endRequest(id, endRecords: end)
+        }
+        pool?.release(self)
     }
 
     // MARK: Requests in (connection thread)
@@ -131,7 +186,7 @@ final class LibFCGIWorker: @unchecked Sendable {
         }
         defer {
             var out = Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encoded
-            StreamWriter.appendParams(request.params, requestID: request.requestID, into: &out)
+            StreamWriter.append(request.paramsBlock.bytes, type: .params, requestID: request.requestID, close: true, into: &out)
             send(out)
         }
         return Ticket(worker: self, generation: generation)
@@ -236,46 +291,6 @@ final class LibFCGIWorker: @unchecked Sendable {
             return c.queued
         }
         guard !bytes.isEmpty else { return }
-        _ = bytes.withUnsafeBytes { Socket.writeAll(relayFD, $0) }
-    }
-
-    // MARK: Output back (relay thread)
-
-    private func relayLoop(pool: LibFCGIWorkerPool) {
-        var decoder = RecordDecoder()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while let n = Socket.read(relayFD, into: &buffer) {
-            decoder.append(buffer[..<n])
-            var out: [UInt8] = []
-            var end: [UInt8]?
-            var stdout = false
-            while let record = try? decoder.next() {
-                if record.type == .stdout && !record.content.isEmpty { stdout = true }
-                if record.type == .endRequest {
-                    end = record.encoded
-                } else {
-                    record.encode(into: &out)
-                }
-            }
-            let (connection, id, endedEarly) = current.withLock { c in
-                if stdout && !c.endedEarly { c.stdoutSent = true }
-                return (c.connection, c.id, c.endedEarly)
-            }
-            if !endedEarly, let connection, !out.isEmpty, end == nil {
-                if !out.withUnsafeBytes({ connection.write($0) }) { abortFlag.set() }
-            }
-            if let end {
-                // The last output and END_REQUEST go out in one write.
-                let end = out + end
-                // libfcgi finished: end the request (unless an abort already did), then
-                // take the next one.
-                current.withLock { c in
-                    c.connection = nil
-                    c.endedEarly = true
-                }
-                if !endedEarly, let connection { connection.endRequest(id, endRecords: end) }
-                pool.release(self)
-            }
-        }
+        _ = bytes.withUnsafeBytes { Socket.writeAll(inputFD, $0) }
     }
 }

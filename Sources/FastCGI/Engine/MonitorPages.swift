@@ -15,24 +15,14 @@ enum MonitorPage {
     /// The page `start` asks for, if monitoring serves it.
     init?(_ start: RequestStart, monitoring: Monitoring) {
         guard monitoring.pingPath != nil || monitoring.statusPath != nil else { return nil }
-        var scriptName: [UInt8]?
-        var uri: [UInt8]?
-        var query: [UInt8] = []
-        for pair in start.params {
-            switch pair.name {
-            case Array("SCRIPT_NAME".utf8): scriptName = pair.value
-            case Array("REQUEST_URI".utf8): uri = pair.value
-            case Array("QUERY_STRING".utf8): query = pair.value
-            default: break
-            }
-        }
-        var path = scriptName ?? []
-        if path.isEmpty, let uri { path = Array(uri.prefix { $0 != UInt8(ascii: "?") }) }
-        if let ping = monitoring.pingPath, path == Array(ping.utf8) {
+        let params = Environment(block: start.paramsBlock)
+        var path = params["SCRIPT_NAME"] ?? ""
+        if path.isEmpty, let uri = params["REQUEST_URI"] { path = String(uri.prefix { $0 != "?" }) }
+        if let ping = monitoring.pingPath, path == ping {
             self = .ping
-        } else if let status = monitoring.statusPath, path == Array(status.utf8) {
-            let text = String(decoding: query, as: UTF8.self)
-            self = .status(json: text.split(separator: "&").contains { $0 == "json" || $0.hasPrefix("json=") })
+        } else if let status = monitoring.statusPath, path == status {
+            let query = params["QUERY_STRING"] ?? ""
+            self = .status(json: query.split(separator: "&").contains { $0 == "json" || $0.hasPrefix("json=") })
         } else {
             return nil
         }

@@ -35,7 +35,15 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         case .authorizer: "AUTHORIZER"
         case .filter: "FILTER"
         }
-        environment = Environment(pairs: [(Array("FCGI_ROLE".utf8), Array(roleName.utf8))] + start.params.map { ($0.name, $0.value) })
+        var block = NameValueBlock()
+        block.reserveCapacity(bytes: start.paramsBlock.bytes.count + 32, pairs: start.paramsBlock.count + 1)
+        "FCGI_ROLE".utf8.withContiguousStorageIfAvailable { name in
+            roleName.utf8.withContiguousStorageIfAvailable { value in
+                block.append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
+            }
+        }
+        block.append(contentsOf: start.paramsBlock)
+        environment = Environment(block: block)
         self.connection = connection
         self.maxBuffered = maxBuffered
         if start.role != .filter { input.withLock { $0.dataEnded = true } }

@@ -54,12 +54,9 @@ final class Watchdog: @unchecked Sendable {
 
     /// A request started on `connection`.
     func started(_ start: RequestStart, sink: any RequestSink, on connection: Connection) {
-        var scriptName = ""
-        var uri = ""
-        for pair in start.params {
-            if pair.name == Array("SCRIPT_NAME".utf8) { scriptName = String(decoding: pair.value, as: UTF8.self) }
-            if pair.name == Array("REQUEST_URI".utf8) { uri = String(decoding: pair.value, as: UTF8.self) }
-        }
+        let params = Environment(block: start.paramsBlock)
+        let scriptName = params["SCRIPT_NAME"] ?? ""
+        let uri = params["REQUEST_URI"] ?? ""
         var logger = connection.logger
         logger[metadataKey: "request"] = "\(start.requestID)"
         let entry = Entry(started: Self.now(), scriptName: scriptName, uri: uri, sink: sink, logger: logger)

@@ -1,6 +1,7 @@
 // The only file that sees libfcgi. Every C call is wrapped here once and its
 // result mapped to Swift; the C types never leave this file (`private import`).
 private import CFCGI
+import FastCGIWire
 
 #if canImport(Glibc)
     import Glibc
@@ -25,6 +26,23 @@ enum LibFCGI {
     }
 }
 
+/// Where a worker's output goes: libfcgi's stdout and stderr buffers are handed
+/// over here instead of being written to the socketpair (see
+/// ``LibFCGIRequest/accept()``).
+protocol LibFCGIOutput: AnyObject {
+    /// Bytes of `FCGI_STDOUT` (or `FCGI_STDERR`) the handler wrote; `closing` is set
+    /// for the stream's last bytes (`FCGX_FClose`). False when the peer is gone.
+    func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool) -> Bool
+}
+
+/// The thread-local key that finds the current worker's request from libfcgi's
+/// buffer callback (which has no context argument).
+private let currentRequestKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
+
 /// One `FCGX_Request`, allocated at a stable address and freed with its owner.
 /// Confined to the worker thread that created it.
 final class LibFCGIRequest {
@@ -37,8 +55,14 @@ final class LibFCGIRequest {
     private let maxStdinAhead: Int
     private(set) var peerGone = false
 
-    /// Set by the relay when the web server aborted the request or went away.
+    /// Set when the web server aborted the request or went away.
     let abortFlag: AbortFlag
+    /// Receives stdout and stderr.
+    private unowned let output: any LibFCGIOutput
+    /// Where the content of the stdout and stderr buffers starts (libfcgi keeps
+    /// room for a record header before it).
+    private var stdoutStart: UnsafeMutablePointer<UInt8>?
+    private var stderrStart: UnsafeMutablePointer<UInt8>?
 
     /// Prepares a request that reads from `connectedFD`, one end of a socketpair
     /// whose other end the protocol firewall writes canonical records to. libfcgi
@@ -46,13 +70,18 @@ final class LibFCGIRequest {
     /// is preset so the first `FCGX_Accept_r` (which "finishes" the previous
     /// request) does not close the descriptor. Every BEGIN_REQUEST the firewall
     /// sends has FCGI_KEEP_CONN, so libfcgi keeps it open from then on.
-    init(connectedFD: Int32, maxStdinAhead: Int, abortFlag: AbortFlag) {
+    ///
+    /// Must be created on the thread that will use it: libfcgi's output callback
+    /// finds it through a thread-local.
+    init(connectedFD: Int32, maxStdinAhead: Int, abortFlag: AbortFlag, output: any LibFCGIOutput) {
         raw = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         FCGX_InitRequest(raw, -1, 0)
         raw.pointee.ipcFd = connectedFD
         raw.pointee.keepConnection = 1
         self.maxStdinAhead = maxStdinAhead
         self.abortFlag = abortFlag
+        self.output = output
+        pthread_setspecific(currentRequestKey, Unmanaged.passUnretained(self).toOpaque())
     }
 
     /// Whether libfcgi still holds its descriptor (it closes it on a protocol error).
@@ -80,12 +109,48 @@ final class LibFCGIRequest {
         stdinAheadOffset = 0
         peerGone = false
         let rc = FCGX_Accept_r(raw)
-        if rc >= 0 { environment = readEnvironment() }
+        if rc >= 0 {
+            environment = readEnvironment()
+            stdoutStart = takeOver(raw.pointee.out)
+            stderrStart = takeOver(raw.pointee.err)
+        }
         return rc
     }
 
+    // MARK: Output without the socketpair
+
+    /// Replaces a writer stream's `emptyBuffProc` (the hook libfcgi calls when its
+    /// buffer is full, on `FCGX_FFlush` and on `FCGX_FClose`) with one that hands
+    /// the buffered bytes to ``output`` — the handler's thread then writes to the
+    /// web server itself, with no socketpair and no relay thread on the way back.
+    /// `FCGX_Stream` is public in fcgiapp.h; right after `FCGX_Accept_r` a writer's
+    /// `wrNext` is where its content starts. The end records and END_REQUEST are
+    /// written by the worker (``LibFCGIWorker``), not by libfcgi.
+    private func takeOver(_ stream: UnsafeMutablePointer<FCGX_Stream>?) -> UnsafeMutablePointer<UInt8>? {
+        guard let stream else { return nil }
+        stream.pointee.emptyBuffProc = { stream, doClose in
+            guard let stream, let context = pthread_getspecific(currentRequestKey) else { return }
+            let request = Unmanaged<LibFCGIRequest>.fromOpaque(context).takeUnretainedValue()
+            request.emptyBuffer(stream, closing: doClose != 0)
+        }
+        return stream.pointee.wrNext
+    }
+
+    private func emptyBuffer(_ stream: UnsafeMutablePointer<FCGX_Stream>, closing: Bool) {
+        let toError = stream == raw.pointee.err
+        guard let start = toError ? stderrStart : stdoutStart, let end = stream.pointee.wrNext else { return }
+        let count = end - start
+        let delivered = output.libfcgiOutput(UnsafeRawBufferPointer(start: start, count: count), toError: toError, closing: closing)
+        stream.pointee.wrNext = start
+        if !delivered {
+            // The next FCGX_PutStr fails. No FCGI_errno: with one, FCGX_Finish_r
+            // would close the socketpair and the worker would be lost.
+            stream.pointee.isClosed = 1
+        }
+    }
+
     /// The params of the current request (read once per request).
-    private(set) var environment = Environment(pairs: [])
+    private(set) var environment = Environment(block: NameValueBlock())
 
     /// `FCGX_Finish_r`: ends the streams, sends `FCGI_END_REQUEST`, closes the
     /// connection unless the web server asked to keep it.
@@ -105,19 +170,19 @@ final class LibFCGIRequest {
     /// The params as bytes. libfcgi stores them as `NAME=VALUE` C strings, so the
     /// split is at the first `=`.
     private func readEnvironment() -> Environment {
-        var pairs: [(name: [UInt8], value: [UInt8])] = []
-        guard var cursor = raw.pointee.envp else { return Environment(pairs: []) }
+        var block = NameValueBlock()
+        guard var cursor = raw.pointee.envp else { return Environment(block: block) }
+        block.reserveCapacity(bytes: 2048, pairs: 32)
         while let entry = cursor.pointee {
-            let length = strlen(entry)
-            let bytes = UnsafeRawBufferPointer(start: entry, count: length)
+            let bytes = UnsafeRawBufferPointer(start: entry, count: strlen(entry))
             if let eq = bytes.firstIndex(of: UInt8(ascii: "=")) {
-                pairs.append((Array(bytes[..<eq]), Array(bytes[(eq + 1)...])))
+                block.append(name: UnsafeRawBufferPointer(rebasing: bytes[..<eq]), value: UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...]))
             } else {
-                pairs.append((Array(bytes), []))
+                block.append(name: bytes, value: UnsafeRawBufferPointer(start: nil, count: 0))
             }
             cursor += 1
         }
-        return Environment(pairs: pairs)
+        return Environment(block: block)
     }
 
     // MARK: Input
@@ -159,9 +224,10 @@ final class LibFCGIRequest {
     private func read(max: Int) throws(RequestError) -> [UInt8] {
         let stream = raw.pointee.in
         guard stream != nil, max > 0 else { return [] }
-        let want = Int32(clamping: Swift.min(max, 1 << 20))
-        var out = [UInt8](repeating: 0, count: Int(want))
-        let got = out.withUnsafeMutableBufferPointer { buffer in
+        // Read into a scratch buffer kept for the worker's life: a fresh zeroed
+        // buffer per read cost more than everything else on the request path.
+        let want = Int32(clamping: Swift.min(max, scratch.count))
+        let got = scratch.withUnsafeMutableBufferPointer { buffer in
             buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: Int(want)) {
                 FCGX_GetStr($0, want, stream)
             }
@@ -170,9 +236,10 @@ final class LibFCGIRequest {
             peerGone = true
             throw RequestError("request \(requestID): reading input failed (\(LibFCGIRequest.describe(FCGX_GetError(stream))))")
         }
-        out.removeLast(Int(want - got))
-        return out
+        return got > 0 ? Array(scratch[..<Int(got)]) : []
     }
+
+    private var scratch = [UInt8](repeating: 0, count: 65536)
 
     // MARK: Output
 

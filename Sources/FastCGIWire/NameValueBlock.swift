@@ -1,0 +1,127 @@
+/// A block of name-value pairs kept as received: one byte array and the offsets
+/// of each name and value, so a request's params cost two allocations, not two
+/// per param.
+public struct NameValueBlock: Hashable, Sendable {
+    /// The encoded block (spec §3.4), as received or built.
+    public private(set) var bytes: [UInt8]
+    /// Per pair: name start, value start, value end (the name ends where the value starts).
+    private var offsets: [Int]
+
+    /// An empty block.
+    public init() {
+        bytes = []
+        offsets = []
+    }
+
+    /// Validates `bytes` and indexes its pairs. Throws ``NameValueError`` on
+    /// truncation or a name or value longer than `maxLength`.
+    public init(validating bytes: [UInt8], maxLength: Int = Int(Int32.max)) throws(NameValueError) {
+        var offsets: [Int] = []
+        try bytes.withUnsafeBufferPointer { (block) throws(NameValueError) in
+            var i = 0
+            let end = block.count
+            func length() throws(NameValueError) -> Int {
+                guard i < end else { throw .truncated }
+                let b0 = block[i]
+                i += 1
+                if b0 & 0x80 == 0 { return Int(b0) }
+                guard end - i >= 3 else { throw .truncated }
+                let value = Int(b0 & 0x7f) << 24 | Int(block[i]) << 16 | Int(block[i + 1]) << 8 | Int(block[i + 2])
+                i += 3
+                return value
+            }
+            while i < end {
+                let nameLength = try length()
+                let valueLength = try length()
+                for n in [nameLength, valueLength] where n > maxLength { throw .tooLong(length: n, limit: maxLength) }
+                guard end - i >= nameLength + valueLength else { throw .truncated }
+                offsets.append(i)
+                offsets.append(i + nameLength)
+                offsets.append(i + nameLength + valueLength)
+                i += nameLength + valueLength
+            }
+        }
+        self.bytes = bytes
+        self.offsets = offsets
+    }
+
+    /// A block encoding `pairs`.
+    public init(_ pairs: [NameValuePair]) {
+        self.init()
+        for pair in pairs {
+            pair.name.withUnsafeBytes { name in pair.value.withUnsafeBytes { value in append(name: name, value: value) } }
+        }
+    }
+
+    /// Appends one pair.
+    public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        NameValueCoding.encodeLength(name.count, into: &bytes)
+        NameValueCoding.encodeLength(value.count, into: &bytes)
+        offsets.append(bytes.count)
+        bytes.append(contentsOf: name)
+        offsets.append(bytes.count)
+        bytes.append(contentsOf: value)
+        offsets.append(bytes.count)
+    }
+
+    /// Appends every pair of `other`.
+    public mutating func append(contentsOf other: NameValueBlock) {
+        let shift = bytes.count
+        bytes.append(contentsOf: other.bytes)
+        offsets.append(contentsOf: other.offsets.lazy.map { $0 + shift })
+    }
+
+    /// Reserves room for `byteCount` bytes and `pairCount` pairs.
+    public mutating func reserveCapacity(bytes byteCount: Int, pairs pairCount: Int) {
+        bytes.reserveCapacity(byteCount)
+        offsets.reserveCapacity(3 * pairCount)
+    }
+
+    /// Number of pairs.
+    public var count: Int { offsets.count / 3 }
+
+    /// The name of pair `index`.
+    public func name(at index: Int) -> ArraySlice<UInt8> { bytes[offsets[3 * index]..<offsets[3 * index + 1]] }
+
+    /// The value of pair `index`.
+    public func value(at index: Int) -> ArraySlice<UInt8> { bytes[offsets[3 * index + 1]..<offsets[3 * index + 2]] }
+
+    /// The index of the first pair named `name` (compared as bytes), or nil.
+    public func firstIndex(of name: UnsafeRawBufferPointer) -> Int? {
+        bytes.withUnsafeBytes { block in
+            var index = 0
+            while index < offsets.count {
+                let start = offsets[index]
+                let length = offsets[index + 1] - start
+                if length == name.count && (length == 0 || memcmpBytes(block.baseAddress! + start, name.baseAddress!, length)) {
+                    return index / 3
+                }
+                index += 3
+            }
+            return nil
+        }
+    }
+
+    /// The pairs as separate arrays (allocates; for tests and tools).
+    public var pairs: [NameValuePair] {
+        (0..<count).map { NameValuePair(name: Array(name(at: $0)), value: Array(value(at: $0))) }
+    }
+
+    public static func == (a: NameValueBlock, b: NameValueBlock) -> Bool { a.bytes == b.bytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
+}
+
+/// Byte comparison without Foundation or C.
+@inline(__always)
+private func memcmpBytes(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+    var i = 0
+    while i + 8 <= count {
+        if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+        i += 8
+    }
+    while i < count {
+        if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+        i += 1
+    }
+    return true
+}
