@@ -225,9 +225,7 @@ public final class Server: Sendable {
             (connectionLogger ?? logger).warning("no handler for role \(transport.role)")
             return
         }
-        var requestLogger = connectionLogger ?? logger
-        if transport.requestID != 0 { requestLogger[metadataKey: "request"] = "\(transport.requestID)" }
-        let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: requestLogger))
+        let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger ?? logger))
         factory.handle(request)
         request.close()
     }

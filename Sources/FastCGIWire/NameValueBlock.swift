@@ -33,7 +33,8 @@ public struct NameValueBlock: Hashable, Sendable {
             while i < end {
                 let nameLength = try length()
                 let valueLength = try length()
-                for n in [nameLength, valueLength] where n > maxLength { throw .tooLong(length: n, limit: maxLength) }
+                if nameLength > maxLength { throw .tooLong(length: nameLength, limit: maxLength) }
+                if valueLength > maxLength { throw .tooLong(length: valueLength, limit: maxLength) }
                 guard end - i >= nameLength + valueLength else { throw .truncated }
                 offsets.append(i)
                 offsets.append(i + nameLength)

@@ -69,15 +69,29 @@ public enum StreamWriter {
     public static func append(
         _ body: some Collection<UInt8>, type: RecordType, requestID: UInt16, close: Bool, into buffer: inout [UInt8]
     ) {
-        var rest = body[...]
-        while !rest.isEmpty {
-            let chunk = rest.prefix(WireConstants.maxContentLength)
-            let padding = RecordHeader.padding(for: chunk.count)
-            RecordHeader(type: type, requestID: requestID, contentLength: UInt16(chunk.count), paddingLength: padding)
+        let done: Void? = body.withContiguousStorageIfAvailable {
+            append(UnsafeRawBufferPointer($0), type: type, requestID: requestID, close: close, into: &buffer)
+        }
+        if done == nil {
+            Array(body).withUnsafeBytes { append($0, type: type, requestID: requestID, close: close, into: &buffer) }
+        }
+    }
+
+    /// Appends `body` as records (the contiguous case: one copy per record).
+    public static func append(
+        _ body: UnsafeRawBufferPointer, type: RecordType, requestID: UInt16, close: Bool, into buffer: inout [UInt8]
+    ) {
+        let records = (body.count + WireConstants.maxContentLength - 1) / WireConstants.maxContentLength
+        buffer.reserveCapacity(buffer.count + body.count + 16 * records + (close ? 8 : 0))
+        var offset = 0
+        while offset < body.count {
+            let count = Swift.min(WireConstants.maxContentLength, body.count - offset)
+            let padding = RecordHeader.padding(for: count)
+            RecordHeader(type: type, requestID: requestID, contentLength: UInt16(count), paddingLength: padding)
                 .encode(into: &buffer)
-            buffer.append(contentsOf: chunk)
-            buffer.append(contentsOf: repeatElement(0, count: Int(padding)))
-            rest = rest.dropFirst(chunk.count)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: body[offset..<offset + count]))
+            for _ in 0..<padding { buffer.append(0) }
+            offset += count
         }
         if close {
             RecordHeader(type: type, requestID: requestID, contentLength: 0).encode(into: &buffer)

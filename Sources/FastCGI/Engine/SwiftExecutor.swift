@@ -1,4 +1,10 @@
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 import FastCGIWire
 
 /// Threading level 2: requests run on threads of their own (reused from a pool),
@@ -29,55 +35,80 @@ final class SwiftExecutor: RequestExecutor {
 
 /// Threads that run jobs, kept for reuse: "one thread per request" is about
 /// concurrency, not about creating a thread for each request.
+///
+/// Every job starts at once: on a parked thread if there is one (woken alone, on
+/// its own condition variable — no thundering herd), else on a new thread. Up to
+/// `keepIdle` threads stay parked for the next jobs; the others exit.
 final class ThreadPool: @unchecked Sendable {
-    private struct State {
-        var jobs: [@Sendable () -> Void] = []
-        var idle = 0
-        var stopped = false
+    /// One parked thread: its condition and the job handed to it.
+    private final class Parked {
+        let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        var job: (@Sendable () -> Void)?
+        init() { pthread_cond_init(condition, nil) }
+        deinit {
+            pthread_cond_destroy(condition)
+            condition.deallocate()
+        }
     }
 
-    private let state = Guarded(State())
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var parked: [Parked] = []  // guarded by mutex
+    private var stopped = false  // guarded by mutex
     private let keepIdle: Int
     private let busy = Atomic<Int>(0)
+    private let idleCount = Atomic<Int>(0)
 
-    init(keepIdle: Int) { self.keepIdle = keepIdle }
+    init(keepIdle: Int) {
+        self.keepIdle = keepIdle
+        pthread_mutex_init(mutex, nil)
+    }
 
-    /// Runs `job` on an idle thread, or on a new one if none is idle.
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `job` on a parked thread, or on a new one if none is parked.
     func run(_ job: @escaping @Sendable () -> Void) {
-        // Idle threads count themselves; a new thread is needed only when more jobs
-        // wait than idle threads will take.
-        let needThread = state.withLock { s in
-            s.jobs.append(job)
-            return s.jobs.count > s.idle
+        pthread_mutex_lock(mutex)
+        if let thread = parked.popLast() {
+            idleCount.subtract(1, ordering: .relaxed)
+            thread.job = job
+            pthread_cond_signal(thread.condition)
+            pthread_mutex_unlock(mutex)
+            return
         }
-        guard needThread else { return }
+        pthread_mutex_unlock(mutex)
         do {
-            try OSThread.spawn { [self] in loop() }
+            try OSThread.spawn { [self] in loop(first: job) }
         } catch {
             // No thread to be had: run it here rather than lose the request.
-            let job = state.withLock { $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }
-            job?()
+            runCounted(job)
         }
     }
 
-    private func loop() {
-        while true {
-            if let job = state.withLock({ $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) {
-                runCounted(job)
-                continue
+    private func loop(first: @escaping @Sendable () -> Void) {
+        var job: (@Sendable () -> Void)? = first
+        let me = Parked()
+        while let current = job {
+            runCounted(current)
+            job = nil
+            pthread_mutex_lock(mutex)
+            guard !stopped, parked.count < keepIdle else {
+                pthread_mutex_unlock(mutex)
+                return
             }
-            let parked = state.withLock { s -> Bool in
-                guard !s.stopped, s.idle < keepIdle else { return false }
-                s.idle += 1
-                return true
+            parked.append(me)
+            idleCount.add(1, ordering: .relaxed)
+            while me.job == nil && !stopped { pthread_cond_wait(me.condition, mutex) }
+            job = me.job
+            me.job = nil
+            if job == nil {
+                // Stopped while parked.
+                parked.removeAll { $0 === me }
+                idleCount.subtract(1, ordering: .relaxed)
             }
-            guard parked else { return }
-            let next = state.wait(until: { !$0.jobs.isEmpty || $0.stopped }) { s -> (@Sendable () -> Void)? in
-                s.idle -= 1
-                return s.jobs.isEmpty ? nil : s.jobs.removeFirst()
-            }
-            guard let job = next ?? nil else { return }
-            runCounted(job)
+            pthread_mutex_unlock(mutex)
         }
     }
 
@@ -88,9 +119,13 @@ final class ThreadPool: @unchecked Sendable {
     }
 
     /// Threads running a job, and threads parked waiting for one.
-    var counts: (busy: Int, idle: Int) { (busy.value, state.withLock { $0.idle }) }
+    var counts: (busy: Int, idle: Int) { (busy.value, idleCount.value) }
 
+    /// Wakes the parked threads, which then exit.
     func shutdown() {
-        state.withLock { $0.stopped = true }
+        pthread_mutex_lock(mutex)
+        stopped = true
+        for thread in parked { pthread_cond_signal(thread.condition) }
+        pthread_mutex_unlock(mutex)
     }
 }

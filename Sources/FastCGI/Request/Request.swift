@@ -27,8 +27,13 @@ open class Request {
     /// The role the web server asked for.
     public let role: Role
     /// The server's logger with this request's `connection` and `request` ids in
-    /// its metadata.
-    public let logger: Logger
+    /// its metadata (made on first use: setting metadata is not free).
+    public private(set) lazy var logger: Logger = {
+        var logger = baseLogger
+        if requestID != 0 { logger[metadataKey: "request"] = "\(requestID)" }
+        return logger
+    }()
+    private let baseLogger: Logger
 
     let transport: any RequestTransport
     let limits: RequestLimits
@@ -53,7 +58,7 @@ open class Request {
         limits = context.limits
         environ = context.transport.environment
         role = context.transport.role
-        logger = context.logger
+        baseLogger = context.logger
         stdin = RequestInput(transport: context.transport, kind: .stdin)
         fastcgiData = RequestInput(transport: context.transport, kind: .data)
     }
