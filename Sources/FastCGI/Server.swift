@@ -227,7 +227,7 @@ public final class Server: Sendable {
         }
         let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger ?? logger))
         factory.handle(request)
-        request.close()
+        request.closeOutput(pushingTransport: false)
     }
 }
 

@@ -20,7 +20,13 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         var ended = false
         var stderrUsed = false
         var stdoutUsed = false
+        /// Output records not yet written: sent on flush, past `outputBufferSize`,
+        /// or with END_REQUEST (one write for a small response).
+        var output: [UInt8] = []
     }
+
+    /// How much output is held before it is written (libfcgi holds 8 KiB).
+    static let outputBufferSize = 16 << 10
 
     private let input = Guarded(Input())
 
@@ -86,11 +92,16 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// Past the request timeout: ended like an abort, with a 504 page if the
     /// handler sent nothing yet.
     func timeOut() {
-        let (first, nothingSent) = input.withLock { s -> (Bool, Bool) in
-            defer { s.aborted = true }
-            return (!s.aborted, !s.stdoutUsed)
+        // Output written before the timeout still goes out; a 504 page only if the
+        // handler wrote nothing at all.
+        let (first, held, nothingWritten) = input.withLock { s -> (Bool, [UInt8], Bool) in
+            defer {
+                s.aborted = true
+                s.output = []
+            }
+            return (!s.aborted, s.output, !s.stdoutUsed)
         }
-        if first { end(before: nothingSent ? TimeoutPage.records(requestID: id) : []) }
+        if first { end(before: held + (nothingWritten ? TimeoutPage.records(requestID: id) : [])) }
     }
 
     // MARK: Transport (handler thread)
@@ -121,31 +132,50 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool {
-        let ok = input.withLock { s -> Bool in
+        var records: [UInt8] = []
+        StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: id, close: false, into: &records)
+        let (ok, ready) = input.withLock { s -> (Bool, [UInt8]) in
+            guard !s.aborted && !s.ended else { return (false, []) }
             if toError { s.stderrUsed = true } else { s.stdoutUsed = true }
-            return !s.aborted && !s.ended
+            if s.output.isEmpty { s.output = records } else { s.output += records }
+            guard s.output.count >= Self.outputBufferSize else { return (true, []) }
+            defer { s.output = [] }
+            return (true, s.output)
         }
         guard ok else { return false }
-        var records: [UInt8] = []
-        records.reserveCapacity(bytes.count + 16 * (bytes.count / 65535 + 1))
-        StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: id, close: false, into: &records)
+        return send(ready)
+    }
+
+    /// Writes held output now (the handler's thread; output order is its order).
+    func flush() -> Bool {
+        let ready = input.withLock { s -> [UInt8] in
+            defer { s.output = [] }
+            return s.aborted ? [] : s.output
+        }
+        return send(ready) && !isAborted
+    }
+
+    private func send(_ records: [UInt8]) -> Bool {
+        guard !records.isEmpty else { return true }
         let written = records.withUnsafeBytes { connection.write($0) }
         if !written { input.withLock { $0.aborted = true } }
         return written
     }
 
-    func flush() -> Bool { !isAborted }
-
     /// The handler returned: close the streams and end the request.
     func finish() { end() }
 
     private func end(before: [UInt8] = []) {
-        let (first, stderrUsed) = input.withLock { s -> (Bool, Bool) in
-            defer { s.ended = true }
-            return (!s.ended, s.stderrUsed)
+        let (first, stderrUsed, held) = input.withLock { s -> (Bool, Bool, [UInt8]) in
+            defer {
+                s.ended = true
+                s.output = []
+            }
+            // Output held when the request was aborted or timed out is dropped.
+            return (!s.ended, s.stderrUsed, s.aborted ? [] : s.output)
         }
         guard first else { return }
-        var out = before
+        var out = held + before
         RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &out)
         if stderrUsed { RecordHeader(type: .stderr, requestID: id, contentLength: 0).encode(into: &out) }
         Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &out)

@@ -204,12 +204,19 @@ open class Request {
     /// Sends everything and ends the body; later writes throw. Called by the server
     /// when the handler returns.
     public func close() {
+        closeOutput(pushingTransport: true)
+    }
+
+    /// Ends the body. The server calls it with `pushingTransport: false` when the
+    /// handler returned: the transport then sends the last output together with
+    /// `FCGI_END_REQUEST`, in one write.
+    func closeOutput(pushingTransport: Bool) {
         guard !isClosed else { return }
         let pending = buffer
         buffer = []
         sendBody(pending, flush: true, final: true)
         isClosed = true
-        if !peerGone && !transport.flush() { peerGone = true }
+        if pushingTransport && !peerGone && !transport.flush() { peerGone = true }
     }
 
     /// Sends what is buffered. Without `flush` and with nothing buffered it does
