@@ -186,13 +186,15 @@ final class Connection: @unchecked Sendable {
             let reachedMax = engine.requestStarted()
             let sink = engine.executor.start(start, on: self)
             // The sink may have ended already (a refusal): only keep a live one.
-            let (live, running) = state.withLock { s -> (Bool, Int) in
-                guard s.ended.remove(start.requestID) == nil else { return (false, s.sinks.count) }
+            let running = state.withLock { s -> Int in
+                guard s.ended.remove(start.requestID) == nil else { return s.sinks.count }
                 s.sinks[start.requestID] = sink
-                return (true, s.sinks.count)
+                // Under the lock: the request cannot end (and leave the watchdog)
+                // before it was watched.
+                engine.watchdog?.started(start, sink: sink, on: self)
+                return s.sinks.count
             }
             engine.statistics.maxPerConnection.raise(to: running)
-            if live { engine.watchdog?.started(start, sink: sink, on: self) }
             // Stop only once the request is registered, so draining waits for it.
             if reachedMax { engine.server.exit() }
             return sink

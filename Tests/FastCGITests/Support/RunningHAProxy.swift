@@ -10,19 +10,24 @@ final class RunningHAProxy: HTTPFrontEnd, @unchecked Sendable {
     init(upstream: String) throws {
         prefix = try TempDirectory.make()
         port = Net.freePort()
-        let template = try String(
-            contentsOf: Paths.repository.appendingPathComponent("scripts/haproxy.cfg.in"), encoding: .utf8)
-        let config = template
-            .replacingOccurrences(of: "@PORT@", with: "\(port)")
-            .replacingOccurrences(of: "@UPSTREAM@", with: upstream)
-        let configURL = prefix.appendingPathComponent("haproxy.cfg")
-        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        let configURL = try fillTemplate(
+            "scripts/haproxy.cfg.in", into: prefix.appendingPathComponent("haproxy.cfg"),
+            ["@PORT@": "\(port)", "@UPSTREAM@": upstream])
         // -db: stay in the foreground; -W is not needed (no reloads).
         child = try ChildProcess("haproxy", ["-db", "-f", configURL.path], directory: prefix)
         try Net.waitUntilHTTP(port: port)
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
+}
+
+/// Writes the repository's `template` to `destination` with each placeholder
+/// replaced (the configurations the scripts and the tests share).
+func fillTemplate(_ template: String, into destination: URL, _ values: [String: String]) throws -> URL {
+    var text = try String(contentsOf: Paths.repository.appendingPathComponent(template), encoding: .utf8)
+    for (placeholder, value) in values { text = text.replacingOccurrences(of: placeholder, with: value) }
+    try text.write(to: destination, atomically: true, encoding: .utf8)
+    return destination
 }
 
 /// A web front end (nginx, HAProxy) driven with curl in tests.

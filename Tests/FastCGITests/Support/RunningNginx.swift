@@ -10,15 +10,12 @@ final class RunningNginx: HTTPFrontEnd, @unchecked Sendable {
     init(upstream: String) throws {
         prefix = try TempDirectory.make()
         port = Net.freePort()
-        let template = try String(
-            contentsOf: Paths.repository.appendingPathComponent("scripts/nginx.conf.in"), encoding: .utf8)
-        let config = template
-            .replacingOccurrences(of: "@PREFIX@", with: prefix.path)
-            .replacingOccurrences(of: "@PORT@", with: "\(port)")
-            .replacingOccurrences(of: "@UPSTREAM@", with: upstream)
-            .replacingOccurrences(of: "@USER_LINE@", with: getuid() == 0 ? "user root;" : "")
-        let configURL = prefix.appendingPathComponent("nginx.conf")
-        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        let configURL = try fillTemplate(
+            "scripts/nginx.conf.in", into: prefix.appendingPathComponent("nginx.conf"),
+            [
+                "@PREFIX@": prefix.path, "@PORT@": "\(port)", "@UPSTREAM@": upstream,
+                "@USER_LINE@": getuid() == 0 ? "user root;" : "",
+            ])
         child = try ChildProcess("nginx", ["-p", prefix.path, "-c", configURL.path], directory: prefix)
         try Net.waitUntilHTTP(port: port)
     }
