@@ -76,7 +76,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// libfcgi's end (its `ipcFd`).
     private let appFD: Int32
     let abortFlag = AbortFlag()
-    private unowned(unsafe) var pool: LibFCGIWorkerPool?
+    private weak var pool: LibFCGIWorkerPool?
 
     private struct Current {
         /// Which request this is: a ticket for an earlier one is ignored.
