@@ -200,7 +200,10 @@ public struct ConnectionMachine: Sendable {
                 }
                 request.phase = .running
                 active[id] = request
-                actions.append(.start(RequestStart(requestID: id, role: request.role, keepConnection: request.keepConnection, paramsBlock: block)))
+                actions.append(
+                    .start(
+                        RequestStart(
+                            requestID: id, role: request.role, keepConnection: request.keepConnection, paramsBlock: block)))
             } else {
                 guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
                     actions.append(close("request \(id): params exceed the \(limits.maxParamsBytes)-byte limit"))
@@ -295,7 +298,8 @@ public struct ConnectionMachine: Sendable {
             // is complete (pipelining); one that overlaps a request still receiving
             // input is multiplexing, refused as the spec says (§5.1).
             guard active.values.allSatisfy(\.inputComplete) else {
-                actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .cantMultiplexConnection).encoded))
+                actions.append(
+                    .send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .cantMultiplexConnection).encoded))
                 actions.append(.refused(requestID: id, reason: "FCGI_CANT_MPX_CONN: another request's input is still arriving"))
                 return
             }

@@ -49,7 +49,8 @@ struct BenchCommand: ParsableCommand {
             let parts = param.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             environment[String(parts[0])] = String(parts[1])
         }
-        let params = environment
+        let params =
+            environment
             .sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }
         let stats = Stats()
         let deadline = Date().addingTimeInterval(duration)
@@ -71,7 +72,8 @@ struct BenchCommand: ParsableCommand {
             if progress {
                 let (count, errors) = stats.counts
                 let elapsed = Date().timeIntervalSince(start)
-                let line = String(format: "\r%6.1fs  %9d requests  %9.0f req/s  %d errors", elapsed, count, Double(count) / elapsed, errors)
+                let line = String(
+                    format: "\r%6.1fs  %9d requests  %9.0f req/s  %d errors", elapsed, count, Double(count) / elapsed, errors)
                 FileHandle.standardOutput.write(Data(line.utf8))
             }
         }
@@ -79,9 +81,14 @@ struct BenchCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(start)
         let summary = stats.summary(elapsed: elapsed)
         if machine {
-            print(String(format: "%.1f %.3f %.3f %d %d", summary.rps, summary.p50 * 1000, summary.p99 * 1000, summary.errors, summary.requests))
+            print(
+                String(
+                    format: "%.1f %.3f %.3f %d %d", summary.rps, summary.p50 * 1000, summary.p99 * 1000, summary.errors,
+                    summary.requests))
         } else {
-            print("\(summary.requests) requests in \(String(format: "%.2f", elapsed)) s over \(connections) connection(s)\(keepAlive ? " kept" : ""), \(multiplex) in flight each")
+            print(
+                "\(summary.requests) requests in \(String(format: "%.2f", elapsed)) s over \(connections) connection(s)\(keepAlive ? " kept" : ""), \(multiplex) in flight each"
+            )
             print(String(format: "requests/s: %.1f", summary.rps))
             print(String(format: "latency p50: %.3f ms  p99: %.3f ms", summary.p50 * 1000, summary.p99 * 1000))
             print("errors: \(summary.errors)\(summary.firstError.map { " (first: \($0))" } ?? "")")

@@ -6,7 +6,8 @@ import Testing
 struct FormParsingTests {
     @Test("query string: percent and plus decoding, & and ; separators, empty values")
     func query() throws {
-        let request = MemoryTransport(["QUERY_STRING": "a=1&b=hello+world;c=%C3%A9t%C3%A9&flag&e=", "REQUEST_METHOD": "GET"]).request()
+        let request = MemoryTransport(["QUERY_STRING": "a=1&b=hello+world;c=%C3%A9t%C3%A9&flag&e=", "REQUEST_METHOD": "GET"])
+            .request()
         let params = try request.params
         #expect(params["a"] == .text("1"))
         #expect(params["b"] == .text("hello world"))
@@ -27,7 +28,10 @@ struct FormParsingTests {
     func urlencodedPost() throws {
         let body = Array("name=Ada+L&tags*=a&tags*=b".utf8)
         let request = MemoryTransport(
-            ["QUERY_STRING": "q=1", "REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/x-www-form-urlencoded; charset=UTF-8"],
+            [
+                "QUERY_STRING": "q=1", "REQUEST_METHOD": "POST",
+                "CONTENT_TYPE": "application/x-www-form-urlencoded; charset=UTF-8",
+            ],
             stdin: body
         ).request()
         let params = try request.params
@@ -38,7 +42,9 @@ struct FormParsingTests {
 
     @Test("a GET body is not parsed")
     func getBodyIgnored() throws {
-        let request = MemoryTransport(["REQUEST_METHOD": "GET", "CONTENT_TYPE": "application/x-www-form-urlencoded"], stdin: Array("a=1".utf8)).request()
+        let request = MemoryTransport(
+            ["REQUEST_METHOD": "GET", "CONTENT_TYPE": "application/x-www-form-urlencoded"], stdin: Array("a=1".utf8)
+        ).request()
         #expect(try request.params.isEmpty)
         #expect(try request.stdin.readAll() == Array("a=1".utf8))
     }
@@ -59,7 +65,10 @@ struct FormParsingTests {
         let file: [UInt8] = [0, 1, 2, 0xFF, 13, 10, 45, 45]
         let body = Self.multipart([
             ("Content-Disposition: form-data; name=\"title\"", Array("My upload".utf8)),
-            ("Content-Disposition: form-data; name=\"file!\"; filename=\"a;b.bin\"\r\nContent-Type: application/octet-stream", file),
+            (
+                "Content-Disposition: form-data; name=\"file!\"; filename=\"a;b.bin\"\r\nContent-Type: application/octet-stream",
+                file
+            ),
             ("Content-Disposition: form-data; name=\"tag*\"", Array("x".utf8)),
             ("Content-Disposition: form-data; name=\"tag*\"", Array("y".utf8)),
             ("Content-Disposition: form-data; name=\"plainfile\"; filename=\"p.txt\"", Array("as text".utf8)),
@@ -85,9 +94,18 @@ struct FormParsingTests {
             (["QUERY_STRING": "a=%4"], []),
             (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data"], Array("x".utf8)),
             (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"], Array("no boundary here".utf8)),
-            (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"], Array("--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated".utf8)),
-            (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"], Array("--b\r\nno-colon-line\r\n\r\nx\r\n--b--".utf8)),
-            (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"], Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--".utf8)),
+            (
+                ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"],
+                Array("--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated".utf8)
+            ),
+            (
+                ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"],
+                Array("--b\r\nno-colon-line\r\n\r\nx\r\n--b--".utf8)
+            ),
+            (
+                ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"],
+                Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--".utf8)
+            ),
         ])
     func malformed(params: [String: String], body: [UInt8]) {
         let request = MemoryTransport(params, stdin: body).request()

@@ -19,7 +19,10 @@ struct RequestTests {
         try request.addHeader("x-a", "2")
         try request.setHeader("X-B", "b")
         try request.setHeader("X-a", "3")
-        #expect(request.headerFields.map { "\($0.name): \($0.value)" } == ["Content-Type: text/html; charset=iso-8859-1", "X-a: 3", "X-B: b"])
+        #expect(
+            request.headerFields.map { "\($0.name): \($0.value)" } == [
+                "Content-Type: text/html; charset=iso-8859-1", "X-a: 3", "X-B: b",
+            ])
     }
 
     @Test("addHeader keeps duplicates; getHeader indexes them; delHeader removes all")

@@ -5,7 +5,9 @@ import Testing
 struct ConnectionMachineTests {
     static let values = ["FCGI_MAX_CONNS": "10", "FCGI_MAX_REQS": "10", "FCGI_MPXS_CONNS": "0"]
 
-    func machine(multiplexing: Bool = false, roles: Set<Role> = [.responder, .filter], limits: ConnectionLimits = ConnectionLimits()) -> ConnectionMachine {
+    func machine(
+        multiplexing: Bool = false, roles: Set<Role> = [.responder, .filter], limits: ConnectionLimits = ConnectionLimits()
+    ) -> ConnectionMachine {
         ConnectionMachine(multiplexing: multiplexing, roles: roles, managementValues: Self.values, limits: limits)
     }
 
@@ -28,10 +30,11 @@ struct ConnectionMachineTests {
     func wholeRequest() {
         var m = machine()
         let actions = m.receive(request(1))
-        #expect(actions == [
-            .start(RequestStart(requestID: 1, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])),
-            .stdin(requestID: 1, bytes: Array("body".utf8)), .stdin(requestID: 1, bytes: []),
-        ])
+        #expect(
+            actions == [
+                .start(RequestStart(requestID: 1, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])),
+                .stdin(requestID: 1, bytes: Array("body".utf8)), .stdin(requestID: 1, bytes: []),
+            ])
     }
 
     @Test("every split of the byte stream gives the same actions")
@@ -52,7 +55,10 @@ struct ConnectionMachineTests {
         let query = Record(type: .getValues, requestID: 0, content: NameValueCoding.encode(names.map { NameValuePair($0, "") }))
         let reply = try records(m.receive(query.encoded))
         #expect(reply.count == 1 && reply[0].type == .getValuesResult)
-        #expect(try NameValueCoding.decode(reply[0].content) == [NameValuePair("FCGI_MAX_CONNS", "10"), NameValuePair("FCGI_MPXS_CONNS", "0")])
+        #expect(
+            try NameValueCoding.decode(reply[0].content) == [
+                NameValuePair("FCGI_MAX_CONNS", "10"), NameValuePair("FCGI_MPXS_CONNS", "0"),
+            ])
     }
 
     @Test("unknown management type gets UNKNOWN_TYPE and the connection goes on")
@@ -89,7 +95,9 @@ struct ConnectionMachineTests {
         let first = m.receive(request(1) + request(2))
         #expect(first.count == 3, "only request 1's actions: \(first)")
         let second = m.requestEnded(1)
-        #expect(second.first == .start(RequestStart(requestID: 2, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])))
+        #expect(
+            second.first
+                == .start(RequestStart(requestID: 2, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])))
         #expect(second.last == .stdin(requestID: 2, bytes: []))
     }
 
@@ -133,9 +141,22 @@ struct ConnectionMachineTests {
         arguments: [
             ("wrong version", [2, 1, 0, 1, 0, 8, 0, 0] + [UInt8](repeating: 0, count: 8)),
             ("short BEGIN", [1, 1, 0, 1, 0, 2, 0, 0, 0, 1]),
-            ("stdin before params end", Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded + Record(type: .stdin, requestID: 1, content: [1]).encoded),
-            ("duplicate BEGIN", Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded + Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded),
-            ("name length 0x7fffffff", Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded + Record(type: .params, requestID: 1, content: [0xFF, 0xFF, 0xFF, 0xFF, 1, 65]).encoded + Record(type: .params, requestID: 1).encoded),
+            (
+                "stdin before params end",
+                Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+                    + Record(type: .stdin, requestID: 1, content: [1]).encoded
+            ),
+            (
+                "duplicate BEGIN",
+                Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+                    + Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+            ),
+            (
+                "name length 0x7fffffff",
+                Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+                    + Record(type: .params, requestID: 1, content: [0xFF, 0xFF, 0xFF, 0xFF, 1, 65]).encoded
+                    + Record(type: .params, requestID: 1).encoded
+            ),
         ] as [(String, [UInt8])])
     func hostile(name: String, bytes: [UInt8]) {
         var m = machine()

@@ -21,7 +21,8 @@ struct RecordCodingTests {
 
     @Test("name-value lengths: 1 byte below 128, 4 bytes from 128", arguments: [0, 1, 127, 128, 300, 65536])
     func nameValueRoundTrip(length: Int) throws {
-        let pair = NameValuePair(name: Array(repeating: 0x41, count: length), value: Array(repeating: 0x42, count: length / 2 + 1))
+        let pair = NameValuePair(
+            name: Array(repeating: 0x41, count: length), value: Array(repeating: 0x42, count: length / 2 + 1))
         let block = NameValueCoding.encode([pair, NameValuePair("A", "b")])
         let expectedPrefix = length < 128 ? 1 : 4
         #expect(block.count == expectedPrefix + (length / 2 + 1 < 128 ? 1 : 4) + length + length / 2 + 1 + 4)
@@ -56,7 +57,8 @@ struct RecordCodingTests {
     @Test("decoder gives the same records for every split of a stream")
     func decoderSplits() throws {
         var stream = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
-        StreamWriter.appendParams([NameValuePair("A", "1"), NameValuePair("LONG", String(repeating: "x", count: 200))], requestID: 1, into: &stream)
+        StreamWriter.appendParams(
+            [NameValuePair("A", "1"), NameValuePair("LONG", String(repeating: "x", count: 200))], requestID: 1, into: &stream)
         StreamWriter.append(Array("body".utf8), type: .stdin, requestID: 1, close: true, into: &stream)
         var whole = RecordDecoder()
         whole.append(stream)
@@ -89,7 +91,8 @@ struct RecordCodingTests {
         for _ in 0..<(1 + rng.next() % 30) {
             let length = Int(rng.next() % 4 == 0 ? rng.next() % 65536 : rng.next() % 300)
             let record = Record(
-                type: RecordType(rawValue: UInt8(truncatingIfNeeded: rng.next())), requestID: UInt16(truncatingIfNeeded: rng.next()),
+                type: RecordType(rawValue: UInt8(truncatingIfNeeded: rng.next())),
+                requestID: UInt16(truncatingIfNeeded: rng.next()),
                 content: (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             records.append(record)
             record.encode(into: &stream)
@@ -114,7 +117,9 @@ struct RecordCodingTests {
         let pairs = (0..<(rng.next() % 20)).map { _ in
             NameValuePair(
                 name: (0..<(rng.next() % 200)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
-                value: (0..<(rng.next() % 3 == 0 ? rng.next() % 70000 : rng.next() % 100)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                value: (0..<(rng.next() % 3 == 0 ? rng.next() % 70000 : rng.next() % 100)).map { _ in
+                    UInt8(truncatingIfNeeded: rng.next())
+                })
         }
         #expect(try NameValueCoding.decode(NameValueCoding.encode(pairs)) == pairs)
     }

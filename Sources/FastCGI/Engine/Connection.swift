@@ -100,7 +100,9 @@ final class Connection: @unchecked Sendable {
         var closed = false
         while !closed {
             let quiet = state.withLock { $0.sinks.isEmpty && $0.pending.isEmpty }
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+            ]
             let timeout: Int32 = quiet ? idle.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1 : -1
             let ready = poll(&fds, 2, timeout)
             if ready < 0 {

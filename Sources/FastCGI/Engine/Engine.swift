@@ -51,7 +51,9 @@ final class Engine: @unchecked Sendable {
     /// Accepts connections until stopped, then drains and returns.
     func run() {
         while !isStopping {
-            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+            ]
             let rc = poll(&fds, 2, -1)
             if rc < 0 {
                 if errno == EINTR { continue }

@@ -181,7 +181,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     func begin(_ request: RequestStart, on connection: Connection) -> any RequestSink {
         abortFlag.reset()
         let generation = current.withLock { c in
-            c = Current(generation: c.generation + 1, connection: connection, id: request.requestID, isFilter: request.role == .filter)
+            c = Current(
+                generation: c.generation + 1, connection: connection, id: request.requestID, isFilter: request.role == .filter)
             return c.generation
         }
         defer {

@@ -1,3 +1,4 @@
+import FastCGIWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -5,7 +6,6 @@ import Synchronization
 #elseif canImport(Musl)
     import Musl
 #endif
-import FastCGIWire
 
 /// Threading level 2: requests run on threads of their own (reused from a pool),
 /// reading input the connection thread queues, writing records straight to the

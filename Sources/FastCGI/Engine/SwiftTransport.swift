@@ -36,11 +36,12 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         role = start.role
         // libfcgi adds FCGI_ROLE to the params; so do we, for the same environment
         // at every level.
-        let roleName: String = switch start.role {
-        case .responder: "RESPONDER"
-        case .authorizer: "AUTHORIZER"
-        case .filter: "FILTER"
-        }
+        let roleName: String =
+            switch start.role {
+            case .responder: "RESPONDER"
+            case .authorizer: "AUTHORIZER"
+            case .filter: "FILTER"
+            }
         var block = NameValueBlock()
         block.reserveCapacity(bytes: start.paramsBlock.bytes.count + 32, pairs: start.paramsBlock.count + 1)
         "FCGI_ROLE".utf8.withContiguousStorageIfAvailable { name in

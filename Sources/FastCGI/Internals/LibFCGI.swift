@@ -140,7 +140,8 @@ final class LibFCGIRequest {
         let toError = stream == raw.pointee.err
         guard let start = toError ? stderrStart : stdoutStart, let end = stream.pointee.wrNext else { return }
         let count = end - start
-        let delivered = output.libfcgiOutput(UnsafeRawBufferPointer(start: start, count: count), toError: toError, closing: closing)
+        let delivered = output.libfcgiOutput(
+            UnsafeRawBufferPointer(start: start, count: count), toError: toError, closing: closing)
         stream.pointee.wrNext = start
         if !delivered {
             // The next FCGX_PutStr fails. No FCGI_errno: with one, FCGX_Finish_r
@@ -176,7 +177,9 @@ final class LibFCGIRequest {
         while let entry = cursor.pointee {
             let bytes = UnsafeRawBufferPointer(start: entry, count: strlen(entry))
             if let eq = bytes.firstIndex(of: UInt8(ascii: "=")) {
-                block.append(name: UnsafeRawBufferPointer(rebasing: bytes[..<eq]), value: UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...]))
+                block.append(
+                    name: UnsafeRawBufferPointer(rebasing: bytes[..<eq]),
+                    value: UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...]))
             } else {
                 block.append(name: bytes, value: UnsafeRawBufferPointer(start: nil, count: 0))
             }

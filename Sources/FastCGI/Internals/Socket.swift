@@ -109,7 +109,8 @@ enum PeerAddress: Sendable, CustomStringConvertible {
         switch self {
         case .ipv4(let b): b.map(String.init).joined(separator: ".")
         case .ipv6(let b):
-            stride(from: 0, to: 16, by: 2).map { String(UInt16(b[$0]) << 8 | UInt16(b[$0 + 1]), radix: 16) }.joined(separator: ":")
+            stride(from: 0, to: 16, by: 2).map { String(UInt16(b[$0]) << 8 | UInt16(b[$0 + 1]), radix: 16) }.joined(
+                separator: ":")
         case .unix: "unix"
         }
     }

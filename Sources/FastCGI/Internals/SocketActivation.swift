@@ -15,7 +15,9 @@ enum SocketActivation {
         guard let pid = environment("LISTEN_PID").flatMap({ Int32($0) }), pid == getpid(),
             let count = environment("LISTEN_FDS").flatMap({ Int($0) }), count >= 1
         else { return nil }
-        let names = environment("LISTEN_FDNAMES").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) } ?? []
+        let names =
+            environment("LISTEN_FDNAMES").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+            ?? []
         unsetenv("LISTEN_PID")
         unsetenv("LISTEN_FDS")
         unsetenv("LISTEN_FDNAMES")
@@ -24,7 +26,8 @@ enum SocketActivation {
         if let name {
             guard let found = names.firstIndex(of: name), found < count else {
                 throw ServerError(
-                    "socket activation: no socket named \"\(name)\" among the \(count) passed (LISTEN_FDNAMES=\(names.joined(separator: ":")))")
+                    "socket activation: no socket named \"\(name)\" among the \(count) passed (LISTEN_FDNAMES=\(names.joined(separator: ":")))"
+                )
             }
             index = found
         }

@@ -63,8 +63,9 @@ public struct Environment: Sendable, Sequence {
 
     /// Iterates over `(name, value)` string pairs in arrival order.
     public func makeIterator() -> some IteratorProtocol<(name: String, value: String)> {
-        (0..<block.count).lazy.map { [block] in (Environment.decode(block.name(at: $0)), Environment.decode(block.value(at: $0))) }
-            .makeIterator()
+        (0..<block.count).lazy.map { [block] in (Environment.decode(block.name(at: $0)), Environment.decode(block.value(at: $0)))
+        }
+        .makeIterator()
     }
 
     /// UTF-8 if valid, else ISO-8859-1 (lossless: one character per byte).

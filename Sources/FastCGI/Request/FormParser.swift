@@ -153,7 +153,8 @@ enum FormParser {
                 guard let colon = line.firstIndex(of: ":") else {
                     throw FormError("malformed multipart header line \"\(line)\"")
                 }
-                headers.append(HeaderField(name: line[..<colon].trimmingSpaces, value: line[line.index(after: colon)...].trimmingSpaces))
+                headers.append(
+                    HeaderField(name: line[..<colon].trimmingSpaces, value: line[line.index(after: colon)...].trimmingSpaces))
             }
             bodyStart = end + 4
         }

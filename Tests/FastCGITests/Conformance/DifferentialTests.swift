@@ -84,18 +84,25 @@ final class DifferentialTests {
 
     init() throws {
         reference = try RunningApp("reference-echo", arguments: ["--workers", "4"])
-        swift = try Dictionary(uniqueKeysWithValues: [0, 1, 2].map { ($0, try RunningApp("echo", arguments: ["--threading-level", "\($0)", "--workers", "4"])) })
+        swift = try Dictionary(
+            uniqueKeysWithValues: [0, 1, 2].map {
+                ($0, try RunningApp("echo", arguments: ["--threading-level", "\($0)", "--workers", "4"]))
+            })
     }
 
     /// Transcripts from the reference and each Swift level.
     func run(_ bytes: [UInt8], ids: Set<UInt16>, extraRecords: Int = 0) throws -> (c: Transcript, swift: [Int: Transcript]) {
         let c = try Transcript.exchange(reference.address, bytes, ids: ids, extraRecords: extraRecords)
         var out: [Int: Transcript] = [:]
-        for (level, app) in swift { out[level] = try Transcript.exchange(app.address, bytes, ids: ids, extraRecords: extraRecords) }
+        for (level, app) in swift {
+            out[level] = try Transcript.exchange(app.address, bytes, ids: ids, extraRecords: extraRecords)
+        }
         return (c, out)
     }
 
-    func request(_ id: UInt16 = 1, keep: Bool = false, params: [String: String] = ["REQUEST_METHOD": "POST"], body: [UInt8]) -> [UInt8] {
+    func request(_ id: UInt16 = 1, keep: Bool = false, params: [String: String] = ["REQUEST_METHOD": "POST"], body: [UInt8])
+        -> [UInt8]
+    {
         Raw.begin(id, keep: keep, params: params) + Raw.stream(.stdin, id, body)
     }
 
@@ -154,11 +161,20 @@ final class DifferentialTests {
             Issue.record("no GET_VALUES_RESULT from the reference: \(c)")
             return
         }
-        #expect(try NameValueCoding.decode(answer.content) == [NameValuePair("FCGI_MAX_CONNS", "1"), NameValuePair("FCGI_MAX_REQS", "1"), NameValuePair("FCGI_MPXS_CONNS", "0")])
+        #expect(
+            try NameValueCoding.decode(answer.content) == [
+                NameValuePair("FCGI_MAX_CONNS", "1"), NameValuePair("FCGI_MAX_REQS", "1"), NameValuePair("FCGI_MPXS_CONNS", "0"),
+            ])
         let expected: [Int: [NameValuePair]] = [
-            0: [NameValuePair("FCGI_MAX_CONNS", "1"), NameValuePair("FCGI_MAX_REQS", "1"), NameValuePair("FCGI_MPXS_CONNS", "0")],
-            1: [NameValuePair("FCGI_MAX_CONNS", "4"), NameValuePair("FCGI_MAX_REQS", "4"), NameValuePair("FCGI_MPXS_CONNS", "0")],
-            2: [NameValuePair("FCGI_MAX_CONNS", "4"), NameValuePair("FCGI_MAX_REQS", "4"), NameValuePair("FCGI_MPXS_CONNS", "1")],
+            0: [
+                NameValuePair("FCGI_MAX_CONNS", "1"), NameValuePair("FCGI_MAX_REQS", "1"), NameValuePair("FCGI_MPXS_CONNS", "0"),
+            ],
+            1: [
+                NameValuePair("FCGI_MAX_CONNS", "4"), NameValuePair("FCGI_MAX_REQS", "4"), NameValuePair("FCGI_MPXS_CONNS", "0"),
+            ],
+            2: [
+                NameValuePair("FCGI_MAX_CONNS", "4"), NameValuePair("FCGI_MAX_REQS", "4"), NameValuePair("FCGI_MPXS_CONNS", "1"),
+            ],
         ]
         for (level, transcript) in swift {
             guard case .record(let ours) = transcript.items.first else {
@@ -178,33 +194,43 @@ final class DifferentialTests {
 
     @Test("multiplexing attempt: CANT_MPX_CONN at levels 0/1 as libfcgi; served at level 2")
     func multiplexAttempt() throws {
-        let bytes = Raw.begin(1, keep: true, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, [1], close: false)
+        let bytes =
+            Raw.begin(1, keep: true, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, [1], close: false)
             + Raw.begin(2, keep: true) + Raw.stream(.stdin, 2, []) + Raw.stream(.stdin, 1, [])
         let (c, swift) = try run(bytes, ids: [1, 2])
-        let refused = Transcript.Item.record(Record.endRequest(requestID: 2, appStatus: 0, protocolStatus: .cantMultiplexConnection))
+        let refused = Transcript.Item.record(
+            Record.endRequest(requestID: 2, appStatus: 0, protocolStatus: .cantMultiplexConnection))
         #expect(c.items.contains(refused))
         #expect(swift[0]?.items.contains(refused) == true)
         #expect(swift[1]?.items.contains(refused) == true)
-        #expect(swift[2]?.items.contains(.record(Record.endRequest(requestID: 2, appStatus: 0, protocolStatus: .requestComplete))) == true)
+        #expect(
+            swift[2]?.items.contains(.record(Record.endRequest(requestID: 2, appStatus: 0, protocolStatus: .requestComplete)))
+                == true)
     }
 
     @Test("unknown role: libfcgi closes the connection; we answer UNKNOWN_ROLE (deviation 8)")
     func unknownRole() throws {
-        let bytes = Record(type: .beginRequest, requestID: 1, content: [0, 9, 0, 0, 0, 0, 0, 0]).encoded
+        let bytes =
+            Record(type: .beginRequest, requestID: 1, content: [0, 9, 0, 0, 0, 0, 0, 0]).encoded
             + Raw.stream(.params, 1, []) + Raw.stream(.stdin, 1, [])
         let (c, swift) = try run(bytes, ids: [1])
         #expect(c.items.isEmpty && c.ending == "closed")
         for (level, transcript) in swift {
-            #expect(transcript.items == [.record(Record.endRequest(requestID: 1, appStatus: 0, protocolStatus: .unknownRole))], "level \(level)")
+            #expect(
+                transcript.items == [.record(Record.endRequest(requestID: 1, appStatus: 0, protocolStatus: .unknownRole))],
+                "level \(level)")
         }
     }
 
     @Test("abort during stdin: libfcgi finishes the request; we end it at once (deviation 6)")
     func abort() throws {
-        let bytes = Raw.begin(1, keep: true, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, [1], close: false)
+        let bytes =
+            Raw.begin(1, keep: true, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, [1], close: false)
             + Record(type: .abortRequest, requestID: 1).encoded
         let (c, swift) = try run(bytes, ids: [1])
-        func ends(_ t: Transcript) -> Int { t.items.filter { if case .record(let r) = $0 { r.type == .endRequest } else { false } }.count }
+        func ends(_ t: Transcript) -> Int {
+            t.items.filter { if case .record(let r) = $0 { r.type == .endRequest } else { false } }.count
+        }
         // Measured: libfcgi takes the abort as the end of stdin and sends the whole
         // response; we end the request at once and drop its output.
         #expect(c.ending == "complete" && ends(c) == 1)
@@ -213,7 +239,10 @@ final class DifferentialTests {
             #expect(transcript.ending == "complete", "level \(level)")
             #expect(ends(transcript) == 1, "level \(level)")
             #expect(
-                transcript.items == [.streamEnd(.stdout, 1), .record(Record.endRequest(requestID: 1, appStatus: 0, protocolStatus: .requestComplete))],
+                transcript.items == [
+                    .streamEnd(.stdout, 1),
+                    .record(Record.endRequest(requestID: 1, appStatus: 0, protocolStatus: .requestComplete)),
+                ],
                 "level \(level)")
         }
     }

@@ -15,9 +15,12 @@ struct CLITests {
         try Data("posted bytes".utf8).write(to: body)
         let echoed = try ChildProcess.run(fcgi, ["request", app.address, "--method", "POST", "--include"], stdin: body)
         #expect(echoed.status == 0)
-        #expect(String(decoding: echoed.stdout, as: UTF8.self) == "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\nposted bytes")
+        #expect(
+            String(decoding: echoed.stdout, as: UTF8.self)
+                == "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\nposted bytes")
 
-        let params = try ChildProcess.run(fcgi, ["request", app.address, "-p", "ECHO_PARAMS=1", "-p", "X_ONE=1", "--uri", "/a?b=c"])
+        let params = try ChildProcess.run(
+            fcgi, ["request", app.address, "-p", "ECHO_PARAMS=1", "-p", "X_ONE=1", "--uri", "/a?b=c"])
         let lines = String(decoding: params.stdout, as: UTF8.self).split(separator: "\n").map(String.init)
         #expect(lines.contains("X_ONE=1"))
         #expect(lines.contains("QUERY_STRING=b=c"))
@@ -49,7 +52,9 @@ struct CLITests {
         let app = try RunningApp(name)
         let result = try ChildProcess.run(fcgi, ["bench", app.address, "-c", "2", "-d", "1", "-k", "-b", "100", "--machine"])
         #expect(result.status == 0)
-        let fields = String(decoding: result.stdout, as: UTF8.self).split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let fields = String(decoding: result.stdout, as: UTF8.self).split(separator: " ").map {
+            String($0).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         #expect(fields.count == 5)
         #expect((Double(fields[0]) ?? 0) > 50, "req/s")
         #expect(fields[3] == "0", "errors")

@@ -29,7 +29,8 @@ struct FirewallTests {
         }
         // In the middle of a request: the request still completes.
         let connection = try FastCGIConnection(to: app.address)
-        try connection.write(Raw.begin(1, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, Array("first ".utf8), close: false))
+        try connection.write(
+            Raw.begin(1, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, Array("first ".utf8), close: false))
         try connection.write(Raw.getValues(Array(repeating: "FCGI_MPXS_CONNS", count: 1000)))
         try connection.write(Raw.stream(.stdin, 1, Array("half".utf8)))
         let reply = try connection.readResponse(requestID: 1)
@@ -42,11 +43,12 @@ struct FirewallTests {
     func getValues(level: Int) throws {
         let names = ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS", "UNKNOWN_NAME"]
         let defaults = try app(level)
-        let expected: [String: String] = switch level {
-        case 0: ["FCGI_MAX_CONNS": "1", "FCGI_MAX_REQS": "1", "FCGI_MPXS_CONNS": "0"]
-        case 1: ["FCGI_MAX_CONNS": "4", "FCGI_MAX_REQS": "4", "FCGI_MPXS_CONNS": "0"]
-        default: ["FCGI_MAX_CONNS": "4", "FCGI_MAX_REQS": "4", "FCGI_MPXS_CONNS": "1"]
-        }
+        let expected: [String: String] =
+            switch level {
+            case 0: ["FCGI_MAX_CONNS": "1", "FCGI_MAX_REQS": "1", "FCGI_MPXS_CONNS": "0"]
+            case 1: ["FCGI_MAX_CONNS": "4", "FCGI_MAX_REQS": "4", "FCGI_MPXS_CONNS": "0"]
+            default: ["FCGI_MAX_CONNS": "4", "FCGI_MAX_REQS": "4", "FCGI_MPXS_CONNS": "1"]
+            }
         let connection = try FastCGIConnection(to: defaults.address, timeout: 2)
         #expect(try connection.getValues(names) == expected)
         // Between keep-conn requests on the same connection.
@@ -191,7 +193,8 @@ struct FirewallTests {
         let app = try RunningApp("hello", arguments: ["--threading-level", "\(level)"])
         let connection = try FastCGIConnection(to: app.address)
         for i in 0..<3 {
-            let reply = try connection.send(.http(method: "POST", uri: "/?name=r\(i)", body: testBytes(200_000), keepConnection: true))
+            let reply = try connection.send(
+                .http(method: "POST", uri: "/?name=r\(i)", body: testBytes(200_000), keepConnection: true))
             #expect(String(decoding: reply.body, as: UTF8.self) == "Hello, r\(i)!\n")
         }
     }
@@ -204,9 +207,12 @@ struct FirewallTests {
         let cases: [(String, [UInt8])] = [
             ("garbage", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)),
             ("wrong version", [9, 1, 0, 1, 0, 8, 0, 0] + [UInt8](repeating: 0, count: 8)),
-            ("name length 0x7fffffff", Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
-                + Record(type: .params, requestID: 1, content: [0xFF, 0xFF, 0xFF, 0xFF, 1, 65]).encoded
-                + Record(type: .params, requestID: 1).encoded),
+            (
+                "name length 0x7fffffff",
+                Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+                    + Record(type: .params, requestID: 1, content: [0xFF, 0xFF, 0xFF, 0xFF, 1, 65]).encoded
+                    + Record(type: .params, requestID: 1).encoded
+            ),
             ("stdin before BEGIN", Raw.stream(.stdin, 1, [1, 2, 3]) + Raw.begin(1, keep: false) + Raw.stream(.stdin, 1, [])),
             ("duplicate BEGIN", Raw.begin(1) + Raw.begin(1)),
             ("BEGIN with id 0", Record.beginRequest(requestID: 0, role: .responder, keepConnection: false).encoded),

@@ -20,7 +20,9 @@ struct HAProxyTests {
                 for round in 0..<3 {
                     // A short sleep in the handler keeps requests open at the same time.
                     let (code, echoed) = try haproxy.curl("/echo/\(i)/\(round)", ["-H", "X-Echo-Sleep-Ms: 50"], body: file)
-                    if code != 200 || echoed != body { failures.add("client \(i): HTTP \(code), \(echoed.count) of \(body.count) bytes") }
+                    if code != 200 || echoed != body {
+                        failures.add("client \(i): HTTP \(code), \(echoed.count) of \(body.count) bytes")
+                    }
                 }
             } catch {
                 failures.add("client \(i): \(error)")
@@ -35,7 +37,9 @@ struct HAProxyTests {
         let getValues = status["get-values answered"] as? Int ?? 0
         let served = status["requests served"] as? Int ?? 0
         let connections = status["accepted conn"] as? Int ?? 0
-        print("HAProxy → echo level 2: \(served) requests over \(connections) connections, up to \(perConnection) at once on one, \(getValues) GET_VALUES answered")
+        print(
+            "HAProxy → echo level 2: \(served) requests over \(connections) connections, up to \(perConnection) at once on one, \(getValues) GET_VALUES answered"
+        )
         #expect(served == 60)
         #expect(getValues >= 1, "HAProxy's FCGI_GET_VALUES was answered")
         // HAProxy multiplexes only once its GET_VALUES was answered; under the

@@ -56,7 +56,10 @@ struct HostileTests {
         RecordHeader(type: .stdin, requestID: 1, contentLength: 65535).encode(into: &announced)
         let cases: [(String, [UInt8])] = [
             ("a truncated header then close", [1, 1, 0]),
-            ("a header announcing 65535 bytes, 1000 sent, then close", Raw.begin(1) + announced + [UInt8](repeating: 0x41, count: 1000)),
+            (
+                "a header announcing 65535 bytes, 1000 sent, then close",
+                Raw.begin(1) + announced + [UInt8](repeating: 0x41, count: 1000)
+            ),
             (
                 "a name length that overruns the record",
                 Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
@@ -87,7 +90,9 @@ struct HostileTests {
         for i in 0..<500 {
             let connection = try FastCGIConnection(to: app.address, timeout: 5)
             // Half of them start a request and stall in its params: no worker is held.
-            if i % 2 == 1 { try connection.write(Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded) }
+            if i % 2 == 1 {
+                try connection.write(Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded)
+            }
             idle.append(connection)
         }
         let start = Date()

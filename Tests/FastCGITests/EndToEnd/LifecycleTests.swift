@@ -52,7 +52,9 @@ struct LifecycleTests {
         #expect(try connection.readResponse().body == [5], "the request in flight completes")
         #expect(app.child.waitForExit(timeout: 10) == 0)
         let elapsed = Date().timeIntervalSince(start)
-        print("level \(level), signal \(signal): stopped \(String(format: "%.2f", elapsed)) s after the signal (request had 0.8 s to go)")
+        print(
+            "level \(level), signal \(signal): stopped \(String(format: "%.2f", elapsed)) s after the signal (request had 0.8 s to go)"
+        )
         #expect(elapsed < 3)
     }
 
@@ -66,7 +68,9 @@ struct LifecycleTests {
         app.child.signal(SIGTERM)
         #expect(app.child.waitForExit(timeout: 8) == 0)
         let elapsed = Date().timeIntervalSince(start)
-        print("level \(level): stopped \(String(format: "%.2f", elapsed)) s after SIGTERM with a 10 s request and --shutdown-timeout 1")
+        print(
+            "level \(level): stopped \(String(format: "%.2f", elapsed)) s after SIGTERM with a 10 s request and --shutdown-timeout 1"
+        )
         #expect(elapsed < 4)
         #expect(app.child.stderrText.contains("shutdown timeout"))
     }

@@ -13,8 +13,11 @@ struct MultiplexTests {
         for i in 0..<count {
             let id = UInt16(i + 1)
             var records: [[UInt8]] = [Record.beginRequest(requestID: id, role: .responder, keepConnection: true).encoded]
-            records.append(Record(type: .params, requestID: id, content: NameValueCoding.encode([NameValuePair("REQUEST_METHOD", "POST")])).encoded)
-            records.append(Record(type: .params, requestID: id, content: NameValueCoding.encode([NameValuePair("N", "\(i)")])).encoded)
+            records.append(
+                Record(type: .params, requestID: id, content: NameValueCoding.encode([NameValuePair("REQUEST_METHOD", "POST")]))
+                    .encoded)
+            records.append(
+                Record(type: .params, requestID: id, content: NameValueCoding.encode([NameValuePair("N", "\(i)")])).encoded)
             records.append(Record(type: .params, requestID: id).encoded)
             var body = bodies[i][...]
             while !body.isEmpty {
@@ -52,7 +55,8 @@ struct MultiplexTests {
         let app = try RunningApp("echo", arguments: ["--threading-level", "2"])
         let connection = try FastCGIConnection(to: app.address)
         let start = Date()
-        try connection.write(Raw.begin(1, params: ["REQUEST_METHOD": "POST", "ECHO_SLEEP_MS": "3000"]) + Raw.stream(.stdin, 1, [1]))
+        try connection.write(
+            Raw.begin(1, params: ["REQUEST_METHOD": "POST", "ECHO_SLEEP_MS": "3000"]) + Raw.stream(.stdin, 1, [1]))
         try connection.write(Raw.begin(2, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 2, [2]))
         let fast = try connection.readResponse(requestID: 2)
         #expect(fast.body == [2])

@@ -52,7 +52,8 @@ final class ActivatedApp: @unchecked Sendable {
         for index in fds.indices { posix_spawn_file_actions_adddup2(&actions, Int32(100 + index), Int32(3 + index)) }
 
         let pidExpression = listenPID ?? "$$"
-        let script = "LISTEN_PID=\(pidExpression) LISTEN_FDS=\(names.count) LISTEN_FDNAMES=\(names.joined(separator: ":")) exec \"$0\" \"$@\""
+        let script =
+            "LISTEN_PID=\(pidExpression) LISTEN_FDS=\(names.count) LISTEN_FDNAMES=\(names.joined(separator: ":")) exec \"$0\" \"$@\""
         let argv = ["/bin/sh", "-c", script, Paths.app(name)] + arguments
         var environment = ProcessInfo.processInfo.environment
         for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { environment[key] = nil }

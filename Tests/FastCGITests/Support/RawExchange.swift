@@ -6,7 +6,8 @@ enum Raw {
     /// BEGIN_REQUEST + PARAMS (+ empty PARAMS) for a request.
     static func begin(_ id: UInt16, role: Role = .responder, keep: Bool = true, params: [String: String] = [:]) -> [UInt8] {
         var out = Record.beginRequest(requestID: id, role: role, keepConnection: keep).encoded
-        StreamWriter.appendParams(params.sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }, requestID: id, into: &out)
+        StreamWriter.appendParams(
+            params.sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }, requestID: id, into: &out)
         return out
     }
 

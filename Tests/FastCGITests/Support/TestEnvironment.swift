@@ -1,4 +1,5 @@
 import FastCGIClient
+import FastCGIWire
 import Foundation
 
 #if canImport(Glibc)
@@ -69,7 +70,8 @@ final class RunningApp: @unchecked Sendable {
     init(_ name: String, unix: Bool = false, arguments: [String] = [], environment: [String: String]? = nil) throws {
         let directory = try TempDirectory.make()
         address = unix ? "unix:\(directory.path)/app.sock" : "127.0.0.1:\(Net.freePort())"
-        child = try ChildProcess(Paths.app(name), ["--bind", address] + arguments, environment: environment, directory: directory)
+        child = try ChildProcess(
+            Paths.app(name), ["--bind", address] + arguments, environment: environment, directory: directory)
         try Net.waitUntilListening(address)
     }
 
@@ -116,8 +118,6 @@ extension FastCGIRequest {
             data: data, keepConnection: keepConnection)
     }
 }
-
-import FastCGIWire
 
 /// Deterministic pseudo-random bytes (so failures reproduce).
 func testBytes(_ count: Int, seed: UInt64 = 0x5eed) -> [UInt8] {
