@@ -96,6 +96,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         var stderrUsed = false
         /// stdout's last records, written with END_REQUEST in one write.
         var tail: [UInt8] = []
+        /// The request's params (with FCGI_ROLE, as libfcgi's envp has them).
+        var environment = Environment(block: NameValueBlock())
     }
 
     private let current = Guarded(Current())
@@ -123,7 +125,11 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             connectedFD: appFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag, output: self)
         while request.isConnected {
             guard request.accept() >= 0 else { break }
-            server.serve(request, logger: current.withLock { $0.connection?.logger })
+            let logger = current.withLock { c in
+                request.environment = c.environment
+                return c.connection?.logger
+            }
+            server.serve(request, logger: logger)
             request.drainInput()
             request.finish(appStatus: 0)
             requestDone()
@@ -182,7 +188,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         abortFlag.reset()
         let generation = current.withLock { c in
             c = Current(
-                generation: c.generation + 1, connection: connection, id: request.requestID, isFilter: request.role == .filter)
+                generation: c.generation + 1, connection: connection, id: request.requestID, isFilter: request.role == .filter,
+                environment: Environment(request: request))
             return c.generation
         }
         defer {

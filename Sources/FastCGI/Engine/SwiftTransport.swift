@@ -34,23 +34,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         id = start.requestID
         requestID = Int(start.requestID)
         role = start.role
-        // libfcgi adds FCGI_ROLE to the params; so do we, for the same environment
-        // at every level.
-        let roleName: String =
-            switch start.role {
-            case .responder: "RESPONDER"
-            case .authorizer: "AUTHORIZER"
-            case .filter: "FILTER"
-            }
-        var block = NameValueBlock()
-        block.reserveCapacity(bytes: start.paramsBlock.bytes.count + 32, pairs: start.paramsBlock.count + 1)
-        "FCGI_ROLE".utf8.withContiguousStorageIfAvailable { name in
-            roleName.utf8.withContiguousStorageIfAvailable { value in
-                block.append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
-            }
-        }
-        block.append(contentsOf: start.paramsBlock)
-        environment = Environment(block: block)
+        environment = Environment(request: start)
         self.connection = connection
         self.maxBuffered = maxBuffered
         if start.role != .filter { input.withLock { $0.dataEnded = true } }

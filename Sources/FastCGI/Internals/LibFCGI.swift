@@ -110,7 +110,6 @@ final class LibFCGIRequest {
         peerGone = false
         let rc = FCGX_Accept_r(raw)
         if rc >= 0 {
-            environment = readEnvironment()
             stdoutStart = takeOver(raw.pointee.out)
             stderrStart = takeOver(raw.pointee.err)
         }
@@ -151,7 +150,10 @@ final class LibFCGIRequest {
     }
 
     /// The params of the current request (read once per request).
-    private(set) var environment = Environment(block: NameValueBlock())
+    /// Set by the worker after each accept: the same params libfcgi parsed into
+    /// `envp` (FCGI_ROLE, then the params), from the block the firewall already
+    /// holds — cheaper than copying `envp` back out of libfcgi.
+    var environment = Environment(block: NameValueBlock())
 
     /// `FCGX_Finish_r`: ends the streams, sends `FCGI_END_REQUEST`, closes the
     /// connection unless the web server asked to keep it.
@@ -167,26 +169,6 @@ final class LibFCGIRequest {
 
     /// The request id of the current request.
     var requestID: Int { Int(raw.pointee.requestId) }
-
-    /// The params as bytes. libfcgi stores them as `NAME=VALUE` C strings, so the
-    /// split is at the first `=`.
-    private func readEnvironment() -> Environment {
-        var block = NameValueBlock()
-        guard var cursor = raw.pointee.envp else { return Environment(block: block) }
-        block.reserveCapacity(bytes: 2048, pairs: 32)
-        while let entry = cursor.pointee {
-            let bytes = UnsafeRawBufferPointer(start: entry, count: strlen(entry))
-            if let eq = bytes.firstIndex(of: UInt8(ascii: "=")) {
-                block.append(
-                    name: UnsafeRawBufferPointer(rebasing: bytes[..<eq]),
-                    value: UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...]))
-            } else {
-                block.append(name: bytes, value: UnsafeRawBufferPointer(start: nil, count: 0))
-            }
-            cursor += 1
-        }
-        return Environment(block: block)
-    }
 
     // MARK: Input
 

@@ -18,6 +18,26 @@ public struct Environment: Sendable, Sequence {
         self.block = block
     }
 
+    /// The environment of a request as libfcgi presents it: `FCGI_ROLE` first, then
+    /// the params in arrival order. Every engine builds it from the block the
+    /// protocol firewall validated (one copy), so it is the same at every level.
+    init(request start: RequestStart) {
+        let roleName: StaticString =
+            switch start.role {
+            case .responder: "RESPONDER"
+            case .authorizer: "AUTHORIZER"
+            case .filter: "FILTER"
+            }
+        let name: StaticString = "FCGI_ROLE"
+        var block = NameValueBlock()
+        block.reserveCapacity(bytes: start.paramsBlock.bytes.count + 32, pairs: start.paramsBlock.count + 1)
+        block.append(
+            name: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount),
+            value: UnsafeRawBufferPointer(start: roleName.utf8Start, count: roleName.utf8CodeUnitCount))
+        block.append(contentsOf: start.paramsBlock)
+        self.init(block: block)
+    }
+
     /// Creates an environment from byte pairs.
     public init(pairs: [(name: [UInt8], value: [UInt8])]) {
         block = NameValueBlock(pairs.map { NameValuePair(name: $0.name, value: $0.value) })
