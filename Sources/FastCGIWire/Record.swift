@@ -98,6 +98,15 @@ public enum StreamWriter {
         }
     }
 
+    /// The end of a completed request (spec §5.3): the empty `FCGI_STDOUT`
+    /// record, the empty `FCGI_STDERR` record if that stream was used, then
+    /// `FCGI_END_REQUEST` with `FCGI_REQUEST_COMPLETE`.
+    public static func appendRequestEnd(requestID: UInt16, stderrUsed: Bool, into buffer: inout [UInt8]) {
+        RecordHeader(type: .stdout, requestID: requestID, contentLength: 0).encode(into: &buffer)
+        if stderrUsed { RecordHeader(type: .stderr, requestID: requestID, contentLength: 0).encode(into: &buffer) }
+        Record.endRequest(requestID: requestID, appStatus: 0, protocolStatus: .requestComplete).encode(into: &buffer)
+    }
+
     /// A whole `FCGI_PARAMS` stream (pairs, then the empty record).
     public static func appendParams(_ pairs: [NameValuePair], requestID: UInt16, into buffer: inout [UInt8]) {
         append(NameValueCoding.encode(pairs), type: .params, requestID: requestID, close: true, into: &buffer)

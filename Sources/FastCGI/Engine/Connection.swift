@@ -176,8 +176,7 @@ final class Connection: @unchecked Sendable {
                 // Ping and status: answered here, no handler, no worker, not counted.
                 let id = start.requestID
                 var end = page.records(requestID: id, engine: engine)
-                RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
-                Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &end)
+                StreamWriter.appendRequestEnd(requestID: id, stderrUsed: false, into: &end)
                 let sink = AnsweredRequest()
                 endRequest(id, endRecords: end, counted: false)
                 state.withLock { s in

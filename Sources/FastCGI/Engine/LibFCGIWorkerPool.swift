@@ -131,7 +131,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             }
             server.serve(request, logger: logger)
             request.drainInput()
-            request.finish(appStatus: 0)
+            request.finish()
             requestDone()
         }
         server.logger.debug("libfcgi worker \(index) stopped")
@@ -174,9 +174,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         }
         if !endedEarly, let connection {
             var end = tail
-            RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
-            if stderrUsed { RecordHeader(type: .stderr, requestID: id, contentLength: 0).encode(into: &end) }
-            Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &end)
+            StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
             connection.endRequest(id, endRecords: end)
         }
         pool?.release(self)
@@ -278,8 +276,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         commit(generation: generation)
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
         var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : []
-        RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &end)
-        Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &end)
+        StreamWriter.appendRequestEnd(requestID: id, stderrUsed: false, into: &end)
         connection.endRequest(id, endRecords: end)
     }
 

@@ -161,9 +161,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         }
         guard first else { return }
         var out = held + before
-        RecordHeader(type: .stdout, requestID: id, contentLength: 0).encode(into: &out)
-        if stderrUsed { RecordHeader(type: .stderr, requestID: id, contentLength: 0).encode(into: &out) }
-        Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encode(into: &out)
+        StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &out)
         connection.endRequest(id, endRecords: out)
     }
 }

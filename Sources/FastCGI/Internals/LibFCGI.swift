@@ -149,18 +149,16 @@ final class LibFCGIRequest {
         }
     }
 
-    /// The params of the current request (read once per request).
-    /// Set by the worker after each accept: the same params libfcgi parsed into
-    /// `envp` (FCGI_ROLE, then the params), from the block the firewall already
-    /// holds — cheaper than copying `envp` back out of libfcgi.
+    /// The params of the current request, set by the worker after each accept:
+    /// the same params libfcgi parsed into `envp` (FCGI_ROLE, then the params),
+    /// from the block the firewall already holds — cheaper than copying `envp`
+    /// back out of libfcgi.
     var environment = Environment(block: NameValueBlock())
 
-    /// `FCGX_Finish_r`: ends the streams, sends `FCGI_END_REQUEST`, closes the
-    /// connection unless the web server asked to keep it.
-    func finish(appStatus: Int32) {
-        if raw.pointee.out != nil {
-            FCGX_SetExitStatus(appStatus, raw.pointee.out)
-        }
+    /// `FCGX_Finish_r`: closes the streams (their last bytes reach ``output``
+    /// with `closing` set) and frees the request; the socketpair stays open. The
+    /// end records and `FCGI_END_REQUEST` are the worker's to write.
+    func finish() {
         FCGX_Finish_r(raw)
     }
 
