@@ -256,16 +256,16 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
     /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
     func abort(generation: Int, timedOut: Bool = false) {
-        let (connection, id, needStdinEnd, needDataEnd, nothingSent) = current.withLock {
-            c -> (Connection?, UInt16, Bool, Bool, Bool) in
-            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, false) }
+        let (connection, id, needStdinEnd, needDataEnd, nothingSent, stderrUsed) = current.withLock {
+            c -> (Connection?, UInt16, Bool, Bool, Bool, Bool) in
+            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, false, false) }
             abortFlag.set()
             defer {
                 c.endedEarly = true
                 c.stdinEnded = true
                 c.dataEnded = true
             }
-            return (c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded, !c.stdoutSent)
+            return (c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded, !c.stdoutSent, c.stderrUsed)
         }
         guard let connection else { return }
         // Unblock a handler waiting for input that will not come.
@@ -276,7 +276,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         commit(generation: generation)
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
         var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : []
-        StreamWriter.appendRequestEnd(requestID: id, stderrUsed: false, into: &end)
+        StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
         connection.endRequest(id, endRecords: end)
     }
 
