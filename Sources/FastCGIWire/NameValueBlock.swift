@@ -33,9 +33,11 @@ public struct NameValueBlock: Hashable, Sendable {
             while i < end {
                 let nameLength = try length()
                 let valueLength = try length()
+                // Name first, then value: each too long, else truncated.
                 if nameLength > maxLength { throw .tooLong(length: nameLength, limit: maxLength) }
+                guard end - i >= nameLength else { throw .truncated }
                 if valueLength > maxLength { throw .tooLong(length: valueLength, limit: maxLength) }
-                guard end - i >= nameLength + valueLength else { throw .truncated }
+                guard end - i - nameLength >= valueLength else { throw .truncated }
                 offsets.append(i)
                 offsets.append(i + nameLength)
                 offsets.append(i + nameLength + valueLength)

@@ -72,34 +72,6 @@ public enum NameValueCoding {
     public static func decode<C: Collection<UInt8>>(_ block: C, maxLength: Int = Int(Int32.max)) throws(NameValueError)
         -> [NameValuePair]
     {
-        var pairs: [NameValuePair] = []
-        var i = block.startIndex
-        func length() throws(NameValueError) -> Int {
-            guard i != block.endIndex else { throw .truncated }
-            let b0 = block[i]
-            i = block.index(after: i)
-            if b0 & 0x80 == 0 { return Int(b0) }
-            var value = Int(b0 & 0x7f)
-            for _ in 0..<3 {
-                guard i != block.endIndex else { throw .truncated }
-                value = value << 8 | Int(block[i])
-                i = block.index(after: i)
-            }
-            return value
-        }
-        func bytes(_ n: Int) throws(NameValueError) -> [UInt8] {
-            guard n <= maxLength else { throw .tooLong(length: n, limit: maxLength) }
-            guard let end = block.index(i, offsetBy: n, limitedBy: block.endIndex) else { throw .truncated }
-            defer { i = end }
-            return Array(block[i..<end])
-        }
-        while i != block.endIndex {
-            let nameLength = try length()
-            let valueLength = try length()
-            let name = try bytes(nameLength)
-            let value = try bytes(valueLength)
-            pairs.append(NameValuePair(name: name, value: value))
-        }
-        return pairs
+        try NameValueBlock(validating: Array(block), maxLength: maxLength).pairs
     }
 }
