@@ -36,22 +36,14 @@ struct BenchCommand: ParsableCommand {
         guard connections >= 1, duration > 0, multiplex >= 1, bodyBytes >= 0 else {
             throw ValidationError("-c, -d and -m must be positive, -b not negative")
         }
-        for param in extraParams where !param.contains("=") {
-            throw ValidationError("-p takes NAME=VALUE, not \"\(param)\"")
-        }
         if multiplex > 1 && !keepAlive { throw ValidationError("-m needs -k: multiplexed requests share a kept connection") }
     }
 
     func run() throws {
         let body = [UInt8](repeating: UInt8(ascii: "x"), count: bodyBytes)
-        var environment = defaultParams(method: bodyBytes > 0 ? "POST" : "GET", uri: "/bench?x=1", bodyLength: body.count)
-        for param in extraParams {
-            let parts = param.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            environment[String(parts[0])] = String(parts[1])
-        }
-        let params =
-            environment
-            .sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }
+        let params = try requestParams(
+            defaultParams(method: bodyBytes > 0 ? "POST" : "GET", uri: "/bench?x=1", bodyLength: body.count),
+            overriddenBy: extraParams)
         let stats = Stats()
         let deadline = Date().addingTimeInterval(duration)
         let group = DispatchGroup()

@@ -42,14 +42,9 @@ struct RequestCommand: ParsableCommand {
         }
         let body: [UInt8] = isatty(0) == 1 ? [] : Array(FileHandle.standardInput.readDataToEndOfFile())
         let dataBytes = try data.map { Array(try Data(contentsOf: URL(fileURLWithPath: $0))) }
-        var params = defaultParams(method: method, uri: uri, bodyLength: body.count)
-        for item in param {
-            let parts = item.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw ValidationError("-p takes NAME=VALUE, not \"\(item)\"") }
-            params[String(parts[0])] = String(parts[1])
-        }
+        let params = try requestParams(defaultParams(method: method, uri: uri, bodyLength: body.count), overriddenBy: param)
         let request = FastCGIRequest(
-            role: role, params: params.sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }, stdin: body,
+            role: role, params: params, stdin: body,
             data: role == .filter ? (dataBytes ?? []) : dataBytes)
         let connection = try FastCGIConnection(to: address, timeout: timeout)
         let response = try connection.send(request)
@@ -65,6 +60,18 @@ struct RequestCommand: ParsableCommand {
             throw FCGIFailure("the application refused the request: \(response.protocolStatus)", code: 3)
         }
     }
+}
+
+/// `defaults` with each `-p NAME=VALUE` applied (an empty value is allowed:
+/// `NAME=`), as pairs sorted by name.
+func requestParams(_ defaults: [String: String], overriddenBy overrides: [String]) throws -> [NameValuePair] {
+    var params = defaults
+    for item in overrides {
+        let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("-p takes NAME=VALUE, not \"\(item)\"") }
+        params[String(parts[0])] = String(parts[1])
+    }
+    return params.sorted { $0.key < $1.key }.map { NameValuePair($0.key, $0.value) }
 }
 
 /// The params nginx's fastcgi_params sends, for a request to `uri`.
