@@ -101,6 +101,10 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     }
 
     private let current = Guarded(Current())
+    /// Serializes the handler's output with an early end (abort, timeout): output
+    /// reaches the peer before that END_REQUEST or not at all (a record after it
+    /// could be read as the next request's with the same id).
+    private let sending = Guarded(())
 
     init(server: Server, index: Int) throws {
         self.server = server
@@ -140,12 +144,12 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// Output from libfcgi's buffers (worker thread): STDOUT/STDERR records to the
     /// connection; the last stdout bytes wait to go out with END_REQUEST.
     func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool) -> Bool {
-        let (connection, id, live) = current.withLock { c -> (Connection?, UInt16, Bool) in
-            guard !c.endedEarly, c.connection != nil else { return (nil, 0, false) }
+        let (connection, id, generation, live) = current.withLock { c -> (Connection?, UInt16, Int, Bool) in
+            guard !c.endedEarly, c.connection != nil else { return (nil, 0, 0, false) }
             if !bytes.isEmpty {
                 if toError { c.stderrUsed = true } else { c.stdoutSent = true }
             }
-            return (c.connection, c.id, true)
+            return (c.connection, c.id, c.generation, true)
         }
         guard live, let connection else { return false }
         guard !bytes.isEmpty else { return true }
@@ -156,7 +160,12 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             current.withLock { $0.tail += records }
             return true
         }
-        if records.withUnsafeBytes({ connection.write($0) }) { return true }
+        let written = sending.withLock { _ in
+            // Checked again under the send lock: an abort may have ended it meanwhile.
+            current.withLock { $0.generation == generation && !$0.endedEarly }
+                && records.withUnsafeBytes { connection.write($0) }
+        }
+        if written { return true }
         abortFlag.set()
         return false
     }
@@ -277,7 +286,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
         var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : []
         StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
-        connection.endRequest(id, endRecords: end)
+        sending.withLock { _ in connection.endRequest(id, endRecords: end) }
     }
 
     /// Input for libfcgi is queued by the connection thread and written on

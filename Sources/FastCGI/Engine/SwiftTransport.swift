@@ -29,6 +29,11 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     static let outputBufferSize = 16 << 10
 
     private let input = Guarded(Input())
+    /// Serializes this request's writes with its end: output taken for sending
+    /// reaches the peer before END_REQUEST or not at all (a record after
+    /// END_REQUEST could be read as the next request's with the same id).
+    /// True once END_REQUEST is written.
+    private let sending = Guarded(false)
 
     init(start: RequestStart, connection: Connection, maxBuffered: Int) {
         id = start.requestID
@@ -142,7 +147,9 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
 
     private func send(_ records: [UInt8]) -> Bool {
         guard !records.isEmpty else { return true }
-        let written = records.withUnsafeBytes { connection.write($0) }
+        let written = sending.withLock { ended in
+            !ended && records.withUnsafeBytes { connection.write($0) }
+        }
         if !written { input.withLock { $0.aborted = true } }
         return written
     }
@@ -162,6 +169,9 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         guard first else { return }
         var out = held + before
         StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &out)
-        connection.endRequest(id, endRecords: out)
+        sending.withLock { ended in
+            ended = true
+            connection.endRequest(id, endRecords: out)
+        }
     }
 }
