@@ -61,7 +61,7 @@ enum TimeoutPage {
 
 /// The figures on the status page, in PHP-FPM's terms where they exist.
 struct StatusReport {
-    var fields: [(key: String, label: String, value: Value)] = []
+    var fields: [(label: String, value: Value)] = []
 
     enum Value {
         case number(Int)
@@ -76,25 +76,25 @@ struct StatusReport {
         clock_gettime(CLOCK_REALTIME, &now)
         let since = max(0, Int(Double(now.tv_sec) - s.startTime))
         fields = [
-            ("pool", "pool", .text("swift-fcgi")),
-            ("threading-level", "threading level", .number(server.threadingLevel.rawValue)),
-            ("start-time", "start time", .number(Int(s.startTime))),
-            ("start-since", "start since", .number(since)),
-            ("accepted-conn", "accepted conn", .number(s.acceptedConnections.value)),
-            ("open-connections", "open connections", .number(s.openConnections.value)),
-            ("requests-served", "requests served", .number(s.requestsFinished.value)),
-            ("requests-in-flight", "requests in flight", .number(s.inFlight)),
-            ("max-requests-in-flight", "max requests in flight", .number(s.maxInFlight.value)),
-            ("max-requests-per-connection", "max requests on one connection", .number(s.maxPerConnection.value)),
-            ("active-workers", "active workers", .number(workers.busy)),
-            ("idle-workers", "idle workers", .number(workers.idle)),
-            ("total-workers", "total workers", .number(workers.busy + workers.idle)),
-            ("limit-hits", "limit hits", .number(s.limitHits.value)),
-            ("refused-requests", "refused requests", .number(s.refusedRequests.value)),
-            ("aborted-requests", "aborted requests", .number(s.abortedRequests.value)),
-            ("slow-requests", "slow requests", .number(s.slowRequests.value)),
-            ("timed-out-requests", "timed out requests", .number(s.timedOutRequests.value)),
-            ("get-values-answered", "get-values answered", .number(s.getValuesAnswered.value)),
+            ("pool", .text("swift-fcgi")),
+            ("threading level", .number(server.threadingLevel.rawValue)),
+            ("start time", .number(Int(s.startTime))),
+            ("start since", .number(since)),
+            ("accepted conn", .number(s.acceptedConnections.value)),
+            ("open connections", .number(s.openConnections.value)),
+            ("requests served", .number(s.requestsFinished.value)),
+            ("requests in flight", .number(s.inFlight)),
+            ("max requests in flight", .number(s.maxInFlight.value)),
+            ("max requests on one connection", .number(s.maxPerConnection.value)),
+            ("active workers", .number(workers.busy)),
+            ("idle workers", .number(workers.idle)),
+            ("total workers", .number(workers.busy + workers.idle)),
+            ("limit hits", .number(s.limitHits.value)),
+            ("refused requests", .number(s.refusedRequests.value)),
+            ("aborted requests", .number(s.abortedRequests.value)),
+            ("slow requests", .number(s.slowRequests.value)),
+            ("timed out requests", .number(s.timedOutRequests.value)),
+            ("get-values answered", .number(s.getValuesAnswered.value)),
         ]
     }
 
