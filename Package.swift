@@ -41,6 +41,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Linux epoll from glibc's <sys/epoll.h> (not in Swift's Glibc module).
+        .systemLibrary(name: "CEpoll", path: "Modulemaps/CEpoll"),
         // The FastCGI 1.0 protocol in pure Swift: no Foundation, no C, no I/O.
         .target(name: "FastCGIWire", swiftSettings: strict),
         // A blocking FastCGI client for tools, tests and benchmarks.
@@ -51,6 +53,7 @@ let package = Package(
             dependencies: [
                 "CFCGI",
                 "CZlib",
+                "CEpoll",
                 "FastCGIWire",
                 .product(name: "Logging", package: "swift-log"),
             ],

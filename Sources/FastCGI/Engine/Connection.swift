@@ -64,6 +64,12 @@ final class Connection: @unchecked Sendable {
 
     private let state: Guarded<State>
     private let writeLock = Guarded(false)  // true once the connection is closed for writing
+    /// True while this connection's thread runs a handler and the engine's
+    /// ``BusyConnectionWatcher`` reads for it; held by the watcher while it reads,
+    /// so the thread takes its socket back between two of the watcher's reads.
+    private let watched = Guarded(false)
+    /// Whether the watcher has this connection in its set (connection thread only).
+    private var knownToWatcher = false
     /// A pipe that wakes the connection thread when another thread queued actions.
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -132,6 +138,7 @@ final class Connection: @unchecked Sendable {
         let deadline = engine.server.shutdownTimeout
         _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
         writeLock.withLock { $0 = true }
+        if knownToWatcher { engine.busyWatcher?.forget(self) }
         close(fd)
         close(wakeRead)
         close(wakeWrite)
@@ -229,6 +236,50 @@ final class Connection: @unchecked Sendable {
             for sink in running { sink.abort() }
             shutdownAfterWriters()
             return nil
+        }
+    }
+
+    // MARK: While this thread runs a handler (levels 0 and 1)
+
+    /// Runs `body` — a request's handler, on this connection's thread — while the
+    /// engine's watcher reads the connection: management records are answered and
+    /// an abort ends the request at once, as when this thread reads (SPEC §4).
+    func runWatched(_ body: () -> Void) {
+        guard let watcher = engine.busyWatcher else { return body() }
+        watched.withLock { $0 = true }
+        watcher.watch(self, firstTime: !knownToWatcher)
+        knownToWatcher = true
+        body()
+        watched.withLock { $0 = false }
+        watcher.unwatch(self)
+    }
+
+    /// The watcher's read (watcher thread): feeds the machine and carries out what
+    /// need not wait for the handler to return — replies, refusals, aborts, a close.
+    /// Anything else (a pipelined request's start) stays queued, in order, for this
+    /// connection's thread.
+    func readWhileBusy(into buffer: inout [UInt8], watcher: BusyConnectionWatcher) {
+        watched.withLock { watching in
+            guard watching else { return }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 {
+                decide { $0.receive(buffer[..<n]) }
+            } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                decide { $0.peerClosed() }
+            }
+            while let action = state.withLock({ s -> ConnectionAction? in
+                guard let first = s.pending.first else { return nil }
+                switch first {
+                case .send, .refused, .abort, .close:
+                    s.pending.removeFirst()
+                    return first
+                case .start, .stdin, .data:
+                    return nil
+                }
+            }) {
+                _ = carryOut(action)
+            }
+            if !state.withLock({ $0.machine.isClosed }) { watcher.rearm(fd) }
         }
     }
 

@@ -19,6 +19,8 @@ final class Engine: @unchecked Sendable {
     let statistics = ServerStatistics()
     /// Slow-request log and request timeout, when ``Monitoring`` asks for them.
     let watchdog: Watchdog?
+    /// Levels 0 and 1: reads for connections whose thread runs a handler.
+    let busyWatcher: BusyConnectionWatcher?
     private let allowList: WebServerAllowList
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -46,6 +48,7 @@ final class Engine: @unchecked Sendable {
         case .perConnection: executor = try LibFCGIWorkerPool(server: server, size: server.workers)
         case .multiplexed: executor = SwiftExecutor(server: server)
         }
+        busyWatcher = server.threadingLevel == .multiplexed ? nil : try BusyConnectionWatcher()
     }
 
     /// Accepts connections until stopped, then drains and returns.
@@ -92,9 +95,10 @@ final class Engine: @unchecked Sendable {
             statistics.openConnections.increment()
             // Every level reads each connection on a thread of its own: level 0 runs
             // one request at a time (one libfcgi worker), but an idle connection
-            // must not keep the next web-server connection waiting.
+            // must not keep the next web-server connection waiting. At levels 0/1
+            // the thread also runs handlers: it gets a worker thread's stack size.
             do {
-                try OSThread.spawn(stackSize: 256 << 10) { connection.run() }
+                try OSThread.spawn(stackSize: busyWatcher == nil ? 256 << 10 : 512 << 10) { connection.run() }
             } catch {
                 server.logger.error("cannot start a connection thread: \(error)")
                 shutdown(fd, Int32(SHUT_RDWR))
@@ -113,6 +117,7 @@ final class Engine: @unchecked Sendable {
         }
         executor.shutdown()
         watchdog?.stop()
+        busyWatcher?.stop()
     }
 
     var isStopping: Bool { state.withLock { $0.stopping } }

@@ -58,23 +58,28 @@ final class RefusedRequest: RequestSink {
     func abort() {}
 }
 
-/// One libfcgi worker: a thread in `FCGX_Accept_r` on one end of a socketpair
-/// whose other end the connection thread writes the request's canonical records
-/// to. The handler's output does not go back through the socketpair: libfcgi's
-/// stdout and stderr buffers are handed to ``libfcgiOutput(_:toError:closing:)``,
-/// which writes them to the connection from the worker's own thread.
+/// One libfcgi worker: an `FCGX_Request` reading canonical records from one end of
+/// a pipe whose other end the connection thread writes to, and a thread to
+/// run it. A request whose input is complete when it starts (the common case: the
+/// web server sent BEGIN_REQUEST, PARAMS and STDIN in one go) is run by the
+/// connection thread itself — its records are already in the pipe, so
+/// `FCGX_Accept_r` does not block, and no other thread needs waking — while the
+/// server's ``BusyConnectionWatcher`` reads the connection for it, so management
+/// records and aborts are still handled at once. A request whose input is still
+/// arriving is handed to the worker's own thread, which reads it as it comes.
+/// Either way the handler's output does not go back through the pipe:
+/// libfcgi's stdout and stderr buffers are handed to
+/// ``libfcgiOutput(_:toError:closing:)``, which writes them to the connection.
 ///
 /// ```
-/// network ──▶ Connection (Swift parser, ConnectionMachine) ──canonical records──▶ socketpair ──▶ libfcgi worker (handler)
+/// network ──▶ Connection (Swift parser, ConnectionMachine) ──canonical records──▶ pipe ──▶ libfcgi (handler)
 /// network ◀── Connection.write ◀── STDOUT/STDERR records ◀── libfcgi's stream buffers (emptyBuffProc) ◀──┘
 /// ```
 final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     let server: Server
     let index: Int
-    /// The firewall's end of the socketpair (input for libfcgi).
-    private let inputFD: Int32
-    /// libfcgi's end (its `ipcFd`).
-    private let appFD: Int32
+    /// libfcgi's input: the firewall writes canonical records, libfcgi reads them.
+    private let input: InputPipe
     let abortFlag = AbortFlag()
     private weak var pool: LibFCGIWorkerPool?
 
@@ -89,6 +94,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         var heldData: [UInt8] = []
         /// Input waiting for `commit`.
         var queued: [UInt8] = []
+        /// A thread runs the request (after its first `commit`).
+        var running = false
         /// The request was ended early (abort): output from libfcgi is dropped.
         var endedEarly = false
         /// Some stdout reached the peer (a timeout then sends no 504 page).
@@ -105,40 +112,64 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// reaches the peer before that END_REQUEST or not at all (a record after it
     /// could be read as the next request's with the same id).
     private let sending = Guarded(())
+    /// Wakes the worker's thread for a request whose input is still arriving.
+    private let handOff = Guarded((go: false, stopped: false))
+    /// libfcgi's request, used by one thread at a time: the worker's or a
+    /// connection's (set once, before the worker's thread starts).
+    private var libfcgi: LibFCGIRequest?
 
     init(server: Server, index: Int) throws {
         self.server = server
         self.index = index
-        (inputFD, appFD) = try Socket.pair()
+        input = try InputPipe()
     }
 
     func startThreads(pool: LibFCGIWorkerPool) throws {
         self.pool = pool
+        libfcgi = LibFCGIRequest(
+            connectedFD: input.readFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag, output: self)
         try OSThread.spawn { [self] in workerLoop() }
     }
 
-    /// Closes the socketpair: libfcgi's read fails, and the worker thread leaves.
+    /// Ends the worker's thread and closes its input (a request still reading it
+    /// sees it fail).
     func stop() {
-        shutdown(inputFD, Int32(SHUT_RDWR))
+        handOff.withLock { $0.stopped = true }
+        input.close()
     }
 
-    // MARK: Worker thread (libfcgi)
+    // MARK: Running a request (libfcgi)
 
     private func workerLoop() {
-        let request = LibFCGIRequest(
-            connectedFD: appFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag, output: self)
-        while request.isConnected {
-            guard request.accept() >= 0 else { break }
-            let logger = current.withLock { c in
-                request.environment = c.environment
-                return c.connection?.logger
+        while true {
+            let go = handOff.wait(until: { $0.go || $0.stopped }) { s -> Bool in
+                s.go = false
+                return !s.stopped
             }
-            server.serve(request, logger: logger)
-            request.drainInput()
-            request.finish()
+            guard go == true else { break }
+            runHandler()
             requestDone()
         }
         server.logger.debug("libfcgi worker \(index) stopped")
+    }
+
+    /// Runs the current request's handler through libfcgi on the calling thread —
+    /// the worker's own, or the connection's when the input was complete. The
+    /// caller then ends the request (``requestDone()``).
+    private func runHandler() {
+        guard let request = libfcgi else { return }
+        request.bindToCurrentThread()
+        guard request.accept() >= 0 else {
+            server.logger.error("libfcgi worker \(index): FCGX_Accept_r failed on its pipe")
+            return
+        }
+        let logger = current.withLock { c in
+            request.environment = c.environment
+            return c.connection?.logger
+        }
+        server.serve(request, logger: logger)
+        request.drainInput()
+        request.finish()
     }
 
     /// Output from libfcgi's buffers (worker thread): STDOUT/STDERR records to the
@@ -200,8 +231,12 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             return c.generation
         }
         defer {
+            // libfcgi gets an empty PARAMS stream: the handler's environment is the
+            // block the firewall validated (above), and libfcgi's own copy of the
+            // params (one malloc per param, parsed and freed per request) would go
+            // unused.
             var out = Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encoded
-            StreamWriter.append(request.paramsBlock.bytes, type: .params, requestID: request.requestID, close: true, into: &out)
+            StreamWriter.append([UInt8](), type: .params, requestID: request.requestID, close: true, into: &out)
             send(out)
         }
         return Ticket(worker: self, generation: generation)
@@ -282,29 +317,63 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         if needStdinEnd { StreamWriter.append([UInt8](), type: .stdin, requestID: id, close: true, into: &out) }
         if needDataEnd { StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out) }
         send(out)
-        commit(generation: generation)
+        // Not started yet: its first commit starts it, with its input complete.
+        let queued = current.withLock { c -> [UInt8] in
+            guard c.generation == generation, c.running else { return [] }
+            defer { c.queued = [] }
+            return c.queued
+        }
+        if !queued.isEmpty { _ = queued.withUnsafeBytes { input.write($0) } }
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
         var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : []
         StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
         sending.withLock { _ in connection.endRequest(id, endRecords: end) }
     }
 
+    /// Whether a request whose input is complete may run on its connection's
+    /// thread. Not with a request timeout: a handler that hangs would hold its
+    /// connection's thread after the 504, and the web server's next request on that
+    /// connection would wait for it; on a worker's thread only the worker is held.
+    private var runsInline: Bool { server.monitoring.requestTimeout == nil }
+
     /// Input for libfcgi is queued by the connection thread and written on
-    /// `commit`, so a request that arrived in one read reaches the worker in one write.
+    /// `commit`, so a request that arrived in one read reaches libfcgi in one write.
     private func send(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         current.withLock { $0.queued += bytes }
     }
 
+    /// Writes the queued input (connection thread, at the end of each batch of
+    /// input). The first commit also starts the request: on this thread if its
+    /// input is complete and fits in the pipe without blocking, else on the
+    /// worker's thread.
     func commit(generation: Int) {
         // Taken under the lock, written outside it: the write may wait for libfcgi,
-        // and the relay needs the lock to let libfcgi's output through.
-        let bytes = current.withLock { c -> [UInt8] in
-            guard c.generation == generation else { return [] }
-            defer { c.queued = [] }
-            return c.queued
+        // which needs the lock to let the handler's output through.
+        let (bytes, starting, complete, connection) = current.withLock { c -> ([UInt8], Bool, Bool, Connection?) in
+            guard c.generation == generation else { return ([], false, false, nil) }
+            defer {
+                c.queued = []
+                c.running = true
+            }
+            return (c.queued, !c.running, c.stdinEnded && (!c.isFilter || c.dataEnded), c.connection)
         }
+        if starting && complete && runsInline, let connection {
+            let sent = bytes.withUnsafeBytes { input.writeNow($0) }
+            if sent == bytes.count {
+                // The watcher stops before END_REQUEST goes out: the peer's next
+                // request is then this thread's to read.
+                connection.runWatched { runHandler() }
+                requestDone()
+                return
+            }
+            handOff.withLock { $0.go = true }
+            _ = bytes.withUnsafeBytes { input.write(UnsafeRawBufferPointer(rebasing: $0[sent...])) }
+            return
+        }
+        // The worker's thread is woken first: a big write blocks until it reads.
+        if starting { handOff.withLock { $0.go = true } }
         guard !bytes.isEmpty else { return }
-        _ = bytes.withUnsafeBytes { Socket.writeAll(inputFD, $0) }
+        _ = bytes.withUnsafeBytes { input.write($0) }
     }
 }

@@ -71,8 +71,8 @@ final class LibFCGIRequest {
     /// request) does not close the descriptor. Every BEGIN_REQUEST the firewall
     /// sends has FCGI_KEEP_CONN, so libfcgi keeps it open from then on.
     ///
-    /// Must be created on the thread that will use it: libfcgi's output callback
-    /// finds it through a thread-local.
+    /// Used by one thread at a time, which calls ``bindToCurrentThread()`` first:
+    /// libfcgi's output callback finds the request through a thread-local.
     init(connectedFD: Int32, maxStdinAhead: Int, abortFlag: AbortFlag, output: any LibFCGIOutput) {
         raw = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         FCGX_InitRequest(raw, -1, 0)
@@ -81,11 +81,12 @@ final class LibFCGIRequest {
         self.maxStdinAhead = maxStdinAhead
         self.abortFlag = abortFlag
         self.output = output
-        pthread_setspecific(currentRequestKey, Unmanaged.passUnretained(self).toOpaque())
     }
 
-    /// Whether libfcgi still holds its descriptor (it closes it on a protocol error).
-    var isConnected: Bool { raw.pointee.ipcFd >= 0 }
+    /// Makes this the request libfcgi's output callback finds on the calling thread.
+    func bindToCurrentThread() {
+        pthread_setspecific(currentRequestKey, Unmanaged.passUnretained(self).toOpaque())
+    }
 
     /// Reads and discards what is left of the input streams, so the next request's
     /// records are not mistaken for this one's (libfcgi does not drain them itself).

@@ -133,6 +133,33 @@ struct FirewallTests {
         #expect(next.type == .getValuesResult)
     }
 
+    // plain libfcgi: the worker reading the connection is the one running the handler, so
+    // GET_VALUES waits until the handler returns and libfcgi reads again, and ABORT then
+    // is a protocol error. Here, at levels 0/1 a request whose input is complete runs on
+    // the connection's own thread while the server's watcher reads the connection.
+    @Test("a handler running with its input complete: GET_VALUES and ABORT are handled at once", arguments: levels)
+    func busyHandler(level: Int) throws {
+        let app = try app(level)
+        let connection = try FastCGIConnection(to: app.address, timeout: 5)
+        let sleeping = Raw.begin(1, params: ["REQUEST_METHOD": "POST", "ECHO_SLEEP_MS": "2000"]) + Raw.stream(.stdin, 1, [7])
+        try connection.write(sleeping)
+        usleep(200_000)
+        let start = ContinuousClock.now
+        try connection.write(Raw.getValues(["FCGI_MPXS_CONNS"]))
+        let reply = try #require(try connection.readRecord())
+        #expect(reply.type == .getValuesResult)
+        try connection.write(Record(type: .abortRequest, requestID: 1).encoded)
+        let aborted = try #require(try Raw.readResponses(connection, ids: [1])[1])
+        #expect(aborted.endCount == 1)
+        #expect(aborted.body.isEmpty)
+        let waited = ContinuousClock.now - start
+        #expect(waited < .milliseconds(1200), "GET_VALUES and the abort took \(waited) while the handler slept 2 s")
+        // Once the handler returns, the same connection serves the next request.
+        try connection.write(Raw.begin(2, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 2, [9]))
+        #expect(try connection.readResponse(requestID: 2).body == [9])
+        #expect(app.child.isRunning)
+    }
+
     // plain libfcgi: an unknown management type with content closes the connection.
     @Test("unknown management type gets UNKNOWN_TYPE, then a request on the same connection", arguments: levels)
     func unknownType(level: Int) throws {
