@@ -209,7 +209,9 @@ public struct ConnectionMachine: Sendable {
                     actions.append(close("request \(id): params exceed the \(limits.maxParamsBytes)-byte limit"))
                     return
                 }
-                collector.bytes += record.content
+                // The first record's content is taken as is (the usual single
+                // PARAMS record is then never copied); later ones are appended.
+                if collector.bytes.isEmpty { collector.bytes = record.content } else { collector.bytes += record.content }
                 request.phase = .params(collector)
                 active[id] = request
             }

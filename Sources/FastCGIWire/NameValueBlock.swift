@@ -17,6 +17,8 @@ public struct NameValueBlock: Hashable, Sendable {
     /// truncation or a name or value longer than `maxLength`.
     public init(validating bytes: [UInt8], maxLength: Int = Int(Int32.max)) throws(NameValueError) {
         var offsets: [Int] = []
+        // Three offsets per pair; a web server sends 20 to 40 params.
+        offsets.reserveCapacity(Swift.min(bytes.count / 2, 40) * 3)
         try bytes.withUnsafeBufferPointer { (block) throws(NameValueError) in
             var i = 0
             let end = block.count
@@ -71,7 +73,8 @@ public struct NameValueBlock: Hashable, Sendable {
     public mutating func append(contentsOf other: NameValueBlock) {
         let shift = bytes.count
         bytes.append(contentsOf: other.bytes)
-        offsets.append(contentsOf: other.offsets.lazy.map { $0 + shift })
+        offsets.reserveCapacity(offsets.count + other.offsets.count)
+        for offset in other.offsets { offsets.append(offset + shift) }
     }
 
     /// Reserves room for `byteCount` bytes and `pairCount` pairs.
@@ -92,17 +95,25 @@ public struct NameValueBlock: Hashable, Sendable {
     /// The index of the first pair named `name` (compared as bytes), or nil.
     public func firstIndex(of name: UnsafeRawBufferPointer) -> Int? {
         bytes.withUnsafeBytes { block in
-            var index = 0
-            while index < offsets.count {
-                let start = offsets[index]
-                let length = offsets[index + 1] - start
-                if length == name.count && (length == 0 || memcmpBytes(block.baseAddress! + start, name.baseAddress!, length)) {
-                    return index / 3
-                }
-                index += 3
+            offsets.withUnsafeBufferPointer { offsets in
+                firstIndex(of: name, in: block, offsets: offsets)
             }
-            return nil
         }
+    }
+
+    private func firstIndex(
+        of name: UnsafeRawBufferPointer, in block: UnsafeRawBufferPointer, offsets: UnsafeBufferPointer<Int>
+    ) -> Int? {
+        var index = 0
+        while index + 1 < offsets.count {
+            let start = offsets[index]
+            let length = offsets[index + 1] - start
+            if length == name.count && (length == 0 || memcmpBytes(block.baseAddress! + start, name.baseAddress!, length)) {
+                return index / 3
+            }
+            index += 3
+        }
+        return nil
     }
 
     /// The pairs as separate arrays (allocates; for tests and tools).

@@ -224,20 +224,19 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
 
     func begin(_ request: RequestStart, on connection: Connection) -> any RequestSink {
         abortFlag.reset()
+        let environment = Environment(request: request)
         let generation = current.withLock { c in
+            var queued = c.queued  // its buffer is reused from request to request
+            queued.removeAll(keepingCapacity: true)
             c = Current(
                 generation: c.generation + 1, connection: connection, id: request.requestID, isFilter: request.role == .filter,
-                environment: Environment(request: request))
-            return c.generation
-        }
-        defer {
+                queued: queued, environment: environment)
             // libfcgi gets an empty PARAMS stream: the handler's environment is the
-            // block the firewall validated (above), and libfcgi's own copy of the
-            // params (one malloc per param, parsed and freed per request) would go
-            // unused.
-            var out = Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encoded
-            StreamWriter.append([UInt8](), type: .params, requestID: request.requestID, close: true, into: &out)
-            send(out)
+            // block the firewall validated, and libfcgi's own copy of the params (one
+            // malloc per param, parsed and freed per request) would go unused.
+            Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encode(into: &c.queued)
+            StreamWriter.append(noBytes, type: .params, requestID: request.requestID, close: true, into: &c.queued)
+            return c.generation
         }
         return Ticket(worker: self, generation: generation)
     }
@@ -257,72 +256,60 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         func commit() { worker.commit(generation: generation) }
     }
 
+    // Input is queued by the connection thread and written on `commit`, so a
+    // request that arrived in one read reaches libfcgi in one write.
+
     func stdin(_ bytes: [UInt8], generation: Int) {
-        let (id, held, filter, valid) = current.withLock { c -> (UInt16, [UInt8]?, Bool, Bool) in
-            guard c.generation == generation, !c.endedEarly else { return (0, nil, false, false) }
+        current.withLock { c in
+            guard c.generation == generation, !c.endedEarly else { return }
             if bytes.isEmpty {
-                guard !c.stdinEnded else { return (c.id, nil, false, false) }
+                guard !c.stdinEnded else { return }
                 c.stdinEnded = true
-                defer { c.heldData = [] }
-                return (c.id, c.heldData, c.isFilter, true)
             }
-            return (c.id, nil, false, true)
+            StreamWriter.append(bytes, type: .stdin, requestID: c.id, close: bytes.isEmpty, into: &c.queued)
+            // libfcgi reads FCGI_DATA only after stdin's end: data that came early waited.
+            guard bytes.isEmpty, c.isFilter else { return }
+            if !c.heldData.isEmpty {
+                StreamWriter.append(c.heldData, type: .data, requestID: c.id, close: false, into: &c.queued)
+                c.heldData = []
+            }
+            if c.dataEnded { StreamWriter.append(noBytes, type: .data, requestID: c.id, close: true, into: &c.queued) }
         }
-        guard valid else { return }
-        var out: [UInt8] = []
-        StreamWriter.append(bytes, type: .stdin, requestID: id, close: bytes.isEmpty, into: &out)
-        // libfcgi reads FCGI_DATA only after stdin's end: data that came early waits.
-        if filter, let held, !held.isEmpty {
-            StreamWriter.append(held, type: .data, requestID: id, close: false, into: &out)
-        }
-        if filter, current.withLock({ $0.dataEnded }) {
-            StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out)
-        }
-        send(out)
     }
 
     func data(_ bytes: [UInt8], generation: Int) {
-        let (id, passThrough) = current.withLock { c -> (UInt16, Bool) in
-            guard c.generation == generation, !c.endedEarly else { return (0, false) }
+        current.withLock { c in
+            guard c.generation == generation, !c.endedEarly else { return }
             if bytes.isEmpty { c.dataEnded = true }
-            if !c.stdinEnded {
+            guard c.stdinEnded else {
                 c.heldData += bytes
-                return (c.id, false)
+                return
             }
-            return (c.id, true)
+            StreamWriter.append(bytes, type: .data, requestID: c.id, close: bytes.isEmpty, into: &c.queued)
         }
-        guard passThrough else { return }
-        var out: [UInt8] = []
-        StreamWriter.append(bytes, type: .data, requestID: id, close: bytes.isEmpty, into: &out)
-        send(out)
     }
 
     /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
     /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
     func abort(generation: Int, timedOut: Bool = false) {
-        let (connection, id, needStdinEnd, needDataEnd, nothingSent, stderrUsed) = current.withLock {
-            c -> (Connection?, UInt16, Bool, Bool, Bool, Bool) in
-            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, false, false) }
+        let (connection, id, nothingSent, stderrUsed, queued) = current.withLock {
+            c -> (Connection?, UInt16, Bool, Bool, [UInt8]) in
+            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, []) }
             abortFlag.set()
-            defer {
-                c.endedEarly = true
-                c.stdinEnded = true
-                c.dataEnded = true
+            // Unblock a handler waiting for input that will not come.
+            if !c.stdinEnded { StreamWriter.append(noBytes, type: .stdin, requestID: c.id, close: true, into: &c.queued) }
+            if c.isFilter && !c.dataEnded {
+                StreamWriter.append(noBytes, type: .data, requestID: c.id, close: true, into: &c.queued)
             }
-            return (c.connection, c.id, !c.stdinEnded, c.isFilter && !c.dataEnded, !c.stdoutSent, c.stderrUsed)
+            c.endedEarly = true
+            c.stdinEnded = true
+            c.dataEnded = true
+            // Not started yet: its first commit starts it, with its input complete.
+            guard c.running else { return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, []) }
+            defer { c.queued = [] }
+            return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, c.queued)
         }
         guard let connection else { return }
-        // Unblock a handler waiting for input that will not come.
-        var out: [UInt8] = []
-        if needStdinEnd { StreamWriter.append([UInt8](), type: .stdin, requestID: id, close: true, into: &out) }
-        if needDataEnd { StreamWriter.append([UInt8](), type: .data, requestID: id, close: true, into: &out) }
-        send(out)
-        // Not started yet: its first commit starts it, with its input complete.
-        let queued = current.withLock { c -> [UInt8] in
-            guard c.generation == generation, c.running else { return [] }
-            defer { c.queued = [] }
-            return c.queued
-        }
         if !queued.isEmpty { _ = queued.withUnsafeBytes { input.write($0) } }
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
         var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : []
@@ -330,50 +317,59 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         sending.withLock { _ in connection.endRequest(id, endRecords: end) }
     }
 
+    /// The content of a stream's end record.
+    private let noBytes = EmptyCollection<UInt8>()
+
     /// Whether a request whose input is complete may run on its connection's
     /// thread. Not with a request timeout: a handler that hangs would hold its
     /// connection's thread after the 504, and the web server's next request on that
     /// connection would wait for it; on a worker's thread only the worker is held.
     private var runsInline: Bool { server.monitoring.requestTimeout == nil }
 
-    /// Input for libfcgi is queued by the connection thread and written on
-    /// `commit`, so a request that arrived in one read reaches libfcgi in one write.
-    private func send(_ bytes: [UInt8]) {
-        guard !bytes.isEmpty else { return }
-        current.withLock { $0.queued += bytes }
-    }
-
     /// Writes the queued input (connection thread, at the end of each batch of
     /// input). The first commit also starts the request: on this thread if its
-    /// input is complete and fits in the pipe without blocking, else on the
-    /// worker's thread.
+    /// input is complete and fits in the pipe now, else on the worker's thread.
     func commit(generation: Int) {
-        // Taken under the lock, written outside it: the write may wait for libfcgi,
-        // which needs the lock to let the handler's output through.
-        let (bytes, starting, complete, connection) = current.withLock { c -> ([UInt8], Bool, Bool, Connection?) in
-            guard c.generation == generation else { return ([], false, false, nil) }
-            defer {
-                c.queued = []
-                c.running = true
-            }
-            return (c.queued, !c.running, c.stdinEnded && (!c.isFilter || c.dataEnded), c.connection)
+        enum Next {
+            case nothing
+            case runHere(Connection?)
+            case handOff([UInt8])
+            case write([UInt8])
         }
-        if starting && complete && runsInline, let connection {
-            let sent = bytes.withUnsafeBytes { input.writeNow($0) }
-            if sent == bytes.count {
-                // The watcher stops before END_REQUEST goes out: the peer's next
-                // request is then this thread's to read.
-                connection.runWatched { runHandler() }
-                requestDone()
-                return
+        let next = current.withLock { c -> Next in
+            guard c.generation == generation else { return .nothing }
+            let starting = !c.running
+            c.running = true
+            if starting && runsInline && c.stdinEnded && (!c.isFilter || c.dataEnded) {
+                // The usual case: the whole request fits in the pipe, written here
+                // without blocking; libfcgi then reads it without blocking either.
+                let sent = c.queued.withUnsafeBytes { input.writeNow($0) }
+                if sent == c.queued.count {
+                    c.queued.removeAll(keepingCapacity: true)
+                    return .runHere(c.connection)
+                }
+                c.queued.removeFirst(sent)
             }
-            handOff.withLock { $0.go = true }
-            _ = bytes.withUnsafeBytes { input.write(UnsafeRawBufferPointer(rebasing: $0[sent...])) }
+            guard starting || !c.queued.isEmpty else { return .nothing }
+            // Written outside the lock: the write may wait for libfcgi, which needs
+            // the lock to let the handler's output through.
+            defer { c.queued = [] }
+            return starting ? .handOff(c.queued) : .write(c.queued)
+        }
+        switch next {
+        case .nothing:
             return
+        case .runHere(let connection):
+            // The watcher stops before END_REQUEST goes out: the peer's next request
+            // is then this thread's to read.
+            if let connection { connection.runWatched { runHandler() } } else { runHandler() }
+            requestDone()
+        case .handOff(let bytes):
+            // The worker's thread is woken first: a big write waits until it reads.
+            handOff.withLock { $0.go = true }
+            _ = bytes.withUnsafeBytes { input.write($0) }
+        case .write(let bytes):
+            _ = bytes.withUnsafeBytes { input.write($0) }
         }
-        // The worker's thread is woken first: a big write blocks until it reads.
-        if starting { handOff.withLock { $0.go = true } }
-        guard !bytes.isEmpty else { return }
-        _ = bytes.withUnsafeBytes { input.write($0) }
     }
 }

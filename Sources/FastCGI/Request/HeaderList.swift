@@ -4,8 +4,13 @@ struct HeaderList {
 
     init(_ fields: [(name: String, value: String)]) { self.fields = fields }
 
+    /// Header names are ASCII tokens: compared byte by byte, ASCII letters without
+    /// case (no allocation, unlike `lowercased()`).
     private static func matches(_ a: String, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
+        guard a.utf8.count == b.utf8.count else { return false }
+        return a.utf8.elementsEqual(b.utf8) { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        }
     }
 
     /// Replaces every header named `name` with one `name: value` (at the place of the first).

@@ -145,8 +145,8 @@ open class Request {
         send(headers.encoded(), toError: false)
     }
 
-    private func checkHeadersOpen(_ operation: String) throws(SequencingError) {
-        if headersSent { throw SequencingError(operation, "the headers have already been sent") }
+    private func checkHeadersOpen(_ operation: @autoclosure () -> String) throws(SequencingError) {
+        if headersSent { throw SequencingError(operation(), "the headers have already been sent") }
     }
 
     // MARK: Body
