@@ -161,7 +161,7 @@ public final class Server: Sendable {
     ///
     /// Swift owns every network socket: a pure-Swift parser validates all input and
     /// answers management records; at levels 0 and 1 each request then reaches a
-    /// libfcgi worker as a canonical record stream over a socketpair (SPEC §4).
+    /// libfcgi worker as a canonical record stream over a pipe (SPEC §4).
     ///
     /// Throws ``ServerError`` when it cannot listen.
     public func run() throws {

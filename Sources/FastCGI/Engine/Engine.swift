@@ -10,7 +10,7 @@ import Logging
 /// The running server: the accept loop, the connections, the request executor and
 /// the counters that `maxRequests` and graceful shutdown need. Swift owns every
 /// network socket; libfcgi (levels 0 and 1) only ever reads canonical records from
-/// a socketpair (SPEC §4).
+/// a pipe (SPEC §4).
 final class Engine: @unchecked Sendable {
     let server: Server
     let listenFD: Int32

@@ -27,7 +27,7 @@ enum LibFCGI {
 }
 
 /// Where a worker's output goes: libfcgi's stdout and stderr buffers are handed
-/// over here instead of being written to the socketpair (see
+/// over here instead of being written to libfcgi's descriptor (see
 /// ``LibFCGIRequest/accept()``).
 protocol LibFCGIOutput: AnyObject {
     /// Bytes of `FCGI_STDOUT` (or `FCGI_STDERR`) the handler wrote; `closing` is set
@@ -64,8 +64,8 @@ final class LibFCGIRequest {
     private var stdoutStart: UnsafeMutablePointer<UInt8>?
     private var stderrStart: UnsafeMutablePointer<UInt8>?
 
-    /// Prepares a request that reads from `connectedFD`, one end of a socketpair
-    /// whose other end the protocol firewall writes canonical records to. libfcgi
+    /// Prepares a request that reads from `connectedFD`, the read end of a pipe
+    /// whose write end the protocol firewall writes canonical records to. libfcgi
     /// never accepts a connection itself: `listen_sock` is -1, and `keepConnection`
     /// is preset so the first `FCGX_Accept_r` (which "finishes" the previous
     /// request) does not close the descriptor. Every BEGIN_REQUEST the firewall
@@ -117,12 +117,12 @@ final class LibFCGIRequest {
         return rc
     }
 
-    // MARK: Output without the socketpair
+    // MARK: Output without libfcgi's descriptor
 
     /// Replaces a writer stream's `emptyBuffProc` (the hook libfcgi calls when its
     /// buffer is full, on `FCGX_FFlush` and on `FCGX_FClose`) with one that hands
     /// the buffered bytes to ``output`` — the handler's thread then writes to the
-    /// web server itself, with no socketpair and no relay thread on the way back.
+    /// web server itself, with no descriptor and no relay thread on the way back.
     /// `FCGX_Stream` is public in fcgiapp.h; right after `FCGX_Accept_r` a writer's
     /// `wrNext` is where its content starts. The end records and END_REQUEST are
     /// written by the worker (``LibFCGIWorker``), not by libfcgi.
@@ -145,19 +145,19 @@ final class LibFCGIRequest {
         stream.pointee.wrNext = start
         if !delivered {
             // The next FCGX_PutStr fails. No FCGI_errno: with one, FCGX_Finish_r
-            // would close the socketpair and the worker would be lost.
+            // would close the pipe and the worker would be lost.
             stream.pointee.isClosed = 1
         }
     }
 
     /// The params of the current request, set by the worker after each accept:
-    /// the same params libfcgi parsed into `envp` (FCGI_ROLE, then the params),
-    /// from the block the firewall already holds — cheaper than copying `envp`
-    /// back out of libfcgi.
+    /// FCGI_ROLE, then the params, as libfcgi's `envp` would have them, over the
+    /// block the firewall already holds (libfcgi itself gets an empty PARAMS
+    /// stream, so its `envp` holds FCGI_ROLE only).
     var environment = Environment(block: NameValueBlock())
 
     /// `FCGX_Finish_r`: closes the streams (their last bytes reach ``output``
-    /// with `closing` set) and frees the request; the socketpair stays open. The
+    /// with `closing` set) and frees the request; the pipe stays open. The
     /// end records and `FCGI_END_REQUEST` are the worker's to write.
     func finish() {
         FCGX_Finish_r(raw)

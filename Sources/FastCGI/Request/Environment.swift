@@ -10,37 +10,48 @@ import FastCGIWire
 /// The params are kept as one block of bytes with an index (two allocations per
 /// request, whatever the number of params); lookups compare bytes in place.
 public struct Environment: Sendable, Sequence {
+    /// `FCGI_ROLE` for a request's environment (one shared block per role), else nil.
+    private let head: NameValueBlock?
     /// The params as received.
-    public let block: NameValueBlock
+    private let params: NameValueBlock
+
+    /// The params as one block (with `FCGI_ROLE` first for a request's environment).
+    public var block: NameValueBlock {
+        guard var whole = head else { return params }
+        whole.append(contentsOf: params)
+        return whole
+    }
 
     /// Creates an environment over a block of params.
     public init(block: NameValueBlock) {
-        self.block = block
+        head = nil
+        params = block
     }
 
     /// The environment of a request as libfcgi presents it: `FCGI_ROLE` first, then
-    /// the params in arrival order. Every engine builds it from the block the
-    /// protocol firewall validated (one copy), so it is the same at every level.
+    /// the params in arrival order, over the block the protocol firewall validated
+    /// (not copied), so it is the same at every level.
     init(request start: RequestStart) {
-        let roleName: StaticString =
+        head =
             switch start.role {
-            case .responder: "RESPONDER"
-            case .authorizer: "AUTHORIZER"
-            case .filter: "FILTER"
+            case .responder: Self.responder
+            case .authorizer: Self.authorizer
+            case .filter: Self.filter
             }
-        let name: StaticString = "FCGI_ROLE"
-        var block = NameValueBlock()
-        block.reserveCapacity(bytes: start.paramsBlock.bytes.count + 32, pairs: start.paramsBlock.count + 1)
-        block.append(
-            name: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount),
-            value: UnsafeRawBufferPointer(start: roleName.utf8Start, count: roleName.utf8CodeUnitCount))
-        block.append(contentsOf: start.paramsBlock)
-        self.init(block: block)
+        params = start.paramsBlock
+    }
+
+    private static let responder = roleBlock("RESPONDER")
+    private static let authorizer = roleBlock("AUTHORIZER")
+    private static let filter = roleBlock("FILTER")
+
+    private static func roleBlock(_ role: String) -> NameValueBlock {
+        NameValueBlock([NameValuePair(name: Array("FCGI_ROLE".utf8), value: Array(role.utf8))])
     }
 
     /// Creates an environment from byte pairs.
     public init(pairs: [(name: [UInt8], value: [UInt8])]) {
-        block = NameValueBlock(pairs.map { NameValuePair(name: $0.name, value: $0.value) })
+        self.init(block: NameValueBlock(pairs.map { NameValuePair(name: $0.name, value: $0.value) }))
     }
 
     /// Creates an environment from strings (tests, CGI).
@@ -48,44 +59,59 @@ public struct Environment: Sendable, Sequence {
         self.init(pairs: dictionary.sorted { $0.key < $1.key }.map { (Array($0.key.utf8), Array($0.value.utf8)) })
     }
 
+    private var headCount: Int { head?.count ?? 0 }
+
+    private func name(at index: Int) -> ArraySlice<UInt8> {
+        if let head, index < head.count { return head.name(at: index) }
+        return params.name(at: index - headCount)
+    }
+
+    private func value(at index: Int) -> ArraySlice<UInt8> {
+        if let head, index < head.count { return head.value(at: index) }
+        return params.value(at: index - headCount)
+    }
+
     /// The pairs in the order they arrived (allocates a copy of each).
     public var pairs: [(name: [UInt8], value: [UInt8])] {
-        (0..<block.count).map { (Array(block.name(at: $0)), Array(block.value(at: $0))) }
+        (0..<count).map { (Array(name(at: $0)), Array(value(at: $0))) }
     }
 
     private func index(of name: String) -> Int? {
         var name = name
-        return name.withUTF8 { block.firstIndex(of: UnsafeRawBufferPointer($0)) }
+        return name.withUTF8 { utf8 in
+            let name = UnsafeRawBufferPointer(utf8)
+            if let head, let index = head.firstIndex(of: name) { return index }
+            return params.firstIndex(of: name).map { $0 + headCount }
+        }
     }
 
     /// The raw bytes of the value named `name`, or nil if absent.
     public func bytes(_ name: String) -> [UInt8]? {
-        index(of: name).map { Array(block.value(at: $0)) }
+        index(of: name).map { Array(value(at: $0)) }
     }
 
     /// The value named `name` as a string, or nil if absent.
     public subscript(name: String) -> String? {
-        index(of: name).map { Environment.decode(block.value(at: $0)) }
+        index(of: name).map { Environment.decode(value(at: $0)) }
     }
 
     /// Whether a param named `name` is present.
     public func contains(_ name: String) -> Bool { index(of: name) != nil }
 
     /// Number of params.
-    public var count: Int { block.count }
+    public var count: Int { headCount + params.count }
 
     /// Every param as strings (decoded as by ``subscript(_:)``); later duplicates win.
     public var dictionary: [String: String] {
         var result: [String: String] = [:]
-        for i in 0..<block.count { result[Environment.decode(block.name(at: i))] = Environment.decode(block.value(at: i)) }
+        for i in 0..<count { result[Environment.decode(name(at: i))] = Environment.decode(value(at: i)) }
         return result
     }
 
     /// Iterates over `(name, value)` string pairs in arrival order.
     public func makeIterator() -> some IteratorProtocol<(name: String, value: String)> {
-        (0..<block.count).lazy.map { [block] in (Environment.decode(block.name(at: $0)), Environment.decode(block.value(at: $0)))
-        }
-        .makeIterator()
+        (0..<count).lazy.map { [self] in (Environment.decode(name(at: $0)), Environment.decode(value(at: $0))) }
+            .makeIterator()
     }
 
     /// UTF-8 if valid, else ISO-8859-1 (lossless: one character per byte).
