@@ -78,13 +78,15 @@ public struct ConnectionMachine: Sendable {
     public let multiplexing: Bool
     /// The roles the application handles; others get `FCGI_UNKNOWN_ROLE`.
     public let roles: Set<Role>
+    /// ``roles`` as one bit per role number (checked per request without hashing).
+    private let roleBits: UInt32
     /// Answers for `FCGI_GET_VALUES`.
     public let managementValues: [String: String]
     /// The limits in force.
     public let limits: ConnectionLimits
 
     private var decoder = RecordDecoder()
-    private var active: [UInt16: ActiveRequest] = [:]
+    private var active = RequestTable<ActiveRequest>()
     /// Order in which requests began (to start queued ones in order).
     private var order: [UInt16] = []
     private var closed = false
@@ -101,6 +103,7 @@ public struct ConnectionMachine: Sendable {
     ) {
         self.multiplexing = multiplexing
         self.roles = roles
+        roleBits = roles.reduce(0) { $0 | 1 << UInt32($1.rawValue) }
         self.managementValues = managementValues
         self.limits = limits
     }
@@ -280,7 +283,7 @@ public struct ConnectionMachine: Sendable {
         }
         let roleNumber = UInt16(record.content[0]) << 8 | UInt16(record.content[1])
         let keep = record.content[2] & WireConstants.keepConnectionFlag != 0
-        guard let role = Role(rawValue: roleNumber), roles.contains(role) else {
+        guard roleNumber < 32, roleBits & 1 << UInt32(roleNumber) != 0, let role = Role(rawValue: roleNumber) else {
             actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .unknownRole).encoded))
             actions.append(.refused(requestID: id, reason: "FCGI_UNKNOWN_ROLE: role \(roleNumber) has no handler"))
             if !keep && active.isEmpty { actions.append(close("request \(id): unknown role \(roleNumber), no FCGI_KEEP_CONN")) }

@@ -104,7 +104,30 @@ public enum StreamWriter {
     public static func appendRequestEnd(requestID: UInt16, stderrUsed: Bool, into buffer: inout [UInt8]) {
         RecordHeader(type: .stdout, requestID: requestID, contentLength: 0).encode(into: &buffer)
         if stderrUsed { RecordHeader(type: .stderr, requestID: requestID, contentLength: 0).encode(into: &buffer) }
-        Record.endRequest(requestID: requestID, appStatus: 0, protocolStatus: .requestComplete).encode(into: &buffer)
+        appendEndRequest(requestID: requestID, protocolStatus: .requestComplete, into: &buffer)
+    }
+
+    /// `FCGI_END_REQUEST` with application status 0, built in place (the same bytes
+    /// as ``Record/endRequest(requestID:appStatus:protocolStatus:)`` without its
+    /// content array: this is on every request's path).
+    public static func appendEndRequest(requestID: UInt16, protocolStatus: ProtocolStatus, into buffer: inout [UInt8]) {
+        RecordHeader(type: .endRequest, requestID: requestID, contentLength: 8).encode(into: &buffer)
+        for _ in 0..<4 { buffer.append(0) }  // application status 0
+        buffer.append(protocolStatus.rawValue)
+        for _ in 0..<3 { buffer.append(0) }
+    }
+
+    /// `FCGI_BEGIN_REQUEST` for `role` followed by an empty `FCGI_PARAMS` record,
+    /// built in place: what a libfcgi worker reads first for each request.
+    public static func appendBeginWithoutParams(
+        requestID: UInt16, role: Role, keepConnection: Bool, into buffer: inout [UInt8]
+    ) {
+        RecordHeader(type: .beginRequest, requestID: requestID, contentLength: 8).encode(into: &buffer)
+        buffer.append(UInt8(truncatingIfNeeded: role.rawValue >> 8))
+        buffer.append(UInt8(truncatingIfNeeded: role.rawValue))
+        buffer.append(keepConnection ? WireConstants.keepConnectionFlag : 0)
+        for _ in 0..<5 { buffer.append(0) }
+        RecordHeader(type: .params, requestID: requestID, contentLength: 0).encode(into: &buffer)
     }
 
     /// A whole `FCGI_PARAMS` stream (pairs, then the empty record).

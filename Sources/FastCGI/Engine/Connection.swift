@@ -54,7 +54,7 @@ final class Connection: @unchecked Sendable {
 
     private struct State {
         var machine: ConnectionMachine
-        var sinks: [UInt16: any RequestSink] = [:]
+        var sinks = RequestTable<any RequestSink>()
         /// Actions decided but not yet carried out (by the connection thread).
         var pending: [ConnectionAction] = []
         /// Requests that ended before their sink was registered.
@@ -197,11 +197,13 @@ final class Connection: @unchecked Sendable {
                 return s.pending
             }
             if actions.isEmpty { break }
-            var touched: [ObjectIdentifier: any RequestSink] = [:]
+            // The sinks given input in this batch, each committed once (a handful
+            // at most: a linear search beats hashing).
+            var touched: [any RequestSink] = []
             for action in actions {
-                if let sink = carryOut(action) { touched[ObjectIdentifier(sink)] = sink }
+                if let sink = carryOut(action), !touched.contains(where: { $0 === sink }) { touched.append(sink) }
             }
-            for sink in touched.values { sink.commit() }
+            for sink in touched { sink.commit() }
         }
         if state.withLock({ $0.draining && $0.sinks.isEmpty && !$0.machine.isClosed }) { shutdownAfterWriters() }
     }
@@ -221,7 +223,7 @@ final class Connection: @unchecked Sendable {
                 let sink = AnsweredRequest()
                 endRequest(id, endRecords: end, counted: false)
                 state.withLock { s in
-                    if s.ended.remove(id) == nil { s.sinks[id] = sink }
+                    if s.ended.isEmpty || s.ended.remove(id) == nil { s.sinks[id] = sink }
                 }
                 return sink
             }
@@ -229,7 +231,7 @@ final class Connection: @unchecked Sendable {
             let sink = engine.executor.start(start, on: self)
             // The sink may have ended already (a refusal): only keep a live one.
             let running = state.withLock { s -> Int in
-                guard s.ended.remove(start.requestID) == nil else { return s.sinks.count }
+                guard s.ended.isEmpty || s.ended.remove(start.requestID) == nil else { return s.sinks.count }
                 s.sinks[start.requestID] = sink
                 // Under the lock: the request cannot end (and leave the watchdog)
                 // before it was watched.

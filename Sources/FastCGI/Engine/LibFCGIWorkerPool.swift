@@ -51,7 +51,9 @@ final class LibFCGIWorkerPool: RequestExecutor, @unchecked Sendable {
 final class RefusedRequest: RequestSink {
     init(request: RequestStart, connection: Connection) {
         let id = request.requestID
-        connection.endRequest(id, endRecords: Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded)
+        var end: [UInt8] = []
+        StreamWriter.appendEndRequest(requestID: id, protocolStatus: .overloaded, into: &end)
+        connection.endRequest(id, endRecords: end)
     }
     func stdin(_ bytes: [UInt8]) {}
     func data(_ bytes: [UInt8]) {}
@@ -175,22 +177,25 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// Output from libfcgi's buffers (worker thread): STDOUT/STDERR records to the
     /// connection; the last stdout bytes wait to go out with END_REQUEST.
     func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool) -> Bool {
-        let (connection, id, generation, live) = current.withLock { c -> (Connection?, UInt16, Int, Bool) in
-            guard !c.endedEarly, c.connection != nil else { return (nil, 0, 0, false) }
-            if !bytes.isEmpty {
-                if toError { c.stderrUsed = true } else { c.stdoutSent = true }
-            }
-            return (c.connection, c.id, c.generation, true)
-        }
-        guard live, let connection else { return false }
-        guard !bytes.isEmpty else { return true }
-        var records: [UInt8] = []
-        records.reserveCapacity(bytes.count + 16 * (bytes.count / 65535 + 1))
-        StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: id, close: false, into: &records)
-        if closing && !toError {
-            current.withLock { $0.tail += records }
+        let type: RecordType = toError ? .stderr : .stdout
+        // The last stdout bytes are kept, as records, to leave with END_REQUEST in
+        // one write (the usual small response: no write here at all).
+        let kept = current.withLock { c -> Bool? in
+            guard !c.endedEarly, c.connection != nil else { return nil }
+            guard !bytes.isEmpty else { return true }
+            if toError { c.stderrUsed = true } else { c.stdoutSent = true }
+            guard closing && !toError else { return false }
+            c.tail.reserveCapacity(c.tail.count + bytes.count + 16 * (bytes.count / 65535 + 1) + 40)
+            StreamWriter.append(bytes, type: type, requestID: c.id, close: false, into: &c.tail)
             return true
         }
+        guard let kept else { return false }
+        if kept { return true }
+        let (connection, id, generation) = current.withLock { ($0.connection, $0.id, $0.generation) }
+        guard let connection else { return false }
+        var records: [UInt8] = []
+        records.reserveCapacity(bytes.count + 16 * (bytes.count / 65535 + 1))
+        StreamWriter.append(bytes, type: type, requestID: id, close: false, into: &records)
         let written = sending.withLock { _ in
             // Checked again under the send lock: an abort may have ended it meanwhile.
             current.withLock { $0.generation == generation && !$0.endedEarly }
@@ -204,19 +209,18 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// libfcgi finished the request: end it (unless an abort already did) and take
     /// the next one.
     private func requestDone() {
-        let (connection, id, endedEarly, tail, stderrUsed) = current.withLock { c in
+        let (connection, id, endedEarly, end) = current.withLock { c -> (Connection?, UInt16, Bool, [UInt8]) in
             defer {
                 c.connection = nil
                 c.endedEarly = true
-                c.tail = []
             }
-            return (c.connection, c.id, c.endedEarly, c.tail, c.stderrUsed)
+            guard !c.endedEarly else { return (c.connection, c.id, true, []) }
+            var end = c.tail
+            c.tail = []
+            StreamWriter.appendRequestEnd(requestID: c.id, stderrUsed: c.stderrUsed, into: &end)
+            return (c.connection, c.id, false, end)
         }
-        if !endedEarly, let connection {
-            var end = tail
-            StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
-            connection.endRequest(id, endRecords: end)
-        }
+        if !endedEarly, let connection { connection.endRequest(id, endRecords: end) }
         pool?.release(self)
     }
 
@@ -226,16 +230,27 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         abortFlag.reset()
         let environment = Environment(request: request)
         let generation = current.withLock { c in
-            var queued = c.queued  // its buffer is reused from request to request
-            queued.removeAll(keepingCapacity: true)
-            c = Current(
-                generation: c.generation + 1, connection: connection, id: request.requestID, isFilter: request.role == .filter,
-                queued: queued, environment: environment)
+            // Reset field by field: the buffers keep their capacity from request to
+            // request, and nothing is rebuilt.
+            c.generation += 1
+            c.connection = connection
+            c.id = request.requestID
+            c.isFilter = request.role == .filter
+            c.stdinEnded = false
+            c.dataEnded = false
+            if !c.heldData.isEmpty { c.heldData = [] }
+            c.queued.removeAll(keepingCapacity: true)
+            c.running = false
+            c.endedEarly = false
+            c.stdoutSent = false
+            c.stderrUsed = false
+            c.tail.removeAll(keepingCapacity: true)
+            c.environment = environment
             // libfcgi gets an empty PARAMS stream: the handler's environment is the
             // block the firewall validated, and libfcgi's own copy of the params (one
             // malloc per param, parsed and freed per request) would go unused.
-            Record.beginRequest(requestID: request.requestID, role: request.role, keepConnection: true).encode(into: &c.queued)
-            StreamWriter.append(noBytes, type: .params, requestID: request.requestID, close: true, into: &c.queued)
+            StreamWriter.appendBeginWithoutParams(
+                requestID: request.requestID, role: request.role, keepConnection: true, into: &c.queued)
             return c.generation
         }
         return Ticket(worker: self, generation: generation)

@@ -7,8 +7,16 @@ struct HeaderList {
     /// Header names are ASCII tokens: compared byte by byte, ASCII letters without
     /// case (no allocation, unlike `lowercased()`).
     private static func matches(_ a: String, _ b: String) -> Bool {
-        guard a.utf8.count == b.utf8.count else { return false }
-        return a.utf8.elementsEqual(b.utf8) { x, y in
+        let fast: Bool?? = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in equalIgnoringASCIICase(x, y) }
+        }
+        if let fast = fast ?? nil { return fast }
+        return equalIgnoringASCIICase(Array(a.utf8), Array(b.utf8))
+    }
+
+    private static func equalIgnoringASCIICase(_ x: some Collection<UInt8>, _ y: some Collection<UInt8>) -> Bool {
+        guard x.count == y.count else { return false }
+        return x.elementsEqual(y) { x, y in
             x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
         }
     }
@@ -56,14 +64,23 @@ struct HeaderList {
     /// The header block as sent before the body: `Name: value\r\n` lines and an empty line.
     func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(fields.count * 32 + 2)
+        out.reserveCapacity(fields.reduce(2) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
         for field in fields {
-            out.append(contentsOf: field.name.utf8)
-            out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: field.value.utf8)
-            out.append(contentsOf: "\r\n".utf8)
+            Self.append(field.name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            out.append(UInt8(ascii: " "))
+            Self.append(field.value, to: &out)
+            out.append(UInt8(ascii: "\r"))
+            out.append(UInt8(ascii: "\n"))
         }
-        out.append(contentsOf: "\r\n".utf8)
+        out.append(UInt8(ascii: "\r"))
+        out.append(UInt8(ascii: "\n"))
         return out
+    }
+
+    /// Appends the UTF-8 of `text` with one copy (native strings are contiguous).
+    private static func append(_ text: String, to out: inout [UInt8]) {
+        let done: Void? = text.utf8.withContiguousStorageIfAvailable { out.append(contentsOf: $0) }
+        if done == nil { out.append(contentsOf: text.utf8) }
     }
 }
