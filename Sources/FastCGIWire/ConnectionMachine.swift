@@ -124,6 +124,19 @@ public struct ConnectionMachine: Sendable {
         guard !closed else { return [] }
         decoder.append(bytes)
         var actions: [ConnectionAction] = []
+        decodeRecords(into: &actions)
+        return actions
+    }
+
+    /// Bytes arrived from the peer: the actions are appended to `actions` (a buffer
+    /// the caller reuses, and no generic code on the per-read path).
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, into actions: inout [ConnectionAction]) {
+        guard !closed else { return }
+        decoder.append(bytes)
+        decodeRecords(into: &actions)
+    }
+
+    private mutating func decodeRecords(into actions: inout [ConnectionAction]) {
         while !closed {
             let record: Record?
             do {
@@ -135,7 +148,6 @@ public struct ConnectionMachine: Sendable {
             guard let record else { break }
             handle(record, into: &actions)
         }
-        return actions
     }
 
     /// The executor finished request `requestID` and sent its `FCGI_END_REQUEST`.

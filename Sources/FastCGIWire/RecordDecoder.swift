@@ -32,6 +32,15 @@ public struct RecordDecoder: Sendable {
         buffer.append(contentsOf: bytes)
     }
 
+    /// Adds received bytes (the concrete path for raw buffers).
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
     /// Bytes received but not yet returned as records.
     public var bufferedCount: Int { buffer.count - start }
 

@@ -71,8 +71,8 @@ final class Connection: @unchecked Sendable {
     /// ``BusyConnectionWatcher`` reads for it; held by the watcher while it reads,
     /// so the thread takes its socket back between two of the watcher's reads.
     private let watched = Guarded(false)
-    /// Whether the watcher has this connection in its set (connection thread only).
-    private var knownToWatcher = false
+    /// The second buffer of ``carryOutPending()`` (connection thread only).
+    private var spareActions: [ConnectionAction] = []
     /// A pipe that wakes the connection thread when another thread queued actions.
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -128,12 +128,12 @@ final class Connection: @unchecked Sendable {
                 let failure = errno
                 state.withLock { $0.inQuietRead = false }
                 if n > 0 {
-                    decide { $0.receive(buffer[..<n]) }
+                    buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
                 } else if n < 0 && (failure == EAGAIN || failure == EWOULDBLOCK) {
                     logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
-                    decide { $0.peerClosed() }
+                    decide { machine, actions in actions += machine.peerClosed() }
                 } else if n == 0 || failure != EINTR {
-                    decide { $0.peerClosed() }
+                    decide { machine, actions in actions += machine.peerClosed() }
                 }
                 carryOutPending()
                 if state.withLock({ $0.machine.isClosed }) { closed = true }
@@ -147,10 +147,10 @@ final class Connection: @unchecked Sendable {
             let ready = poll(&fds, 2, timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
-                decide { $0.peerClosed() }
+                decide { machine, actions in actions += machine.peerClosed() }
             } else if ready == 0 {
                 logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
-                decide { $0.peerClosed() }
+                decide { machine, actions in actions += machine.peerClosed() }
             } else {
                 if fds[1].revents != 0 {
                     var sink = [UInt8](repeating: 0, count: 64)
@@ -159,9 +159,9 @@ final class Connection: @unchecked Sendable {
                 if fds[0].revents != 0 {
                     let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
                     if n > 0 {
-                        decide { $0.receive(buffer[..<n]) }
+                        buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
                     } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                        decide { $0.peerClosed() }
+                        decide { machine, actions in actions += machine.peerClosed() }
                     }
                 }
             }
@@ -172,18 +172,23 @@ final class Connection: @unchecked Sendable {
         let deadline = engine.server.shutdownTimeout
         _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
         writeLock.withLock { $0 = true }
-        if knownToWatcher { engine.busyWatcher?.forget(self) }
+        engine.busyWatcher?.forget(self)
         close(fd)
         close(wakeRead)
         close(wakeWrite)
         engine.connectionClosed(self)
     }
 
+    /// Feeds bytes that arrived to the machine.
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        decide { machine, actions in machine.receive(bytes, into: &actions) }
+    }
+
     /// Feeds the machine under the lock and queues its actions.
-    private func decide(_ event: (inout ConnectionMachine) -> [ConnectionAction]) {
+    private func decide(_ event: (inout ConnectionMachine, inout [ConnectionAction]) -> Void) {
         let answered = state.withLock { s -> Int in
             let before = s.machine.getValuesAnswered
-            s.pending += event(&s.machine)
+            event(&s.machine, &s.pending)
             return s.machine.getValuesAnswered - before
         }
         if answered > 0 { engine.statistics.getValuesAnswered.add(answered, ordering: .relaxed) }
@@ -191,11 +196,12 @@ final class Connection: @unchecked Sendable {
 
     /// Carries out queued actions in order, outside the lock (connection thread only).
     private func carryOutPending() {
+        // Two buffers swapped with `pending`, so a batch allocates nothing.
+        var actions = spareActions
+        defer { spareActions = actions }
         while true {
-            let actions = state.withLock { s in
-                defer { s.pending.removeAll() }
-                return s.pending
-            }
+            actions.removeAll(keepingCapacity: true)
+            state.withLock { swap(&actions, &$0.pending) }
             if actions.isEmpty { break }
             // The sinks given input in this batch, each committed once (a handful
             // at most: a linear search beats hashing).
@@ -283,11 +289,10 @@ final class Connection: @unchecked Sendable {
     func runWatched(_ body: () -> Void) {
         guard let watcher = engine.busyWatcher else { return body() }
         watched.withLock { $0 = true }
-        watcher.watch(self, firstTime: !knownToWatcher)
-        knownToWatcher = true
+        watcher.busy(self)
         body()
         watched.withLock { $0 = false }
-        watcher.unwatch(self)
+        watcher.idle(self)
     }
 
     /// The watcher's read (watcher thread): feeds the machine and carries out what
@@ -299,9 +304,9 @@ final class Connection: @unchecked Sendable {
             guard watching else { return }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if n > 0 {
-                decide { $0.receive(buffer[..<n]) }
+                buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
             } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
-                decide { $0.peerClosed() }
+                decide { machine, actions in actions += machine.peerClosed() }
             }
             while let action = state.withLock({ s -> ConnectionAction? in
                 guard let first = s.pending.first else { return nil }

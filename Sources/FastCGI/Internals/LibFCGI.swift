@@ -47,13 +47,15 @@ private let currentRequestKey: pthread_key_t = {
 /// Confined to the worker thread that created it.
 final class LibFCGIRequest {
     private let raw: UnsafeMutablePointer<FCGX_Request>
-    private var dataStarted = false
+    // Confined to one thread at a time (see init) and never lent out inout: no
+    // dynamic exclusivity checks on the request path.
+    @exclusivity(unchecked) private var dataStarted = false
     /// Stdin bytes read ahead so that the filter's data stream could start early.
-    private var stdinAhead: [UInt8] = []
-    private var stdinAheadOffset = 0
+    @exclusivity(unchecked) private var stdinAhead: [UInt8] = []
+    @exclusivity(unchecked) private var stdinAheadOffset = 0
     /// Limit on `stdinAhead`; see ``RequestLimits/maxBufferedStdin``.
     private let maxStdinAhead: Int
-    private(set) var peerGone = false
+    @exclusivity(unchecked) private(set) var peerGone = false
 
     /// Set when the web server aborted the request or went away.
     let abortFlag: AbortFlag
@@ -61,8 +63,8 @@ final class LibFCGIRequest {
     private unowned let output: any LibFCGIOutput
     /// Where the content of the stdout and stderr buffers starts (libfcgi keeps
     /// room for a record header before it).
-    private var stdoutStart: UnsafeMutablePointer<UInt8>?
-    private var stderrStart: UnsafeMutablePointer<UInt8>?
+    @exclusivity(unchecked) private var stdoutStart: UnsafeMutablePointer<UInt8>?
+    @exclusivity(unchecked) private var stderrStart: UnsafeMutablePointer<UInt8>?
 
     /// Prepares a request that reads from `connectedFD`, the read end of a pipe
     /// whose write end the protocol firewall writes canonical records to. libfcgi
@@ -154,7 +156,7 @@ final class LibFCGIRequest {
     /// FCGI_ROLE, then the params, as libfcgi's `envp` would have them, over the
     /// block the firewall already holds (libfcgi itself gets an empty PARAMS
     /// stream, so its `envp` holds FCGI_ROLE only).
-    var environment = Environment(block: NameValueBlock())
+    @exclusivity(unchecked) var environment = Environment(block: NameValueBlock())
 
     /// `FCGX_Finish_r`: closes the streams (their last bytes reach ``output``
     /// with `closing` set) and frees the request; the pipe stays open. The
@@ -223,7 +225,7 @@ final class LibFCGIRequest {
         return got > 0 ? Array(scratch[..<Int(got)]) : []
     }
 
-    private var scratch = [UInt8](repeating: 0, count: 65536)
+    @exclusivity(unchecked) private var scratch = [UInt8](repeating: 0, count: 65536)
 
     // MARK: Output
 

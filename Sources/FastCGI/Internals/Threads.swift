@@ -46,10 +46,12 @@ struct OSThread: @unchecked Sendable {
 final class Guarded<State>: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var state: State
+    // Only touched with the mutex held, so Swift's dynamic exclusivity check (a
+    // runtime call and a thread-local lookup per access, on every lock) adds nothing.
+    @exclusivity(unchecked) private var state: State
     /// Threads in `wait` (guarded by the mutex): without any, a change needs no
     /// broadcast, which keeps the common uncontended path to a lock and an unlock.
-    private var waiters = 0
+    @exclusivity(unchecked) private var waiters = 0
 
     init(_ state: State) {
         self.state = state

@@ -45,6 +45,8 @@ public struct Environment: Sendable, Sequence {
     private static let authorizer = roleBlock("AUTHORIZER")
     private static let filter = roleBlock("FILTER")
 
+    private static let roleNameLength = "FCGI_ROLE".utf8.count
+
     private static func roleBlock(_ role: String) -> NameValueBlock {
         NameValueBlock([NameValuePair(name: Array("FCGI_ROLE".utf8), value: Array(role.utf8))])
     }
@@ -80,8 +82,10 @@ public struct Environment: Sendable, Sequence {
         var name = name
         return name.withUTF8 { utf8 in
             let name = UnsafeRawBufferPointer(utf8)
-            if let head, let index = head.firstIndex(of: name) { return index }
-            return params.firstIndex(of: name).map { $0 + headCount }
+            guard let head else { return params.firstIndex(of: name) }
+            // The head holds FCGI_ROLE alone: other names skip it.
+            if name.count == Self.roleNameLength, let index = head.firstIndex(of: name) { return index }
+            return params.firstIndex(of: name).map { $0 + head.count }
         }
     }
 

@@ -21,9 +21,9 @@ open class Request {
     /// The params (CGI environment variables) sent by the web server.
     public let environ: Environment
     /// The request body (`FCGI_STDIN`, or the process's stdin in CGI mode).
-    public let stdin: RequestInput
-    /// The filter role's `FCGI_DATA` stream.
-    public let fastcgiData: RequestInput
+    public private(set) lazy var stdin = RequestInput(transport: transport, kind: .stdin)
+    /// The filter role's `FCGI_DATA` stream (made on first use: most requests have none).
+    public private(set) lazy var fastcgiData = RequestInput(transport: transport, kind: .data)
     /// The role the web server asked for.
     public let role: Role
     /// The server's logger with this request's `connection` and `request` ids in
@@ -37,19 +37,22 @@ open class Request {
 
     let transport: any RequestTransport
     let limits: RequestLimits
-    private var headers = HeaderList([("Content-Type", "text/html; charset=iso-8859-1")])
-    private var buffer: [UInt8] = []
-    private var position = 0
+    // The mutable state below belongs to the handler's thread (a Request is not
+    // Sendable) and is never lent out inout: the dynamic exclusivity checks, a
+    // runtime call per access on the request path, are turned off for it.
+    @exclusivity(unchecked) private var headers = HeaderList([("Content-Type", "text/html; charset=iso-8859-1")])
+    @exclusivity(unchecked) private var buffer: [UInt8] = []
+    @exclusivity(unchecked) private var position = 0
     private var parsedParams: [String: FormValue]?
     private var parsedCookies: [String: String]?
-    private var peerGone = false
+    @exclusivity(unchecked) private var peerGone = false
 
     /// Whether the headers have been sent (after which they cannot change).
-    public private(set) var headersSent = false
+    @exclusivity(unchecked) public private(set) var headersSent = false
     /// Whether output is buffered (the default).
-    public private(set) var isBuffering = true
+    @exclusivity(unchecked) public private(set) var isBuffering = true
     /// Whether ``close()`` was called.
-    public private(set) var isClosed = false
+    @exclusivity(unchecked) public private(set) var isClosed = false
 
     /// Creates the request from the engine's context. Subclasses override this
     /// initialiser and call `super.init(context)`.
@@ -59,8 +62,6 @@ open class Request {
         environ = context.transport.environment
         role = context.transport.role
         baseLogger = context.logger
-        stdin = RequestInput(transport: context.transport, kind: .stdin)
-        fastcgiData = RequestInput(transport: context.transport, kind: .data)
     }
 
     /// Whether the web server aborted the request (`FCGI_ABORT_REQUEST`) or went

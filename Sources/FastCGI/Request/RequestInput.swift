@@ -5,11 +5,12 @@
 public final class RequestInput {
     private let transport: any RequestTransport
     private let kind: InputKind
+    // Read by the handler's thread only: no dynamic exclusivity checks.
     /// Bytes read from the transport but not yet returned (after `readLine`).
-    private var pending: [UInt8] = []
-    private var pendingStart = 0
+    @exclusivity(unchecked) private var pending: [UInt8] = []
+    @exclusivity(unchecked) private var pendingStart = 0
     /// Whether the end of the stream was seen.
-    public private(set) var atEnd = false
+    @exclusivity(unchecked) public private(set) var atEnd = false
 
     init(transport: any RequestTransport, kind: InputKind) {
         self.transport = transport
