@@ -111,10 +111,12 @@ public enum StreamWriter {
     /// as ``Record/endRequest(requestID:appStatus:protocolStatus:)`` without its
     /// content array: this is on every request's path).
     public static func appendEndRequest(requestID: UInt16, protocolStatus: ProtocolStatus, into buffer: inout [UInt8]) {
-        RecordHeader(type: .endRequest, requestID: requestID, contentLength: 8).encode(into: &buffer)
-        for _ in 0..<4 { buffer.append(0) }  // application status 0
-        buffer.append(protocolStatus.rawValue)
-        for _ in 0..<3 { buffer.append(0) }
+        let id = (UInt8(truncatingIfNeeded: requestID >> 8), UInt8(truncatingIfNeeded: requestID))
+        let record: SixteenBytes = (
+            WireConstants.version, RecordType.endRequest.rawValue, id.0, id.1, 0, 8, 0, 0,
+            0, 0, 0, 0, protocolStatus.rawValue, 0, 0, 0  // application status 0
+        )
+        withUnsafeBytes(of: record) { buffer.append(contentsOf: $0) }
     }
 
     /// `FCGI_BEGIN_REQUEST` for `role` followed by an empty `FCGI_PARAMS` record,
@@ -122,11 +124,13 @@ public enum StreamWriter {
     public static func appendBeginWithoutParams(
         requestID: UInt16, role: Role, keepConnection: Bool, into buffer: inout [UInt8]
     ) {
-        RecordHeader(type: .beginRequest, requestID: requestID, contentLength: 8).encode(into: &buffer)
-        buffer.append(UInt8(truncatingIfNeeded: role.rawValue >> 8))
-        buffer.append(UInt8(truncatingIfNeeded: role.rawValue))
-        buffer.append(keepConnection ? WireConstants.keepConnectionFlag : 0)
-        for _ in 0..<5 { buffer.append(0) }
+        let id = (UInt8(truncatingIfNeeded: requestID >> 8), UInt8(truncatingIfNeeded: requestID))
+        let roleBytes = (UInt8(truncatingIfNeeded: role.rawValue >> 8), UInt8(truncatingIfNeeded: role.rawValue))
+        let begin: SixteenBytes = (
+            WireConstants.version, RecordType.beginRequest.rawValue, id.0, id.1, 0, 8, 0, 0,
+            roleBytes.0, roleBytes.1, keepConnection ? WireConstants.keepConnectionFlag : 0, 0, 0, 0, 0, 0
+        )
+        withUnsafeBytes(of: begin) { buffer.append(contentsOf: $0) }
         RecordHeader(type: .params, requestID: requestID, contentLength: 0).encode(into: &buffer)
     }
 
@@ -135,3 +139,8 @@ public enum StreamWriter {
         append(NameValueCoding.encode(pairs), type: .params, requestID: requestID, close: true, into: &buffer)
     }
 }
+
+/// Two records' worth of header bytes, copied into a buffer in one append.
+private typealias SixteenBytes = (
+    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+)

@@ -48,16 +48,14 @@ public struct RecordHeader: Hashable, Sendable {
     /// Total size of the record on the wire: header, content and padding.
     public var recordLength: Int { WireConstants.headerLength + Int(contentLength) + Int(paddingLength) }
 
-    /// Appends the 8 header bytes to `buffer`.
+    /// Appends the 8 header bytes to `buffer` (one copy, one capacity check).
     public func encode(into buffer: inout [UInt8]) {
-        buffer.append(version)
-        buffer.append(type.rawValue)
-        buffer.append(UInt8(truncatingIfNeeded: requestID >> 8))
-        buffer.append(UInt8(truncatingIfNeeded: requestID))
-        buffer.append(UInt8(truncatingIfNeeded: contentLength >> 8))
-        buffer.append(UInt8(truncatingIfNeeded: contentLength))
-        buffer.append(paddingLength)
-        buffer.append(0)
+        let bytes = (
+            version, type.rawValue, UInt8(truncatingIfNeeded: requestID >> 8), UInt8(truncatingIfNeeded: requestID),
+            UInt8(truncatingIfNeeded: contentLength >> 8), UInt8(truncatingIfNeeded: contentLength), paddingLength,
+            UInt8(0)
+        )
+        withUnsafeBytes(of: bytes) { buffer.append(contentsOf: $0) }
     }
 
     /// Padding that brings `contentLength` to a multiple of 8, as the spec recommends.
