@@ -43,4 +43,48 @@ struct NameValueBlockTests {
             try NameValueBlock(validating: [0xFF, 0xFF, 0xFF, 0xFF, 1, 65], maxLength: 100)
         }
     }
+
+    /// The names a web server sends, and names handlers probe for that are absent.
+    static let serverNames = [
+        "QUERY_STRING", "REQUEST_METHOD", "CONTENT_TYPE", "CONTENT_LENGTH", "SCRIPT_NAME", "REQUEST_URI",
+        "DOCUMENT_URI", "DOCUMENT_ROOT", "SERVER_PROTOCOL", "REQUEST_SCHEME", "GATEWAY_INTERFACE", "SERVER_SOFTWARE",
+        "REMOTE_ADDR", "REMOTE_PORT", "SERVER_ADDR", "SERVER_PORT", "SERVER_NAME", "REDIRECT_STATUS", "HTTP_HOST",
+        "HTTP_USER_AGENT", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING", "HTTP_COOKIE", "A", "",
+    ]
+
+    @Test("the name filter never hides a present name and rejects most absent ones")
+    func nameFilter() throws {
+        let block = try NameValueBlock(
+            validating: NameValueCoding.encode(Self.serverNames.map { NameValuePair($0, "v") }))
+        for (index, name) in Self.serverNames.enumerated() {
+            #expect(Array(name.utf8).withUnsafeBytes { block.firstIndex(of: $0) } == index, "\(name)")
+        }
+        // Absent names: every one answered nil, whatever the filter let through.
+        var generator = SystemRandomNumberGenerator()
+        var passed = 0
+        let probes = 2000
+        for i in 0..<probes {
+            let length = Int.random(in: 1...24, using: &generator)
+            let name = "X\(i)_" + String((0..<length).map { _ in "ABCDEFGHIJKLMNOPQRSTUVWXYZ_".randomElement()! })
+            var filter = NameFilter()
+            for present in Self.serverNames { Array(present.utf8).withUnsafeBytes { filter.insert($0) } }
+            let mayContain = Array(name.utf8).withUnsafeBytes { filter.mayContain($0) }
+            if mayContain { passed += 1 }
+            #expect(Array(name.utf8).withUnsafeBytes { block.firstIndex(of: $0) } == nil)
+        }
+        // 25 names in 128 bits, two bits each: about 1 absent name in 7 gets through.
+        #expect(passed < probes / 3, "the filter let \(passed) of \(probes) absent names through")
+    }
+
+    @Test("append(contentsOf:) and append(name:value:) keep every name findable")
+    func filterAfterAppends() {
+        var block = NameValueBlock()
+        for name in Self.serverNames.prefix(10) {
+            Array(name.utf8).withUnsafeBytes { n in Array("1".utf8).withUnsafeBytes { block.append(name: n, value: $0) } }
+        }
+        block.append(contentsOf: NameValueBlock(Self.serverNames.dropFirst(10).map { NameValuePair($0, "2") }))
+        for (index, name) in Self.serverNames.enumerated() {
+            #expect(Array(name.utf8).withUnsafeBytes { block.firstIndex(of: $0) } == index, "\(name)")
+        }
+    }
 }
