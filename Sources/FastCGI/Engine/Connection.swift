@@ -203,13 +203,20 @@ final class Connection: @unchecked Sendable {
             actions.removeAll(keepingCapacity: true)
             state.withLock { swap(&actions, &$0.pending) }
             if actions.isEmpty { break }
-            // The sinks given input in this batch, each committed once (a handful
-            // at most: a linear search beats hashing).
-            var touched: [any RequestSink] = []
+            // The sinks given input in this batch, each committed once: usually one
+            // (kept without allocating), a handful at most (a linear search).
+            var first: (any RequestSink)?
+            var others: [any RequestSink] = []
             for action in actions {
-                if let sink = carryOut(action), !touched.contains(where: { $0 === sink }) { touched.append(sink) }
+                guard let sink = carryOut(action) else { continue }
+                guard let current = first else {
+                    first = sink
+                    continue
+                }
+                if current !== sink && !others.contains(where: { $0 === sink }) { others.append(sink) }
             }
-            for sink in touched { sink.commit() }
+            first?.commit()
+            for sink in others { sink.commit() }
         }
         if state.withLock({ $0.draining && $0.sinks.isEmpty && !$0.machine.isClosed }) { shutdownAfterWriters() }
     }
