@@ -174,36 +174,50 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         request.finish()
     }
 
-    /// Output from libfcgi's buffers (worker thread): STDOUT/STDERR records to the
-    /// connection; the last stdout bytes wait to go out with END_REQUEST.
-    func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool) -> Bool {
-        let type: RecordType = toError ? .stderr : .stdout
-        // The last stdout bytes are kept, as records, to leave with END_REQUEST in
-        // one write (the usual small response: no write here at all).
-        let kept = current.withLock { c -> Bool? in
-            guard !c.endedEarly, c.connection != nil else { return nil }
-            guard !bytes.isEmpty else { return true }
-            if toError { c.stderrUsed = true } else { c.stdoutSent = true }
-            guard closing && !toError else { return false }
-            c.tail.reserveCapacity(c.tail.count + bytes.count + 16 * (bytes.count / 65535 + 1) + 40)
-            StreamWriter.append(bytes, type: type, requestID: c.id, close: false, into: &c.tail)
+    /// The most stdout held before it is written: libfcgi hands its output over
+    /// 8 KiB at a time; sending each piece alone cost a system call and a TCP
+    /// segment per 8 KiB (C libfcgi programs pay that too).
+    static let outputBatch = 64 << 10
+
+    /// Output from libfcgi's buffers (worker thread): stdout is kept as records and
+    /// written once ``outputBatch`` bytes wait, on a flush, before stderr, or with
+    /// END_REQUEST (the usual small response: no write here at all).
+    func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool, pushing: Bool) -> Bool {
+        enum Next {
+            case gone
+            case kept
+            case send(Connection, generation: Int, [UInt8])
+        }
+        let next = current.withLock { c -> Next in
+            guard !c.endedEarly, let connection = c.connection else { return .gone }
+            if !bytes.isEmpty {
+                if toError { c.stderrUsed = true } else { c.stdoutSent = true }
+                let needed = c.tail.count + bytes.count + 16 * (bytes.count / 65535 + 1) + 40
+                if c.tail.capacity < needed { c.tail.reserveCapacity(Swift.max(needed, Self.outputBatch + 8 << 10)) }
+                // stderr goes after the stdout held so far: the peer sees both in
+                // the order they were written.
+                StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: c.id, close: false, into: &c.tail)
+            }
+            guard !closing || toError else { return .kept }  // stdout's last bytes leave with END_REQUEST
+            guard !c.tail.isEmpty, toError || pushing || c.tail.count >= Self.outputBatch else { return .kept }
+            defer { c.tail = [] }
+            return .send(connection, generation: c.generation, c.tail)
+        }
+        switch next {
+        case .gone:
+            return false
+        case .kept:
             return true
+        case .send(let connection, let generation, let records):
+            let written = sending.withLock { _ in
+                // Checked again under the send lock: an abort may have ended it meanwhile.
+                current.withLock { $0.generation == generation && !$0.endedEarly }
+                    && records.withUnsafeBytes { connection.write($0) }
+            }
+            if written { return true }
+            abortFlag.set()
+            return false
         }
-        guard let kept else { return false }
-        if kept { return true }
-        let (connection, id, generation) = current.withLock { ($0.connection, $0.id, $0.generation) }
-        guard let connection else { return false }
-        var records: [UInt8] = []
-        records.reserveCapacity(bytes.count + 16 * (bytes.count / 65535 + 1))
-        StreamWriter.append(bytes, type: type, requestID: id, close: false, into: &records)
-        let written = sending.withLock { _ in
-            // Checked again under the send lock: an abort may have ended it meanwhile.
-            current.withLock { $0.generation == generation && !$0.endedEarly }
-                && records.withUnsafeBytes { connection.write($0) }
-        }
-        if written { return true }
-        abortFlag.set()
-        return false
     }
 
     /// libfcgi finished the request: end it (unless an abort already did) and take
@@ -307,9 +321,14 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
     /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
     func abort(generation: Int, timedOut: Bool = false) {
-        let (connection, id, nothingSent, stderrUsed, queued) = current.withLock {
-            c -> (Connection?, UInt16, Bool, Bool, [UInt8]) in
-            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, []) }
+        let (connection, id, nothingSent, stderrUsed, queued, held) = current.withLock {
+            c -> (Connection?, UInt16, Bool, Bool, [UInt8], [UInt8]) in
+            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, [], []) }
+            // Output held for a later write: sent before the end of a timed-out
+            // request that already wrote (what it wrote goes out), dropped on an
+            // abort (the web server asked for no more).
+            let held = timedOut ? c.tail : []
+            c.tail = []
             abortFlag.set()
             // Unblock a handler waiting for input that will not come.
             if !c.stdinEnded { StreamWriter.append(noBytes, type: .stdin, requestID: c.id, close: true, into: &c.queued) }
@@ -320,14 +339,14 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.stdinEnded = true
             c.dataEnded = true
             // Not started yet: its first commit starts it, with its input complete.
-            guard c.running else { return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, []) }
+            guard c.running else { return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, [], held) }
             defer { c.queued = [] }
-            return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, c.queued)
+            return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, c.queued, held)
         }
         guard let connection else { return }
         if !queued.isEmpty { _ = queued.withUnsafeBytes { input.write($0) } }
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
-        var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : []
+        var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : held
         StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
         sending.withLock { _ in connection.endRequest(id, endRecords: end) }
     }

@@ -31,8 +31,10 @@ enum LibFCGI {
 /// ``LibFCGIRequest/accept()``).
 protocol LibFCGIOutput: AnyObject {
     /// Bytes of `FCGI_STDOUT` (or `FCGI_STDERR`) the handler wrote; `closing` is set
-    /// for the stream's last bytes (`FCGX_FClose`). False when the peer is gone.
-    func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool) -> Bool
+    /// for the stream's last bytes (`FCGX_FClose`), `pushing` when the handler
+    /// flushed (everything so far must reach the peer now). False when the peer is
+    /// gone.
+    func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool, pushing: Bool) -> Bool
 }
 
 /// The thread-local key that finds the current worker's request from libfcgi's
@@ -143,7 +145,7 @@ final class LibFCGIRequest {
         guard let start = toError ? stderrStart : stdoutStart, let end = stream.pointee.wrNext else { return }
         let count = end - start
         let delivered = output.libfcgiOutput(
-            UnsafeRawBufferPointer(start: start, count: count), toError: toError, closing: closing)
+            UnsafeRawBufferPointer(start: start, count: count), toError: toError, closing: closing, pushing: flushing)
         stream.pointee.wrNext = start
         if !delivered {
             // The next FCGX_PutStr fails. No FCGI_errno: with one, FCGX_Finish_r
@@ -252,9 +254,16 @@ final class LibFCGIRequest {
     @discardableResult
     func flush() -> Bool {
         guard !peerGone, raw.pointee.out != nil else { return !peerGone }
+        // libfcgi calls the same hook for a full buffer and for a flush: this flag
+        // tells them apart (a full buffer may wait to be sent with the next ones).
+        flushing = true
+        defer { flushing = false }
         if FCGX_FFlush(raw.pointee.out) != 0 { peerGone = true }
         return !peerGone
     }
+
+    /// Set while ``flush()`` runs `FCGX_FFlush`.
+    @exclusivity(unchecked) private var flushing = false
 
     private static func describe(_ code: Int32) -> String {
         if code < 0, code > -4096, let message = strerror(-code) { return String(cString: message) }
