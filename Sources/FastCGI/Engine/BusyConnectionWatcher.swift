@@ -146,7 +146,8 @@ final class BusyConnectionWatcher: @unchecked Sendable {
             let now = Self.milliseconds()
             state.withLock { s in
                 idleTicks = s.busy.isEmpty ? idleTicks + 1 : 0
-                for (fd, entry) in s.busy where !entry.armed && now - entry.since >= Self.patience {
+                let due = s.busy.filter { !$0.value.armed && now - $0.value.since >= Self.patience }.keys
+                for fd in due {
                     var event = Self.armed(fd)
                     let operation = s.registered.insert(fd).inserted ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
                     _ = epoll_ctl(epollFD, operation, fd, &event)

@@ -131,9 +131,9 @@ final class Connection: @unchecked Sendable {
                     buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
                 } else if n < 0 && (failure == EAGAIN || failure == EWOULDBLOCK) {
                     logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
-                    decide { machine, actions in actions += machine.peerClosed() }
+                    closedByPeer()
                 } else if n == 0 || failure != EINTR {
-                    decide { machine, actions in actions += machine.peerClosed() }
+                    closedByPeer()
                 }
                 carryOutPending()
                 if state.withLock({ $0.machine.isClosed }) { closed = true }
@@ -147,10 +147,10 @@ final class Connection: @unchecked Sendable {
             let ready = poll(&fds, 2, timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
-                decide { machine, actions in actions += machine.peerClosed() }
+                closedByPeer()
             } else if ready == 0 {
                 logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
-                decide { machine, actions in actions += machine.peerClosed() }
+                closedByPeer()
             } else {
                 if fds[1].revents != 0 {
                     var sink = [UInt8](repeating: 0, count: 64)
@@ -161,7 +161,7 @@ final class Connection: @unchecked Sendable {
                     if n > 0 {
                         buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
                     } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                        decide { machine, actions in actions += machine.peerClosed() }
+                        closedByPeer()
                     }
                 }
             }
@@ -182,6 +182,11 @@ final class Connection: @unchecked Sendable {
     /// Feeds bytes that arrived to the machine.
     private func received(_ bytes: UnsafeRawBufferPointer) {
         decide { machine, actions in machine.receive(bytes, into: &actions) }
+    }
+
+    /// Tells the machine the peer is gone (or the connection failed or idled out).
+    private func closedByPeer() {
+        decide { machine, actions in actions += machine.peerClosed() }
     }
 
     /// Feeds the machine under the lock and queues its actions.
@@ -313,7 +318,7 @@ final class Connection: @unchecked Sendable {
             if n > 0 {
                 buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
             } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
-                decide { machine, actions in actions += machine.peerClosed() }
+                closedByPeer()
             }
             while let action = state.withLock({ s -> ConnectionAction? in
                 guard let first = s.pending.first else { return nil }

@@ -100,11 +100,13 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         var running = false
         /// The request was ended early (abort): output from libfcgi is dropped.
         var endedEarly = false
-        /// Some stdout reached the peer (a timeout then sends no 504 page).
+        /// Some stdout was handed over, sent or held (a timeout then sends what
+        /// the handler wrote, not a 504 page).
         var stdoutSent = false
         var stderrUsed = false
-        /// stdout's last records, written with END_REQUEST in one write.
-        var tail: [UInt8] = []
+        /// stdout (and stderr behind it) as records not yet written: sent once
+        /// ``LibFCGIWorker/outputBatch`` bytes wait, on a flush, or with END_REQUEST.
+        var heldOutput: [UInt8] = []
         /// The request's params (with FCGI_ROLE, as libfcgi's envp has them).
         var environment = Environment(block: NameValueBlock())
     }
@@ -192,16 +194,16 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             guard !c.endedEarly, let connection = c.connection else { return .gone }
             if !bytes.isEmpty {
                 if toError { c.stderrUsed = true } else { c.stdoutSent = true }
-                let needed = c.tail.count + bytes.count + 16 * (bytes.count / 65535 + 1) + 40
-                if c.tail.capacity < needed { c.tail.reserveCapacity(Swift.max(needed, Self.outputBatch + 8 << 10)) }
+                let needed = c.heldOutput.count + bytes.count + 16 * (bytes.count / 65535 + 1) + 40
+                if c.heldOutput.capacity < needed { c.heldOutput.reserveCapacity(Swift.max(needed, Self.outputBatch + 8 << 10)) }
                 // stderr goes after the stdout held so far: the peer sees both in
                 // the order they were written.
-                StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: c.id, close: false, into: &c.tail)
+                StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: c.id, close: false, into: &c.heldOutput)
             }
             guard !closing || toError else { return .kept }  // stdout's last bytes leave with END_REQUEST
-            guard !c.tail.isEmpty, toError || pushing || c.tail.count >= Self.outputBatch else { return .kept }
-            defer { c.tail = [] }
-            return .send(connection, generation: c.generation, c.tail)
+            guard !c.heldOutput.isEmpty, toError || pushing || c.heldOutput.count >= Self.outputBatch else { return .kept }
+            defer { c.heldOutput = [] }
+            return .send(connection, generation: c.generation, c.heldOutput)
         }
         switch next {
         case .gone:
@@ -229,8 +231,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
                 c.endedEarly = true
             }
             guard !c.endedEarly else { return (c.connection, c.id, true, []) }
-            var end = c.tail
-            c.tail = []
+            var end = c.heldOutput
+            c.heldOutput = []
             StreamWriter.appendRequestEnd(requestID: c.id, stderrUsed: c.stderrUsed, into: &end)
             return (c.connection, c.id, false, end)
         }
@@ -258,7 +260,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.endedEarly = false
             c.stdoutSent = false
             c.stderrUsed = false
-            c.tail.removeAll(keepingCapacity: true)
+            c.heldOutput.removeAll(keepingCapacity: true)
             c.environment = environment
             // libfcgi gets an empty PARAMS stream: the handler's environment is the
             // block the firewall validated, and libfcgi's own copy of the params (one
@@ -327,8 +329,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             // Output held for a later write: sent before the end of a timed-out
             // request that already wrote (what it wrote goes out), dropped on an
             // abort (the web server asked for no more).
-            let held = timedOut ? c.tail : []
-            c.tail = []
+            let held = timedOut ? c.heldOutput : []
+            c.heldOutput = []
             abortFlag.set()
             // Unblock a handler waiting for input that will not come.
             if !c.stdinEnded { StreamWriter.append(noBytes, type: .stdin, requestID: c.id, close: true, into: &c.queued) }
