@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -95,11 +96,24 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Fresh directories under /tmp for sockets, configs and captured output.
+/// Fresh directories under /tmp for sockets, configs and captured output, removed
+/// when the test process exits (every child that used them is stopped by then).
 enum TempDirectory {
     static func make() throws -> URL {
         let url = URL(fileURLWithPath: "/tmp/swift-fcgi-tests/\(UUID().uuidString.prefix(12))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let first = madeDirectories.withLock { made in
+            made.append(url.path)
+            return made.count == 1
+        }
+        if first { atexit { removeMadeDirectories() } }
         return url
     }
+}
+
+/// The directories ``TempDirectory`` made in this process.
+private let madeDirectories = Mutex<[String]>([])
+
+private func removeMadeDirectories() {
+    for path in madeDirectories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
 }
