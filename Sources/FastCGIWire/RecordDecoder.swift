@@ -25,20 +25,23 @@ public struct RecordDecoder: Sendable {
 
     /// Adds received bytes.
     public mutating func append(_ bytes: some Sequence<UInt8>) {
-        if start > 0 && start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        }
+        dropConsumed()
         buffer.append(contentsOf: bytes)
     }
 
-    /// Adds received bytes (the concrete path for raw buffers).
+    /// Adds received bytes (the concrete path for raw buffers: no generic code on
+    /// the per-read path of a caller in another module).
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        dropConsumed()
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// Forgets the bytes already returned as records when none are left over.
+    private mutating func dropConsumed() {
         if start > 0 && start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
             start = 0
         }
-        buffer.append(contentsOf: bytes)
     }
 
     /// Bytes received but not yet returned as records.

@@ -13,6 +13,26 @@ struct RecordCodingTests {
         #expect(RecordHeader(decoding: bytes.prefix(7)) == nil)
     }
 
+    @Test(
+        "the in-place BEGIN and END builders write the same bytes as the Record values",
+        arguments: [UInt16(0), 1, 0x1234, .max])
+    func inPlaceBuilders(id: UInt16) {
+        for status in [ProtocolStatus.requestComplete, .cantMultiplexConnection, .overloaded, .unknownRole] {
+            var built: [UInt8] = [9]  // appended after what is there
+            StreamWriter.appendEndRequest(requestID: id, protocolStatus: status, into: &built)
+            #expect(built == [9] + Record.endRequest(requestID: id, appStatus: 0, protocolStatus: status).encoded)
+        }
+        for role in Role.allCases {
+            for keep in [false, true] {
+                var built: [UInt8] = []
+                StreamWriter.appendBeginWithoutParams(requestID: id, role: role, keepConnection: keep, into: &built)
+                var expected = Record.beginRequest(requestID: id, role: role, keepConnection: keep).encoded
+                StreamWriter.append([UInt8](), type: .params, requestID: id, close: true, into: &expected)
+                #expect(built == expected)
+            }
+        }
+    }
+
     @Test("padding brings content to a multiple of 8", arguments: [(0, 0), (1, 7), (7, 1), (8, 0), (9, 7), (65535, 1)])
     func padding(length: Int, expected: UInt8) {
         #expect(RecordHeader.padding(for: length) == expected)

@@ -30,7 +30,7 @@ struct InputPipe: Sendable {
     }
 
     /// The pipe's buffer size asked for.
-    static let capacity: Int32 = 256 << 10
+    private static let capacity: Int32 = 256 << 10
     /// `F_SETPIPE_SZ` (Linux; Glibc's module leaves it out: it needs `_GNU_SOURCE`).
     private static let setPipeSize: Int32 = 1031
 

@@ -11,7 +11,7 @@ struct HeaderList {
             b.utf8.withContiguousStorageIfAvailable { y in equalIgnoringASCIICase(x, y) }
         }
         if let fast = fast ?? nil { return fast }
-        return equalIgnoringASCIICase(Array(a.utf8), Array(b.utf8))
+        return equalIgnoringASCIICase(a.utf8, b.utf8)
     }
 
     private static func equalIgnoringASCIICase(_ x: some Collection<UInt8>, _ y: some Collection<UInt8>) -> Bool {
