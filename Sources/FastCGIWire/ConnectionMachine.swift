@@ -67,6 +67,10 @@ public struct ConnectionMachine: Sendable {
         var phase: Phase
         var stdinOpen = true
         var dataOpen: Bool
+        /// An authorizer's input is complete when its params end (spec §6.3: it
+        /// receives FCGI_PARAMS only); STDIN records a web server sends it anyway
+        /// are dropped.
+        var ignoresStdin: Bool { role == .authorizer }
         var inputComplete: Bool { !stdinOpen && !dataOpen }
     }
 
@@ -160,6 +164,11 @@ public struct ConnectionMachine: Sendable {
             actions.append(close("request \(requestID) ended without FCGI_KEEP_CONN"))
             return actions
         }
+        if readClosed {
+            // Requests aborted at the peer's close end too: close once none runs.
+            if active.isEmpty { actions.append(close("peer closed the connection")) }
+            return actions
+        }
         // Pipelining: replay held records now that a request ended.
         let held = backlog
         backlog = []
@@ -168,16 +177,36 @@ public struct ConnectionMachine: Sendable {
         return actions
     }
 
-    /// The peer closed its side; every request in flight is aborted.
+    /// The peer closed its side (the read returned end of file, or failed). A
+    /// request whose input is still incomplete can never complete: it is aborted
+    /// (spec §5.4: a web server aborts by closing the connection). A request whose
+    /// input is all here runs on, and its reply is written, as libfcgi does for a
+    /// peer that only shut down its write side; the connection closes when the
+    /// last one ends (a peer that closed both sides makes the write fail, and the
+    /// request is aborted then). Pipelined requests held back are dropped.
     public mutating func peerClosed() -> [ConnectionAction] {
-        guard !closed else { return [] }
-        var actions: [ConnectionAction] = order.compactMap { id in
-            guard let request = active[id], case .running = request.phase else { return nil }
-            return .abort(requestID: id)
+        guard !closed, !readClosed else { return [] }
+        readClosed = true
+        backlog = []
+        backlogBytes = 0
+        var actions: [ConnectionAction] = []
+        for id in order {
+            guard let request = active[id], !request.inputComplete else { continue }
+            if case .running = request.phase {
+                actions.append(.abort(requestID: id))
+            } else {
+                // Still collecting params: nothing runs, so it just goes.
+                active.removeValue(forKey: id)
+            }
         }
-        actions.append(close("peer closed the connection"))
+        order.removeAll { active[$0] == nil }
+        if active.values.allSatisfy({ !$0.inputComplete }) { actions.append(close("peer closed the connection")) }
         return actions
     }
+
+    /// Whether the peer's side is closed: nothing more is to be read, and the
+    /// connection closes once the requests in flight end.
+    public private(set) var readClosed = false
 
     // MARK: Records
 
@@ -214,11 +243,16 @@ public struct ConnectionMachine: Sendable {
                     return
                 }
                 request.phase = .running
+                if request.ignoresStdin { request.stdinOpen = false }
                 active[id] = request
                 actions.append(
                     .start(
                         RequestStart(
                             requestID: id, role: request.role, keepConnection: request.keepConnection, paramsBlock: block)))
+                // lighttpd and Apache send an authorizer no STDIN at all: its stdin
+                // ends with its params, so no executor waits for a stream that
+                // never comes.
+                if request.ignoresStdin { actions.append(.stdin(requestID: id, bytes: [])) }
             } else {
                 guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
                     actions.append(close("request \(id): params exceed the \(limits.maxParamsBytes)-byte limit"))
@@ -237,6 +271,7 @@ public struct ConnectionMachine: Sendable {
                 return
             }
             let isStdin = record.type == .stdin
+            if isStdin && request.ignoresStdin { return }
             let open = isStdin ? request.stdinOpen : request.dataOpen
             guard open else {
                 if record.content.isEmpty { return }  // a repeated end of stream is harmless

@@ -229,4 +229,89 @@ struct ConnectionMachineTests {
         }
         #expect(reason.contains("100-byte limit"))
     }
+
+    /// BEGIN_REQUEST and PARAMS of an authorizer, with no STDIN (lighttpd, Apache).
+    func authorizerRequest(_ id: UInt16, keep: Bool = true) -> [UInt8] {
+        var out = Record.beginRequest(requestID: id, role: .authorizer, keepConnection: keep).encoded
+        StreamWriter.appendParams([NameValuePair("A", "1")], requestID: id, into: &out)
+        return out
+    }
+
+    @Test("an authorizer's input is complete when its params end: no STDIN awaited")
+    func authorizerWithoutStdin() {
+        var m = machine(roles: [.responder, .authorizer])
+        let actions = m.receive(authorizerRequest(1))
+        #expect(
+            actions == [
+                .start(RequestStart(requestID: 1, role: .authorizer, keepConnection: true, params: [NameValuePair("A", "1")])),
+                .stdin(requestID: 1, bytes: []),
+            ])
+        // The next request on the kept connection, right behind, is held until
+        // the authorizer ends (pipelining), then started.
+        #expect(m.receive(request(1)) == [])
+        let replay = m.requestEnded(1)
+        #expect(
+            replay.first
+                == .start(RequestStart(requestID: 1, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])))
+        #expect(replay.last == .stdin(requestID: 1, bytes: []))
+    }
+
+    @Test("STDIN sent to an authorizer anyway (empty or not) is dropped; the connection goes on")
+    func authorizerWithStdin() {
+        var m = machine(roles: [.responder, .authorizer])
+        var stream = authorizerRequest(1)
+        StreamWriter.append(Array("ignored".utf8), type: .stdin, requestID: 1, close: true, into: &stream)
+        let actions = m.receive(stream)
+        #expect(actions.count == 2)
+        #expect(actions.last == .stdin(requestID: 1, bytes: []))
+        #expect(!m.isClosed)
+        // Late STDIN after the end of the request: an inactive id, ignored.
+        #expect(m.requestEnded(1) == [])
+        #expect(m.receive(Record(type: .stdin, requestID: 1, content: []).encoded) == [])
+        #expect(!m.isClosed)
+    }
+
+    @Test("an authorizer without FCGI_KEEP_CONN and without STDIN: closed after it ends")
+    func authorizerWithoutKeep() {
+        var m = machine(roles: [.authorizer])
+        #expect(m.receive(authorizerRequest(3, keep: false)).count == 2)
+        guard case .close = m.requestEnded(3).last else {
+            Issue.record("expected close")
+            return
+        }
+    }
+
+    @Test("peer closed during stdin: the request is aborted and the connection closes")
+    func peerClosedDuringStdin() {
+        var m = machine()
+        var stream = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+        StreamWriter.appendParams([NameValuePair("A", "1")], requestID: 1, into: &stream)
+        StreamWriter.append([1, 2], type: .stdin, requestID: 1, close: false, into: &stream)
+        _ = m.receive(stream)
+        #expect(m.peerClosed() == [.abort(requestID: 1), .close(reason: "peer closed the connection")])
+        #expect(m.isClosed)
+    }
+
+    @Test("peer closed (shut down its write side) after a whole request: it runs on, the close waits for its end")
+    func peerClosedAfterRequest() {
+        var m = machine()
+        _ = m.receive(request(1) + request(1))  // the second is pipelined, held
+        #expect(m.peerClosed() == [])
+        #expect(m.readClosed && !m.isClosed)
+        #expect(m.receive(request(2)) == [])
+        // The held request is dropped with the peer's side; the connection closes.
+        #expect(m.requestEnded(1) == [.close(reason: "peer closed the connection")])
+    }
+
+    @Test("peer closed with one request complete and one still receiving (level 2): only the second is aborted")
+    func peerClosedMixed() {
+        var m = machine(multiplexing: true)
+        var stream = request(1)
+        stream += Record.beginRequest(requestID: 2, role: .responder, keepConnection: true).encoded
+        StreamWriter.appendParams([NameValuePair("A", "1")], requestID: 2, into: &stream)
+        _ = m.receive(stream)
+        #expect(m.peerClosed() == [.abort(requestID: 2)])
+        #expect(m.requestEnded(2) == [])
+        #expect(m.requestEnded(1) == [.close(reason: "peer closed the connection")])
+    }
 }

@@ -119,7 +119,7 @@ final class Connection: @unchecked Sendable {
             let readAlone =
                 quietReads
                 && state.withLock { s in
-                    guard s.sinks.isEmpty && s.pending.isEmpty && !s.draining else { return false }
+                    guard s.sinks.isEmpty && s.pending.isEmpty && !s.draining && !s.machine.readClosed else { return false }
                     s.inQuietRead = true
                     return true
                 }
@@ -139,9 +139,13 @@ final class Connection: @unchecked Sendable {
                 if state.withLock({ $0.machine.isClosed }) { closed = true }
                 continue
             }
-            let quiet = state.withLock { $0.sinks.isEmpty && $0.pending.isEmpty }
+            let (quiet, readClosed) = state.withLock { ($0.sinks.isEmpty && $0.pending.isEmpty, $0.machine.readClosed) }
+            // Once the peer's side is closed only the wake-ups matter (a negative
+            // descriptor is skipped by poll): requests whose input was complete
+            // run on and are answered.
             var fds = [
-                pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: readClosed ? -1 : fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
             ]
             let timeout: Int32 = quiet ? idle.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1 : -1
             let ready = poll(&fds, 2, timeout)
@@ -332,7 +336,7 @@ final class Connection: @unchecked Sendable {
             }) {
                 _ = carryOut(action)
             }
-            if !state.withLock({ $0.machine.isClosed }) { watcher.rearm(fd) }
+            if !state.withLock({ $0.machine.isClosed || $0.machine.readClosed }) { watcher.rearm(fd) }
         }
     }
 

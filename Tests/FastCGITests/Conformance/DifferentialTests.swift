@@ -48,12 +48,16 @@ struct Transcript: Equatable, CustomStringConvertible {
 
     /// Sends `bytes` and records the reply until the END_REQUESTs of `ids` (and
     /// `extraRecords` management replies) arrived, the app closed, or `timeout`.
-    static func exchange(_ address: String, _ bytes: [UInt8], ids: Set<UInt16>, extraRecords: Int = 0, timeout: Double = 3)
-        throws -> Transcript
-    {
+    /// With `halfClose` the write side is shut down after `bytes` (the peer's
+    /// read then ends).
+    static func exchange(
+        _ address: String, _ bytes: [UInt8], ids: Set<UInt16>, extraRecords: Int = 0, timeout: Double = 3,
+        halfClose: Bool = false
+    ) throws -> Transcript {
         let connection = try FastCGIConnection(to: address, timeout: timeout)
         var transcript = Transcript()
         try? connection.write(bytes)
+        if halfClose { connection.shutdownWrite() }
         var open = ids
         var extra = extraRecords
         while !open.isEmpty || extra > 0 {
@@ -91,11 +95,14 @@ final class DifferentialTests {
     }
 
     /// Transcripts from the reference and each Swift level.
-    func run(_ bytes: [UInt8], ids: Set<UInt16>, extraRecords: Int = 0) throws -> (c: Transcript, swift: [Int: Transcript]) {
-        let c = try Transcript.exchange(reference.address, bytes, ids: ids, extraRecords: extraRecords)
+    func run(_ bytes: [UInt8], ids: Set<UInt16>, extraRecords: Int = 0, halfClose: Bool = false) throws -> (
+        c: Transcript, swift: [Int: Transcript]
+    ) {
+        let c = try Transcript.exchange(reference.address, bytes, ids: ids, extraRecords: extraRecords, halfClose: halfClose)
         var out: [Int: Transcript] = [:]
         for (level, app) in swift {
-            out[level] = try Transcript.exchange(app.address, bytes, ids: ids, extraRecords: extraRecords)
+            out[level] = try Transcript.exchange(
+                app.address, bytes, ids: ids, extraRecords: extraRecords, halfClose: halfClose)
         }
         return (c, out)
     }
@@ -244,6 +251,48 @@ final class DifferentialTests {
                     .record(Record.endRequest(requestID: 1, appStatus: 0, protocolStatus: .requestComplete)),
                 ],
                 "level \(level)")
+        }
+    }
+
+    @Test("authorizer with no STDIN record (lighttpd, Apache), with and without keep-conn", arguments: [false, true])
+    func authorizerWithoutStdin(keep: Bool) throws {
+        for credentials in [false, true] {
+            let params = credentials ? ["HTTP_AUTHORIZATION": "Basic eDp5", "REMOTE_USER": "x"] : [:]
+            let (c, swift) = try run(Raw.begin(1, role: .authorizer, keep: keep, params: params), ids: [1])
+            #expect(c.ending == "complete")
+            for (level, transcript) in swift { #expect(transcript == c, "level \(level), credentials \(credentials)") }
+        }
+        guard keep else { return }
+        // The kept connection serves the next request, a responder, as if the
+        // authorizer had never been there (nothing left in the pipe).
+        for (level, app) in swift {
+            let connection = try FastCGIConnection(to: app.address, timeout: 5)
+            defer { connection.close() }
+            try connection.write(Raw.begin(1, role: .authorizer, keep: true))
+            let denied = try Raw.readResponses(connection, ids: [1])[1]!
+            #expect(String(decoding: denied.stdout, as: UTF8.self).hasPrefix("Status: 403"), "level \(level)")
+            try connection.write(request(keep: true, body: [7, 7]))
+            let echoed = try Raw.readResponses(connection, ids: [1])[1]!
+            #expect(echoed.stdout.suffix(2) == [7, 7], "level \(level)")
+            #expect(echoed.endCount == 1, "level \(level)")
+        }
+    }
+
+    @Test("a web server that shuts down its write side after a whole request still gets the whole reply")
+    func halfCloseAfterRequest() throws {
+        for size in [10, 2_000_000] {
+            let (c, swift) = try run(request(body: testBytes(size, seed: 5)), ids: [1], halfClose: true)
+            #expect(c.ending == "complete")
+            for (level, transcript) in swift { #expect(transcript == c, "level \(level), \(size) bytes") }
+        }
+    }
+
+    @Test("a web server that shuts down its write side in the middle of stdin: the request ends, nothing hangs")
+    func halfCloseDuringStdin() throws {
+        let bytes = Raw.begin(1, keep: true, params: ["REQUEST_METHOD": "POST"]) + Raw.stream(.stdin, 1, [1, 2, 3], close: false)
+        for (level, app) in swift {
+            let transcript = try Transcript.exchange(app.address, bytes, ids: [1], halfClose: true)
+            #expect(transcript.ending != "timeout", "level \(level): \(transcript)")
         }
     }
 
