@@ -1,6 +1,7 @@
 #ifndef SWIFT_FCGI_CEPOLL_SHIM_H
 #define SWIFT_FCGI_CEPOLL_SHIM_H
-// Linux epoll (part of glibc; Swift's Glibc module leaves it out), for the
-// watcher that reads connections whose thread runs a handler.
+// Linux epoll and eventfd (part of glibc; Swift's Glibc module leaves them out),
+// for the connection poller and the wake-ups (Sources/FastCGI/Internals).
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #endif

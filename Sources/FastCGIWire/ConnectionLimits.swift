@@ -8,8 +8,10 @@ public struct ConnectionLimits: Sendable, Hashable {
     /// connection runs (threading levels 0 and 1). Default 1 MiB.
     public var maxPipelinedBytes = 1 << 20
 
-    /// Most connections open at once; more are refused (closed at once). Default 1024.
-    public var maxConnections = 1024
+    /// Most connections open at once; more are refused (closed at once). Default
+    /// 10,000: an idle connection costs no thread and a few hundred bytes, and the
+    /// server raises its open-file limit to fit (as far as the hard limit allows).
+    public var maxConnections = 10_000
     /// Seconds a connection with no request in flight may stay silent before it is
     /// closed (nil: no limit). Also bounds a peer that sends half a record and stalls.
     public var idleTimeout: Double? = 300

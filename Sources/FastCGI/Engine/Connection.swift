@@ -38,61 +38,72 @@ protocol RequestExecutor: Sendable {
     var workerCounts: (busy: Int, idle: Int) { get }
 }
 
-/// One accepted connection. Its thread reads records, feeds the
-/// ``ConnectionMachine`` and carries out the machine's actions, in order, outside
-/// any lock: the only thread that ever blocks handing input to a request is this
-/// one, so a relay or handler thread never waits for it (no lock cycles). Request
-/// executors write to the peer through ``write(_:)`` (serialized) and report ends
-/// through ``requestEnded(_:)``, which queues the machine's reaction and wakes
-/// this thread.
+/// One accepted connection. A thread serves it only while it has something to do:
+/// a pool thread reads records, feeds the ``ConnectionMachine`` and carries out
+/// the machine's actions, in order, outside any lock; once nothing is in flight
+/// and no input came for ``linger`` it parks the connection in the engine's
+/// ``ConnectionPoller`` and goes back to the pool. The only thread that ever
+/// blocks handing input to a request is the serving one, so a relay or handler
+/// thread never waits for it (no lock cycles). Request executors write to the
+/// peer through ``write(_:)`` (serialized) and report ends through
+/// ``endRequest(_:endRecords:counted:)``, which queues the machine's reaction and
+/// wakes the serving thread (or takes a parked connection up again).
+///
+/// The socket is a ``FileDescriptor`` owned by this object: it is shut down when
+/// the connection closes, and let go when the last thread holding the connection
+/// (a request still finishing, the poller) is done.
 final class Connection: @unchecked Sendable {
-    let fd: Int32
+    let descriptor: FileDescriptor
     let number: Int
     let peer: PeerAddress
     let engine: Engine
     var logger: Logger
 
+    /// How long a thread waits for the next request on a quiet connection before
+    /// it parks it: back-to-back requests (a busy kept connection) keep their
+    /// thread and cost one `read` each; a connection quiet for longer costs none.
+    static let linger = 0.01
+
     private struct State {
         var machine: ConnectionMachine
         var sinks = RequestTable<any RequestSink>()
-        /// Actions decided but not yet carried out (by the connection thread).
+        /// Actions decided but not yet carried out (by the serving thread).
         var pending: [ConnectionAction] = []
         /// Requests that ended before their sink was registered.
         var ended: Set<UInt16> = []
         var draining = false
-        /// The connection thread is in a blocking read with nothing in flight
-        /// (levels 0/1); ``drain()`` shuts the read side down to end it.
+        /// The serving thread is in a blocking read with nothing in flight;
+        /// ``drain()`` shuts the read side down to end it.
         var inQuietRead = false
+        /// No thread serves the connection: it waits in the poller. Whoever turns
+        /// this off (``unpark()``) takes it up.
+        var parked = false
+        /// Wakes the serving thread from its `poll` (nil while parked).
+        var serving: Wakeup?
+
+        /// Nothing in flight, nothing to do: the connection may wait for input.
+        var isQuiet: Bool { sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed }
     }
 
     private let state: Guarded<State>
     private let writeLock = Guarded(false)  // true once the connection is closed for writing
     /// True while this connection's thread runs a handler and the engine's
-    /// ``BusyConnectionWatcher`` reads for it; held by the watcher while it reads,
-    /// so the thread takes its socket back between two of the watcher's reads.
+    /// ``ConnectionPoller`` reads for it; held by the poller while it reads,
+    /// so the thread takes its socket back between two of the poller's reads.
     private let watched = Guarded(false)
-    /// The second buffer of ``carryOutPending()`` (connection thread only).
+    /// The second buffer of ``carryOutPending()`` (serving thread only).
     private var spareActions: [ConnectionAction] = []
-    /// A pipe that wakes the connection thread when another thread queued actions.
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
 
-    init(fd: Int32, number: Int, peer: PeerAddress, engine: Engine) throws {
-        self.fd = fd
+    init(descriptor: FileDescriptor, number: Int, peer: PeerAddress, engine: Engine) {
+        self.descriptor = descriptor
         self.number = number
         self.peer = peer
         self.engine = engine
         var logger = engine.server.logger
         logger[metadataKey: "connection"] = "\(number)"
         self.logger = logger
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw ServerError.errno("pipe for connection \(number)") }
-        for end in fds {
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(end, F_SETFL, O_NONBLOCK)
-        }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        // A quiet read gives up after `linger` (then the connection is parked).
+        try? descriptor.setReceiveTimeout(Self.linger)
         state = Guarded(
             State(
                 machine: ConnectionMachine(
@@ -100,86 +111,118 @@ final class Connection: @unchecked Sendable {
                     managementValues: engine.server.managementValues, limits: engine.server.connectionLimits)))
     }
 
-    /// Reads until the connection closes, then waits for its requests and closes the
-    /// descriptors. Runs on the connection's thread.
-    func run() {
-        // Left uninitialised: an idle connection touches none of its pages.
+    /// Serves the connection on the calling pool thread until it closes (then
+    /// waits for its requests and lets go) or goes quiet (then parks it). Called
+    /// for a new connection and for each time a parked one is taken up;
+    /// `idledOut` when the poller found it idle past the timeout.
+    func serve(wakeup: Wakeup, idledOut: Bool = false) {
+        wakeup.clear()
+        state.withLock { $0.serving = wakeup }
+        if idledOut {
+            logger.info("closing idle connection", metadata: ["seconds": "\(engine.server.connectionLimits.idleTimeout ?? 0)"])
+            closedByPeer()
+        }
+        // Left uninitialised: a read touches only the pages it fills.
         var buffer = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
-        let idle = engine.server.connectionLimits.idleTimeout
-        // Levels 0/1: with nothing in flight, no other thread has anything for this
-        // one but a drain, so it blocks in read alone — one system call fewer per
-        // request than poll and read; the idle timeout is the socket's.
-        let quietReads = engine.busyWatcher != nil
-        if quietReads, let idle {
-            var limit = timeval(tv_sec: Int(min(idle, 1e9)), tv_usec: Int((idle - idle.rounded(.down)) * 1e6))
-            _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        }
-        var closed = false
-        while !closed {
-            let readAlone =
-                quietReads
-                && state.withLock { s in
-                    guard s.sinks.isEmpty && s.pending.isEmpty && !s.draining && !s.machine.readClosed else { return false }
-                    s.inQuietRead = true
-                    return true
-                }
-            if readAlone {
-                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                let failure = errno
-                state.withLock { $0.inQuietRead = false }
-                if n > 0 {
-                    buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-                } else if n < 0 && (failure == EAGAIN || failure == EWOULDBLOCK) {
-                    logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
-                    closedByPeer()
-                } else if n == 0 || failure != EINTR {
-                    closedByPeer()
-                }
-                carryOutPending()
-                if state.withLock({ $0.machine.isClosed }) { closed = true }
-                continue
-            }
-            let (quiet, readClosed) = state.withLock { ($0.sinks.isEmpty && $0.pending.isEmpty, $0.machine.readClosed) }
-            // Once the peer's side is closed only the wake-ups matter (a negative
-            // descriptor is skipped by poll): requests whose input was complete
-            // run on and are answered.
-            var fds = [
-                pollfd(fd: readClosed ? -1 : fd, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-            ]
-            let timeout: Int32 = quiet ? idle.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1 : -1
-            let ready = poll(&fds, 2, timeout)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                closedByPeer()
-            } else if ready == 0 {
-                logger.info("closing idle connection", metadata: ["seconds": "\(idle ?? 0)"])
-                closedByPeer()
-            } else {
-                if fds[1].revents != 0 {
-                    var sink = [UInt8](repeating: 0, count: 64)
-                    while Glibc.read(wakeRead, &sink, sink.count) > 0 {}
-                }
-                if fds[0].revents != 0 {
-                    let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                    if n > 0 {
-                        buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-                    } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                        closedByPeer()
-                    }
-                }
-            }
+        while true {
             carryOutPending()
-            if state.withLock({ $0.machine.isClosed }) { closed = true }
+            if state.withLock({ $0.machine.isClosed }) { break }
+            if waitForInput(&buffer, wakeup: wakeup) == .parked { return }
         }
-        // Requests still running were aborted; wait for them (bounded), then close.
+        finish()
+    }
+
+    /// Closes the connection without serving it (no wake-up could be had): its
+    /// requests are aborted, and it is let go like any other.
+    func abandon() {
+        closedByPeer()
+        carryOutPending()
+        finish()
+    }
+
+    private enum Wait { case done, parked }
+
+    /// Waits for input (or a wake-up) and feeds what arrives to the machine.
+    private func waitForInput(_ buffer: inout [UInt8], wakeup: Wakeup) -> Wait {
+        let (quiet, readClosed) = state.withLock { s -> (Bool, Bool) in
+            let quiet = s.isQuiet
+            // Nothing in flight: no other thread has anything for this one but a
+            // drain (which shuts the read side down), so it blocks in read alone.
+            if quiet { s.inQuietRead = true }
+            return (quiet, s.machine.readClosed)
+        }
+        if quiet {
+            let result = buffer.withUnsafeMutableBytes { descriptor.readResult(into: $0) }
+            state.withLock { $0.inQuietRead = false }
+            switch result {
+            case .success(let n) where n > 0:
+                buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            case .failure(let error) where error.wouldBlock:
+                return park() ? .parked : .done
+            default:
+                closedByPeer()
+            }
+            return .done
+        }
+        // Requests in flight: their threads may queue actions (an end, a close)
+        // and signal `wakeup`. Once the peer's side is closed only that matters:
+        // requests whose input was complete run on and are answered.
+        let ready: [Bool]
+        do {
+            ready = try FileDescriptor.waitReadable([readClosed ? nil : descriptor, wakeup.descriptor], timeoutMilliseconds: -1)
+        } catch {
+            closedByPeer()
+            return .done
+        }
+        if ready[1] { wakeup.clear() }
+        if ready[0] {
+            switch buffer.withUnsafeMutableBytes({ descriptor.readResult(into: $0) }) {
+            case .success(let n) where n > 0:
+                buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            case .failure(let error) where error.wouldBlock:
+                break
+            default:
+                closedByPeer()
+            }
+        }
+        return .done
+    }
+
+    /// Parks the quiet connection in the poller; false if something came up.
+    private func park() -> Bool {
+        state.withLock { s in
+            guard s.isQuiet else { return false }
+            s.parked = true
+            s.serving = nil
+            // Under the lock: registered before anyone can take it up and close it.
+            engine.poller.park(self)
+            return true
+        }
+    }
+
+    /// Takes the connection out of the parked state; true for the one caller
+    /// that then serves it (the poller's event, a drain and the idle sweep race).
+    func unpark() -> Bool {
+        state.withLock { s in
+            guard s.parked else { return false }
+            s.parked = false
+            return true
+        }
+    }
+
+    /// The connection closed: waits for its requests (bounded), then stops every
+    /// writer and lets the engine forget it. The socket itself is let go when the
+    /// last thread holding this connection is done.
+    private func finish() {
+        // Requests still running were aborted; wait for them (bounded).
         let deadline = engine.server.shutdownTimeout
-        _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
-        writeLock.withLock { $0 = true }
-        engine.busyWatcher?.forget(self)
-        close(fd)
-        close(wakeRead)
-        close(wakeWrite)
+        _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { s in s.serving = nil }
+        state.withLock { $0.serving = nil }
+        writeLock.withLock { closed in
+            closed = true
+            descriptor.shutdown(.readWrite)
+        }
+        engine.poller.forget(self)
         engine.connectionClosed(self)
     }
 
@@ -303,25 +346,27 @@ final class Connection: @unchecked Sendable {
     /// engine's watcher reads the connection: management records are answered and
     /// an abort ends the request at once, as when this thread reads (SPEC §4).
     func runWatched(_ body: () -> Void) {
-        guard let watcher = engine.busyWatcher else { return body() }
+        guard engine.watchesBusyConnections else { return body() }
         watched.withLock { $0 = true }
-        watcher.busy(self)
+        engine.poller.busy(self)
         body()
         watched.withLock { $0 = false }
-        watcher.idle(self)
+        engine.poller.idle(self)
     }
 
     /// The watcher's read (watcher thread): feeds the machine and carries out what
     /// need not wait for the handler to return — replies, refusals, aborts, a close.
     /// Anything else (a pipelined request's start) stays queued, in order, for this
     /// connection's thread.
-    func readWhileBusy(into buffer: inout [UInt8], watcher: BusyConnectionWatcher) {
+    func readWhileBusy(into buffer: inout [UInt8], poller: ConnectionPoller) {
         watched.withLock { watching in
             guard watching else { return }
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n > 0 {
+            switch buffer.withUnsafeMutableBytes({ descriptor.readResult(into: $0, waiting: false) }) {
+            case .success(let n) where n > 0:
                 buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-            } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+            case .failure(let error) where error.wouldBlock:
+                break
+            default:
                 closedByPeer()
             }
             while let action = state.withLock({ s -> ConnectionAction? in
@@ -336,7 +381,7 @@ final class Connection: @unchecked Sendable {
             }) {
                 _ = carryOut(action)
             }
-            if !state.withLock({ $0.machine.isClosed || $0.machine.readClosed }) { watcher.rearm(fd) }
+            if !state.withLock({ $0.machine.isClosed || $0.machine.readClosed }) { poller.rearm(self) }
         }
     }
 
@@ -344,7 +389,7 @@ final class Connection: @unchecked Sendable {
     /// that just ended holds the write lock from telling the machine until its
     /// END_REQUEST is written, and that END_REQUEST must not be cut off.
     private func shutdownAfterWriters() {
-        writeLock.withLock { _ in _ = shutdown(fd, Int32(SHUT_RDWR)) }
+        writeLock.withLock { _ in descriptor.shutdown(.readWrite) }
     }
 
     private func sink(_ id: UInt16) -> (any RequestSink)? {
@@ -356,11 +401,8 @@ final class Connection: @unchecked Sendable {
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         writeLock.withLock { closed in
             guard !closed else { return false }
-            if !Socket.writeAll(fd, bytes) {
-                closed = true
-                return false
-            }
-            return true
+            if !descriptor.sendAllResult(bytes) { closed = true }
+            return !closed
         }
     }
 
@@ -372,7 +414,7 @@ final class Connection: @unchecked Sendable {
     func endRequest(_ requestID: UInt16, endRecords: [UInt8], counted: Bool = true) {
         let needWake = writeLock.withLock { closed in
             let needWake = requestEnded(requestID)
-            if !closed && !endRecords.withUnsafeBytes({ Socket.writeAll(fd, $0) }) { closed = true }
+            if !closed && !endRecords.withUnsafeBytes({ descriptor.sendAllResult($0) }) { closed = true }
             return needWake
         }
         // Counted out only once END_REQUEST is written: run() returns (and the
@@ -406,14 +448,19 @@ final class Connection: @unchecked Sendable {
             s.draining = true
             // Blocked in a read with nothing in flight: end the read (it returns 0,
             // and the idle connection closes).
-            if s.inQuietRead { _ = shutdown(fd, Int32(SHUT_RD)) }
+            if s.inQuietRead { descriptor.shutdown(.read) }
         }
         wake()
     }
 
+    /// Makes sure a thread carries out what was queued: signals the serving
+    /// thread, or takes a parked connection up again on a pool thread.
     private func wake() {
-        var byte: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &byte, 1)
+        let takeUp = state.withLock { s -> Bool in
+            s.serving?.signal()
+            return s.parked
+        }
+        if takeUp { engine.takeUp(self) }
     }
 }
 

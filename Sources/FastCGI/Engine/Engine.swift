@@ -19,11 +19,18 @@ final class Engine: @unchecked Sendable {
     let statistics = ServerStatistics()
     /// Slow-request log and request timeout, when ``Monitoring`` asks for them.
     let watchdog: Watchdog?
-    /// Levels 0 and 1: reads for connections whose thread runs a handler.
-    let busyWatcher: BusyConnectionWatcher?
+    /// Holds parked connections; at levels 0 and 1 also reads for connections
+    /// whose thread runs a handler.
+    private(set) var poller: ConnectionPoller!
+    /// Levels 0 and 1: handlers run on their connection's thread, watched by the poller.
+    let watchesBusyConnections: Bool
+    /// The threads that serve connections (only while they have work).
+    private let connectionThreads: ThreadPool
+    /// Wake-ups for serving threads, reused from connection to connection.
+    private let spareWakeups = Guarded<[Wakeup]>([])
     private let allowList: WebServerAllowList
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    /// Wakes the accept loop for ``stop()``.
+    private let stopWakeup: Wakeup
 
     private struct State {
         var connections: [Int: Connection] = [:]
@@ -40,70 +47,66 @@ final class Engine: @unchecked Sendable {
         self.listenFD = listenFD
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
         watchdog = server.monitoring.watchesRequests ? try Watchdog(monitoring: server.monitoring, statistics: statistics) : nil
-        let (r, w) = try Socket.pair()
-        wakeRead = r
-        wakeWrite = w
+        stopWakeup = try Wakeup()
         switch server.threadingLevel {
         case .single: executor = try LibFCGIWorkerPool(server: server, size: 1)
         case .perConnection: executor = try LibFCGIWorkerPool(server: server, size: server.workers)
         case .multiplexed: executor = SwiftExecutor(server: server)
         }
-        busyWatcher = server.threadingLevel == .multiplexed ? nil : try BusyConnectionWatcher()
+        watchesBusyConnections = server.threadingLevel != .multiplexed
+        // At levels 0/1 a serving thread also runs handlers: a worker's stack.
+        // Few are kept idle: an idle connection is parked, not served.
+        connectionThreads = ThreadPool(keepIdle: 8, stackSize: watchesBusyConnections ? 512 << 10 : 256 << 10)
+        poller = try ConnectionPoller(idleTimeout: server.connectionLimits.idleTimeout, logger: server.logger) {
+            [unowned self] connection, idledOut in
+            takeUp(connection, idledOut: idledOut)
+        }
+        FileLimits.raiseOpenFiles(toServe: server.connectionLimits.maxConnections, logger: server.logger)
     }
 
     /// Accepts connections until stopped, then drains and returns.
     func run() {
         while !isStopping {
-            var fds = [
-                pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-            ]
-            let rc = poll(&fds, 2, -1)
-            if rc < 0 {
-                if errno == EINTR { continue }
-                server.logger.error("poll on the listening socket failed: \(String(cString: strerror(errno)))")
+            let ready: [Bool]
+            do {
+                ready = try Socket.waitReadable(listening: listenFD, or: stopWakeup)
+            } catch {
+                server.logger.error("waiting on the listening socket failed: \(error)")
                 break
             }
-            if fds[1].revents != 0 { break }
-            guard fds[0].revents != 0 else { continue }
-            guard let (fd, peer) = Socket.accept(listenFD) else {
-                if errno == EAGAIN || errno == EINTR || errno == ECONNABORTED { continue }
-                server.logger.warning("accept failed: \(String(cString: strerror(errno)))")
-                if errno == EMFILE || errno == ENFILE { usleep(10_000) }
+            if ready[1] { break }
+            guard ready[0] else { continue }
+            let accepted: (descriptor: FileDescriptor, peer: PeerAddress)
+            do {
+                accepted = try Socket.accept(listenFD)
+            } catch {
+                if error.wouldBlock || error.code == ECONNABORTED { continue }
+                server.logger.warning("accept failed: \(error)")
+                if error.code == EMFILE || error.code == ENFILE { usleep(10_000) }
                 continue
             }
-            guard allowList.allows(peer) else {
-                server.logger.warning("refused a connection from \(peer): not in FCGI_WEB_SERVER_ADDRS")
-                close(fd)
-                continue
+            guard allowList.allows(accepted.peer) else {
+                server.logger.warning("refused a connection from \(accepted.peer): not in FCGI_WEB_SERVER_ADDRS")
+                continue  // the descriptor goes with `accepted`
             }
             let connection = state.withLock { s -> Connection? in
                 guard s.connections.count < server.connectionLimits.maxConnections else { return nil }
                 s.nextConnection += 1
-                guard let connection = try? Connection(fd: fd, number: s.nextConnection, peer: peer, engine: self) else {
-                    return nil
-                }
+                let connection = Connection(
+                    descriptor: accepted.descriptor, number: s.nextConnection, peer: accepted.peer, engine: self)
                 s.connections[s.nextConnection] = connection
                 return connection
             }
             guard let connection else {
                 statistics.limitHits.increment()
                 server.logger.warning("refused a connection: \(server.connectionLimits.maxConnections) connections already open")
-                close(fd)
                 continue
             }
             statistics.acceptedConnections.increment()
             statistics.openConnections.increment()
-            // Every level reads each connection on a thread of its own: level 0 runs
-            // one request at a time (one libfcgi worker), but an idle connection
-            // must not keep the next web-server connection waiting. At levels 0/1
-            // the thread also runs handlers: it gets a worker thread's stack size.
-            do {
-                try OSThread.spawn(stackSize: busyWatcher == nil ? 256 << 10 : 512 << 10) { connection.run() }
-            } catch {
-                server.logger.error("cannot start a connection thread: \(error)")
-                shutdown(fd, Int32(SHUT_RDWR))
-                connection.run()
-            }
+            // Served on a pool thread while it has work; parked when idle (at
+            // every level: an idle connection must not keep the next one waiting).
+            serve(connection)
         }
         // Stop: no new connections; idle ones close now, busy ones after their requests.
         let connections = state.withLock { s in
@@ -117,7 +120,29 @@ final class Engine: @unchecked Sendable {
         }
         executor.shutdown()
         watchdog?.stop()
-        busyWatcher?.stop()
+        poller.stop()
+        connectionThreads.shutdown()
+    }
+
+    /// Serves `connection` on a pool thread with a wake-up of its own.
+    private func serve(_ connection: Connection, idledOut: Bool = false) {
+        connectionThreads.run { [self] in
+            let wakeup = spareWakeups.withLock { $0.popLast() } ?? (try? Wakeup())
+            guard let wakeup else {
+                server.logger.error("cannot serve connection \(connection.number): no descriptor for its wake-up")
+                connection.abandon()
+                return
+            }
+            connection.serve(wakeup: wakeup, idledOut: idledOut)
+            spareWakeups.withLock { $0.append(wakeup) }
+        }
+    }
+
+    /// Takes up a parked connection (input arrived, it idled out, or it must
+    /// drain), unless another caller already did.
+    func takeUp(_ connection: Connection, idledOut: Bool = false) {
+        guard connection.unpark() else { return }
+        serve(connection, idledOut: idledOut)
     }
 
     var isStopping: Bool { state.withLock { $0.stopping } }
@@ -125,8 +150,7 @@ final class Engine: @unchecked Sendable {
     /// Makes ``run()`` stop accepting (any thread).
     func stop() {
         state.withLock { $0.stopping = true }
-        var byte: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &byte, 1)
+        stopWakeup.signal()
     }
 
     /// Counts a request in; true when it is the `maxRequests`-th.

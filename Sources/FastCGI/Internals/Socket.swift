@@ -117,19 +117,36 @@ enum PeerAddress: Sendable, CustomStringConvertible {
 }
 
 extension Socket {
-    /// Accepts a connection; nil with `errno` set when accept failed.
-    static func accept(_ listenFD: Int32) -> (fd: Int32, peer: PeerAddress)? {
+    /// Waits until the listening socket has a connection or `wakeup` is signalled.
+    static func waitReadable(listening listenFD: Int32, or wakeup: Wakeup) throws(SystemError) -> [Bool] {
+        var fds = [
+            pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeup.descriptor.raw, events: Int16(POLLIN), revents: 0),
+        ]
+        _ = try SystemCall.retrying("poll") { Int(poll(&fds, 2, -1)) }
+        return fds.map { $0.revents != 0 }
+    }
+
+    /// Accepts a connection: its descriptor, owned from here on, and the peer.
+    static func accept(_ listenFD: Int32) throws(SystemError) -> (descriptor: FileDescriptor, peer: PeerAddress) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let fd = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listenFD, $0, &length) }
+        let fd = try SystemCall.retrying("accept") {
+            Int(
+                withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Glibc.accept(listenFD, $0, &length)
+                    }
+                })
         }
-        guard fd >= 0 else { return nil }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        let fd32 = Int32(fd)
+        // accept4(SOCK_CLOEXEC) is not in Swift's Glibc module (it needs _GNU_SOURCE).
+        _ = fcntl(fd32, F_SETFD, FD_CLOEXEC)
+        let descriptor = FileDescriptor(adopting: fd32)
         // A peer that stops reading cannot block a writer (and the write lock it
         // holds) for ever: a send that makes no progress for 60 s fails.
         var sendTimeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd32, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
         let peer: PeerAddress
         switch Int32(storage.ss_family) {
         case AF_INET:
@@ -138,7 +155,7 @@ extension Socket {
                 return .ipv4(withUnsafeBytes(of: addr.sin_addr) { Array($0) })
             }
             var one: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd32, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         case AF_INET6:
             peer = withUnsafeBytes(of: &storage) { raw in
                 let addr = raw.load(as: sockaddr_in6.self)
@@ -150,45 +167,11 @@ extension Socket {
                 return .ipv6(bytes)
             }
             var one: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd32, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         default:
             peer = .unix
         }
-        return (fd, peer)
-    }
-
-    /// Reads what is available (blocking until something is); nil at end of stream
-    /// or on error.
-    static func read(_ fd: Int32, into buffer: inout [UInt8]) -> Int? {
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n > 0 { return n }
-            if n < 0 && errno == EINTR { continue }
-            return nil
-        }
-    }
-
-    /// Writes all of `bytes`; false if the peer is gone.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += n
-        }
-        return true
-    }
-
-    /// A connected pair of unix stream sockets (close-on-exec).
-    static func pair() throws(ServerError) -> (Int32, Int32) {
-        var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw ServerError.errno("socketpair")
-        }
-        return (fds[0], fds[1])
+        return (descriptor, peer)
     }
 }
 

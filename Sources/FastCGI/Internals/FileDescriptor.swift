@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// A file descriptor with exactly one owner: the object itself. It is closed once,
+/// in `deinit`, when the last reference goes, so after every thread that could
+/// touch it is done with it: no thread can read, write or signal a number that
+/// was closed and handed out again to another socket. (Before this type, a
+/// connection closed its wake-up pipe while a request thread could still write to
+/// it, and the byte landed on the next client's connection.)
+///
+/// To end a socket's traffic early, ``shutdown(_:)``: the number stays reserved
+/// until the owner lets go. The raw number is for the system-call wrappers in
+/// `Internals/` only.
+final class FileDescriptor: Sendable, CustomStringConvertible {
+    /// The number, valid for as long as this object lives.
+    let raw: Int32
+
+    /// Takes ownership of `raw`, a descriptor made close-on-exec (`SOCK_CLOEXEC`,
+    /// `EFD_CLOEXEC`, …) so that processes the app starts do not inherit it.
+    init(adopting raw: Int32) {
+        self.raw = raw
+    }
+
+    deinit {
+        // Not retried on EINTR: on Linux the number is released either way.
+        _ = Glibc.close(raw)
+    }
+
+    var description: String { "fd \(raw)" }
+
+    /// Which directions ``shutdown(_:)`` ends.
+    enum Direction {
+        case read, readWrite
+        fileprivate var how: Int32 { self == .read ? Int32(SHUT_RD) : Int32(SHUT_RDWR) }
+    }
+
+    /// Ends traffic on a socket in `direction` (a blocked read returns 0); the
+    /// descriptor stays open until its owner lets go.
+    func shutdown(_ direction: Direction) {
+        _ = Glibc.shutdown(raw, direction.how)
+    }
+
+    /// Makes the descriptor non-blocking.
+    func setNonBlocking() throws(SystemError) {
+        let flags = fcntl(raw, F_GETFL)
+        guard flags >= 0, fcntl(raw, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SystemError("fcntl(O_NONBLOCK)") }
+    }
+
+    /// A blocking read on a socket gives up after `seconds` (`SO_RCVTIMEO`; fails
+    /// with `EAGAIN`).
+    func setReceiveTimeout(_ seconds: Double) throws(SystemError) {
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+        guard setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+            throw SystemError("setsockopt(SO_RCVTIMEO)")
+        }
+    }
+
+    /// Reads into `buffer` (blocking as the descriptor does): the count read, 0 at
+    /// end of stream.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+        try SystemCall.retrying("read") { Glibc.read(raw, buffer.baseAddress, buffer.count) }
+    }
+
+    /// ``read(into:)`` (or, with `waiting` false, ``receiveNow(into:)``) as a
+    /// result value: a failed read is an event to act on.
+    func readResult(into buffer: UnsafeMutableRawBufferPointer, waiting: Bool = true) -> Result<Int, SystemError> {
+        do {
+            return .success(waiting ? try read(into: buffer) : try receiveNow(into: buffer))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Reads what is there now without waiting (`MSG_DONTWAIT`): the count read, 0
+    /// at end of stream; `EAGAIN` when nothing is there.
+    func receiveNow(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+        try SystemCall.retrying("recv") { recv(raw, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
+    }
+
+    /// Writes all of `bytes` to a socket (no SIGPIPE); throws when the peer is gone
+    /// or the send timed out.
+    func sendAll(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try SystemCall.retrying("send") {
+                send(raw, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
+        }
+    }
+
+    /// ``sendAll(_:)``: true when everything was written, false when the peer is
+    /// gone or the send timed out (the request is then aborted; no more to say).
+    func sendAllResult(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        do {
+            try sendAll(bytes)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Waits until the descriptors are readable (or `timeoutMilliseconds` pass; -1
+    /// waits for ever). Returns which were; `nil` entries are skipped.
+    static func waitReadable(_ descriptors: [FileDescriptor?], timeoutMilliseconds: Int32) throws(SystemError) -> [Bool] {
+        var fds = descriptors.map { pollfd(fd: $0?.raw ?? -1, events: Int16(POLLIN), revents: 0) }
+        _ = try SystemCall.retrying("poll") { Int(poll(&fds, nfds_t(fds.count), timeoutMilliseconds)) }
+        return fds.map { $0.revents != 0 }
+    }
+}
+
+/// A system call that failed: what was called and `errno`, read once, right after.
+struct SystemError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The call, e.g. `read`.
+    var call: String
+    /// `errno` at the failure.
+    var code: Int32
+
+    /// The error for `call` with the current `errno`.
+    init(_ call: String, code: Int32 = errno) {
+        self.call = call
+        self.code = code
+    }
+
+    /// The call would have blocked (`EAGAIN`), or a receive timed out.
+    var wouldBlock: Bool { code == EAGAIN || code == EWOULDBLOCK }
+
+    var description: String { "\(call): \(String(cString: strerror(code))) (errno \(code))" }
+}
+
+/// The one door for system calls: `EINTR` retried, `errno` read once.
+enum SystemCall {
+    /// Runs `body` until it does not fail with `EINTR`; a negative result becomes
+    /// a ``SystemError`` for `call`.
+    static func retrying(_ call: String, _ body: () -> Int) throws(SystemError) -> Int {
+        while true {
+            let result = body()
+            if result >= 0 { return result }
+            let code = errno
+            if code != EINTR { throw SystemError(call, code: code) }
+        }
+    }
+}

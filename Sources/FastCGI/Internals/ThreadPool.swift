@@ -1,0 +1,119 @@
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Threads that run jobs, kept for reuse: "one thread per request" is about
+/// concurrency, not about creating a thread for each request.
+///
+/// Every job starts at once: on a parked thread if there is one (woken alone, on
+/// its own condition variable — no thundering herd), else on a new thread. Up to
+/// `keepIdle` threads stay parked for the next jobs; the others exit.
+final class ThreadPool: @unchecked Sendable {
+    /// One parked thread: its condition and the job handed to it.
+    private final class Parked: @unchecked Sendable {  // its job is guarded by the pool's mutex
+        let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        var job: (@Sendable () -> Void)?
+        init() { pthread_cond_init(condition, nil) }
+        deinit {
+            pthread_cond_destroy(condition)
+            condition.deallocate()
+        }
+    }
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var parked: [Parked] = []  // guarded by mutex
+    private var stopped = false  // guarded by mutex
+    private let keepIdle: Int
+    private let stackSize: Int
+    private let busy = Atomic<Int>(0)
+    private let idleCount = Atomic<Int>(0)
+
+    /// Keeps up to `keepIdle` threads parked; each thread gets `stackSize` bytes of stack.
+    init(keepIdle: Int, stackSize: Int = 512 << 10) {
+        self.keepIdle = keepIdle
+        self.stackSize = stackSize
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `job` on a parked thread, or on a new one if none is parked.
+    func run(_ job: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(mutex)
+        if let thread = parked.popLast() {
+            idleCount.subtract(1, ordering: .relaxed)
+            thread.job = job
+            pthread_cond_signal(thread.condition)
+            pthread_mutex_unlock(mutex)
+            return
+        }
+        pthread_mutex_unlock(mutex)
+        do {
+            // The job travels in the thread's slot, not in the thread's closure: a
+            // closure lives as long as its thread, and with it everything the first
+            // job captured (a connection, and so its socket, would never be let go).
+            let slot = Parked()
+            slot.job = job
+            try OSThread.spawn(stackSize: stackSize) { [self] in loop(slot) }
+        } catch {
+            // No thread to be had: run it here rather than lose the request.
+            var slot: (@Sendable () -> Void)? = job
+            runCounted(&slot)
+        }
+    }
+
+    private func loop(_ me: Parked) {
+        pthread_mutex_lock(mutex)
+        var job = me.job
+        me.job = nil
+        pthread_mutex_unlock(mutex)
+        while job != nil {
+            // The job (and what it captured) is released before the thread parks.
+            runCounted(&job)
+            pthread_mutex_lock(mutex)
+            guard !stopped, parked.count < keepIdle else {
+                pthread_mutex_unlock(mutex)
+                return
+            }
+            parked.append(me)
+            idleCount.add(1, ordering: .relaxed)
+            while me.job == nil && !stopped { pthread_cond_wait(me.condition, mutex) }
+            job = me.job
+            me.job = nil
+            if job == nil {
+                // Stopped while parked.
+                parked.removeAll { $0 === me }
+                idleCount.subtract(1, ordering: .relaxed)
+            }
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    /// Runs the job in `slot` and empties the slot; the closure is let go when
+    /// this returns.
+    private func runCounted(_ slot: inout (@Sendable () -> Void)?) {
+        guard let job = slot else { return }
+        slot = nil
+        busy.add(1, ordering: .relaxed)
+        job()
+        busy.subtract(1, ordering: .relaxed)
+    }
+
+    /// Threads running a job, and threads parked waiting for one.
+    var counts: (busy: Int, idle: Int) { (busy.value, idleCount.value) }
+
+    /// Wakes the parked threads, which then exit.
+    func shutdown() {
+        pthread_mutex_lock(mutex)
+        stopped = true
+        for thread in parked { pthread_cond_signal(thread.condition) }
+        pthread_mutex_unlock(mutex)
+    }
+}
