@@ -9,9 +9,9 @@ public struct ConnectionLimits: Sendable, Hashable {
     public var maxPipelinedBytes = 1 << 20
 
     /// Most connections open at once; more are refused (closed at once). Default
-    /// 10,000: an idle connection costs no thread and a few hundred bytes, and the
-    /// server raises its open-file limit to fit (as far as the hard limit allows).
-    public var maxConnections = 10_000
+    /// 16,384: an idle connection costs no thread and about 2 KiB, and the server
+    /// raises its open-file limit to fit (as far as the hard limit allows).
+    public var maxConnections = 16_384
     /// Seconds a connection with no request in flight may stay silent before it is
     /// closed (nil: no limit). Also bounds a peer that sends half a record and stalls.
     public var idleTimeout: Double? = 300

@@ -12,7 +12,9 @@
 // X-Echo-Sleep-Ms: N) sleeps N ms first;
 // ECHO_FLUSH=1 flushes after each chunk echoed (a gzip sync flush with --gzip);
 // ECHO_PAGE=N answers with N bytes of a generated HTML table instead (a page for
-// the gzip benchmark; repeated past 1 MiB).
+// the gzip benchmark; repeated past 1 MiB); ECHO_DISCARD=1 answers `ok` without
+// reading the body (an upload the handler ignores; the C reference reads and
+// discards it, as a libfcgi program must).
 import ArgumentParser
 import ExampleSupport
 import FastCGI
@@ -49,6 +51,11 @@ struct EchoResponder: Handler {
         if request.environ["ECHO_EXIT"] == "1" { runningServer?.exit() }
         if let delay = (request.environ["ECHO_SLEEP_MS"] ?? request.environ["HTTP_X_ECHO_SLEEP_MS"]).flatMap({ UInt32($0) }) {
             usleep(delay * 1000)
+        }
+        if request.environ["ECHO_DISCARD"] == "1" {
+            try request.setHeader("Content-Type", "text/plain")
+            try request.write("ok\n")
+            return
         }
         request.setBuffering(false)
         if let size = request.environ["ECHO_PAGE"].flatMap({ Int($0) }) {

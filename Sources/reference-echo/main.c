@@ -3,7 +3,8 @@
  * libfcgi alone, as a C reference for the differential tests and benchmarks.
  *
  *   responder   "Content-Type: application/octet-stream\r\n\r\n" + stdin;
- *               with ECHO_PARAMS=1: "Content-Type: text/plain\r\n\r\n" + NAME=VALUE lines sorted
+ *               with ECHO_PARAMS=1: "Content-Type: text/plain\r\n\r\n" + NAME=VALUE lines sorted;
+ *               with ECHO_DISCARD=1: stdin read and thrown away, "Content-Type: text/plain\r\n\r\nok\n"
  *   filter      "Content-Type: text/plain\r\n\r\n" + stdin + data
  *   authorizer  "Status: 200" + "Variable-AUTH_USER: <REMOTE_USER or anonymous>" when
  *               HTTP_AUTHORIZATION is present, else "Status: 403"
@@ -54,6 +55,15 @@ static void handle(FCGX_Request *request) {
         FCGX_PutS("Content-Type: text/plain\r\n\r\n", out);
         copy_stream(request->in, out);
         if (FCGX_StartFilterData(request->in) == 0) copy_stream(request->in, out);
+        return;
+    }
+    const char *discard = FCGX_GetParam("ECHO_DISCARD", request->envp);
+    if (discard && strcmp(discard, "1") == 0) {
+        /* A handler that ignores its body: libfcgi leaves unread stdin in the
+           stream, so C must read it to keep the connection usable. */
+        char buffer[65536];
+        while (FCGX_GetStr(buffer, sizeof buffer, request->in) > 0) {}
+        FCGX_PutS("Content-Type: text/plain\r\n\r\nok\n", out);
         return;
     }
     const char *flag = FCGX_GetParam("ECHO_PARAMS", request->envp);

@@ -19,12 +19,14 @@ protocol RequestSink: AnyObject, Sendable {
     /// The request ran past its timeout: end it like ``abort()``, with a
     /// `504 Gateway Timeout` response if nothing was sent yet.
     func timeOut()
-    /// Sends what the calls above queued (one write per batch of input).
-    func commit()
+    /// Sends what the calls above queued (one write per batch of input). The first
+    /// commit starts the request; `onServingThread` says whether it may run on the
+    /// calling thread (the connection's serving thread, not the poller).
+    func commit(onServingThread: Bool)
 }
 
 extension RequestSink {
-    func commit() {}
+    func commit(onServingThread: Bool) {}
     func timeOut() { abort() }
 }
 
@@ -246,11 +248,12 @@ final class Connection: @unchecked Sendable {
         if answered > 0 { engine.statistics.getValuesAnswered.add(answered, ordering: .relaxed) }
     }
 
-    /// Carries out queued actions in order, outside the lock (connection thread only).
-    private func carryOutPending() {
+    /// Carries out queued actions in order, outside the lock: on the serving
+    /// thread, or (level 2) on the poller's while the serving thread runs a handler.
+    private func carryOutPending(onServingThread: Bool = true) {
         // Two buffers swapped with `pending`, so a batch allocates nothing.
-        var actions = spareActions
-        defer { spareActions = actions }
+        var actions = onServingThread ? spareActions : []
+        defer { if onServingThread { spareActions = actions } }
         while true {
             actions.removeAll(keepingCapacity: true)
             state.withLock { swap(&actions, &$0.pending) }
@@ -267,8 +270,8 @@ final class Connection: @unchecked Sendable {
                 }
                 if current !== sink && !others.contains(where: { $0 === sink }) { others.append(sink) }
             }
-            first?.commit()
-            for sink in others { sink.commit() }
+            first?.commit(onServingThread: onServingThread)
+            for sink in others { sink.commit(onServingThread: onServingThread) }
         }
         if state.withLock({ $0.draining && $0.sinks.isEmpty && !$0.machine.isClosed }) { shutdownAfterWriters() }
     }
@@ -340,13 +343,16 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    // MARK: While this thread runs a handler (levels 0 and 1)
+    // MARK: While this thread runs a handler
+
+    /// Whether exactly one request is in flight here (level 2 runs it on this
+    /// thread when its input is complete).
+    var servesOneRequest: Bool { state.withLock { $0.sinks.count == 1 } }
 
     /// Runs `body` — a request's handler, on this connection's thread — while the
-    /// engine's watcher reads the connection: management records are answered and
+    /// engine's poller reads the connection: management records are answered and
     /// an abort ends the request at once, as when this thread reads (SPEC §4).
     func runWatched(_ body: () -> Void) {
-        guard engine.watchesBusyConnections else { return body() }
         watched.withLock { $0 = true }
         engine.poller.busy(self)
         body()
@@ -354,10 +360,12 @@ final class Connection: @unchecked Sendable {
         engine.poller.idle(self)
     }
 
-    /// The watcher's read (watcher thread): feeds the machine and carries out what
+    /// The poller's read (poller thread): feeds the machine and carries out what
     /// need not wait for the handler to return — replies, refusals, aborts, a close.
-    /// Anything else (a pipelined request's start) stays queued, in order, for this
-    /// connection's thread.
+    /// At levels 0/1 anything else (a pipelined request's start, input for a
+    /// libfcgi worker, which may block) stays queued, in order, for this
+    /// connection's thread; at level 2 nothing blocks, so everything is carried
+    /// out (a multiplexed request starts on a pool thread at once).
     func readWhileBusy(into buffer: inout [UInt8], poller: ConnectionPoller) {
         watched.withLock { watching in
             guard watching else { return }
@@ -369,19 +377,29 @@ final class Connection: @unchecked Sendable {
             default:
                 closedByPeer()
             }
-            while let action = state.withLock({ s -> ConnectionAction? in
-                guard let first = s.pending.first else { return nil }
-                switch first {
-                case .send, .refused, .abort, .close:
-                    s.pending.removeFirst()
-                    return first
-                case .start, .stdin, .data:
-                    return nil
-                }
-            }) {
-                _ = carryOut(action)
+            if engine.server.threadingLevel == .multiplexed {
+                carryOutPending(onServingThread: false)
+            } else {
+                carryOutSafeWhileBusy()
             }
             if !state.withLock({ $0.machine.isClosed || $0.machine.readClosed }) { poller.rearm(self) }
+        }
+    }
+
+    /// Levels 0/1, on the poller: the queued actions that cannot block, up to the
+    /// first that must wait for this connection's thread.
+    private func carryOutSafeWhileBusy() {
+        while let action = state.withLock({ s -> ConnectionAction? in
+            guard let first = s.pending.first else { return nil }
+            switch first {
+            case .send, .refused, .abort, .close:
+                s.pending.removeFirst()
+                return first
+            case .start, .stdin, .data:
+                return nil
+            }
+        }) {
+            _ = carryOut(action)
         }
     }
 

@@ -19,13 +19,13 @@ final class Engine: @unchecked Sendable {
     let statistics = ServerStatistics()
     /// Slow-request log and request timeout, when ``Monitoring`` asks for them.
     let watchdog: Watchdog?
-    /// Holds parked connections; at levels 0 and 1 also reads for connections
-    /// whose thread runs a handler.
+    /// Holds parked connections, and reads for connections whose thread runs a
+    /// handler.
     private(set) var poller: ConnectionPoller!
-    /// Levels 0 and 1: handlers run on their connection's thread, watched by the poller.
-    let watchesBusyConnections: Bool
     /// The threads that serve connections (only while they have work).
     private let connectionThreads: ThreadPool
+    /// Serving threads kept parked for the next connection (and wake-ups kept).
+    static let idleServingThreads = 8
     /// Wake-ups for serving threads, reused from connection to connection.
     private let spareWakeups = Guarded<[Wakeup]>([])
     private let allowList: WebServerAllowList
@@ -53,10 +53,9 @@ final class Engine: @unchecked Sendable {
         case .perConnection: executor = try LibFCGIWorkerPool(server: server, size: server.workers)
         case .multiplexed: executor = SwiftExecutor(server: server)
         }
-        watchesBusyConnections = server.threadingLevel != .multiplexed
-        // At levels 0/1 a serving thread also runs handlers: a worker's stack.
-        // Few are kept idle: an idle connection is parked, not served.
-        connectionThreads = ThreadPool(keepIdle: 8, stackSize: watchesBusyConnections ? 512 << 10 : 256 << 10)
+        // A serving thread also runs handlers (a request whose input is complete):
+        // a worker's stack. Few are kept idle: an idle connection is parked, not served.
+        connectionThreads = ThreadPool(keepIdle: Self.idleServingThreads)
         poller = try ConnectionPoller(idleTimeout: server.connectionLimits.idleTimeout, logger: server.logger) {
             [unowned self] connection, idledOut in
             takeUp(connection, idledOut: idledOut)
@@ -134,7 +133,8 @@ final class Engine: @unchecked Sendable {
                 return
             }
             connection.serve(wakeup: wakeup, idledOut: idledOut)
-            spareWakeups.withLock { $0.append(wakeup) }
+            // As many kept as threads are: more are let go (their descriptors with them).
+            spareWakeups.withLock { if $0.count < Self.idleServingThreads { $0.append(wakeup) } }
         }
     }
 

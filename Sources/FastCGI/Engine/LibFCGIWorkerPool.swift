@@ -94,7 +94,16 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         var stdinEnded = false
         var dataEnded = false
         var heldData: [UInt8] = []
-        /// Input waiting for `commit`.
+        /// Every role but the filter: stdin goes to libfcgi's in-stream from
+        /// ``stdinChunks`` (``LibFCGIRequest/accept(directStdin:)``), not through
+        /// the pipe, which then carries only BEGIN_REQUEST and the empty PARAMS.
+        var directStdin = false
+        /// Direct stdin not yet read by libfcgi, `stdinOffset` bytes of the first
+        /// chunk already read; `stdinQueued` bytes in all.
+        var stdinChunks: [[UInt8]] = []
+        var stdinOffset = 0
+        var stdinQueued = 0
+        /// Records for the pipe, waiting for `commit`.
         var queued: [UInt8] = []
         /// A thread runs the request (after its first `commit`).
         var running = false
@@ -163,7 +172,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     private func runHandler() {
         guard let request = libfcgi else { return }
         request.bindToCurrentThread()
-        guard request.accept() >= 0 else {
+        let direct = current.withLock { $0.directStdin }
+        guard request.accept(directStdin: direct) >= 0 else {
             server.logger.error("libfcgi worker \(index): FCGX_Accept_r failed on its pipe")
             return
         }
@@ -230,6 +240,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
                 c.connection = nil
                 c.endedEarly = true
             }
+            c.stdinChunks = []
+            c.stdinQueued = 0
             guard !c.endedEarly else { return (c.connection, c.id, true, []) }
             var end = c.heldOutput
             c.heldOutput = []
@@ -252,6 +264,10 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.connection = connection
             c.id = request.requestID
             c.isFilter = request.role == .filter
+            c.directStdin = !c.isFilter
+            c.stdinChunks.removeAll(keepingCapacity: true)
+            c.stdinOffset = 0
+            c.stdinQueued = 0
             c.stdinEnded = false
             c.dataEnded = false
             if !c.heldData.isEmpty { c.heldData = [] }
@@ -284,28 +300,71 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         func data(_ bytes: [UInt8]) { worker.data(bytes, generation: generation) }
         func abort() { worker.abort(generation: generation) }
         func timeOut() { worker.abort(generation: generation, timedOut: true) }
-        func commit() { worker.commit(generation: generation) }
+        func commit(onServingThread: Bool) { worker.commit(generation: generation, onServingThread: onServingThread) }
     }
 
     // Input is queued by the connection thread and written on `commit`, so a
     // request that arrived in one read reaches libfcgi in one write.
 
+    /// Direct stdin held for a handler that reads slower than the body arrives:
+    /// past this the connection's thread waits (and so the web server, through
+    /// TCP), as it waited for room in the pipe before.
+    static let maxQueuedStdin = 256 << 10
+
     func stdin(_ bytes: [UInt8], generation: Int) {
-        current.withLock { c in
-            guard c.generation == generation, !c.endedEarly else { return }
+        let direct = current.withLock { c -> Bool in
+            guard c.generation == generation, !c.endedEarly else { return false }
+            guard c.directStdin else {
+                queueForPipe(bytes, &c)
+                return false
+            }
             if bytes.isEmpty {
-                guard !c.stdinEnded else { return }
                 c.stdinEnded = true
+            } else {
+                c.stdinChunks.append(bytes)
+                c.stdinQueued += bytes.count
             }
-            StreamWriter.append(bytes, type: .stdin, requestID: c.id, close: bytes.isEmpty, into: &c.queued)
-            // libfcgi reads FCGI_DATA only after stdin's end: data that came early waited.
-            guard bytes.isEmpty, c.isFilter else { return }
-            if !c.heldData.isEmpty {
-                StreamWriter.append(c.heldData, type: .data, requestID: c.id, close: false, into: &c.queued)
-                c.heldData = []
-            }
-            if c.dataEnded { StreamWriter.append(noBytes, type: .data, requestID: c.id, close: true, into: &c.queued) }
+            return c.running && c.stdinQueued > Self.maxQueuedStdin
         }
+        guard direct else { return }
+        _ = current.wait(until: { c in
+            c.generation != generation || c.endedEarly || c.stdinQueued <= Self.maxQueuedStdin
+        }) { _ in }
+    }
+
+    /// The next direct stdin bytes for libfcgi (the handler's thread): waits for
+    /// some; 0 at the end of the stream, or once the request was ended early.
+    func libfcgiInput(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        current.wait(until: { c in !c.stdinChunks.isEmpty || c.stdinEnded || c.endedEarly }) { c -> Int in
+            guard !c.endedEarly, let first = c.stdinChunks.first else { return 0 }
+            let count = min(buffer.count, first.count - c.stdinOffset)
+            first.withUnsafeBytes { source in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[c.stdinOffset..<c.stdinOffset + count]))
+            }
+            c.stdinOffset += count
+            c.stdinQueued -= count
+            if c.stdinOffset == first.count {
+                c.stdinChunks.removeFirst()
+                c.stdinOffset = 0
+            }
+            return count
+        } ?? 0
+    }
+
+    /// Stdin (and the filter's data held behind it) as records for the pipe.
+    private func queueForPipe(_ bytes: [UInt8], _ c: inout Current) {
+        if bytes.isEmpty {
+            guard !c.stdinEnded else { return }
+            c.stdinEnded = true
+        }
+        StreamWriter.append(bytes, type: .stdin, requestID: c.id, close: bytes.isEmpty, into: &c.queued)
+        // libfcgi reads FCGI_DATA only after stdin's end: data that came early waited.
+        guard bytes.isEmpty, c.isFilter else { return }
+        if !c.heldData.isEmpty {
+            StreamWriter.append(c.heldData, type: .data, requestID: c.id, close: false, into: &c.queued)
+            c.heldData = []
+        }
+        if c.dataEnded { StreamWriter.append(noBytes, type: .data, requestID: c.id, close: true, into: &c.queued) }
     }
 
     func data(_ bytes: [UInt8], generation: Int) {
@@ -332,8 +391,11 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             let held = timedOut ? c.heldOutput : []
             c.heldOutput = []
             abortFlag.set()
-            // Unblock a handler waiting for input that will not come.
-            if !c.stdinEnded { StreamWriter.append(noBytes, type: .stdin, requestID: c.id, close: true, into: &c.queued) }
+            // Unblock a handler waiting for input that will not come (direct stdin:
+            // `endedEarly` ends its stream; nothing may enter the pipe).
+            if !c.stdinEnded && !c.directStdin {
+                StreamWriter.append(noBytes, type: .stdin, requestID: c.id, close: true, into: &c.queued)
+            }
             if c.isFilter && !c.dataEnded {
                 StreamWriter.append(noBytes, type: .data, requestID: c.id, close: true, into: &c.queued)
             }
@@ -365,7 +427,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// Writes the queued input (connection thread, at the end of each batch of
     /// input). The first commit also starts the request: on this thread if its
     /// input is complete and fits in the pipe now, else on the worker's thread.
-    func commit(generation: Int) {
+    func commit(generation: Int, onServingThread: Bool) {
         enum Next {
             case nothing
             case runHere(Connection?)
@@ -376,7 +438,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             guard c.generation == generation else { return .nothing }
             let starting = !c.running
             c.running = true
-            if starting && runsInline && c.stdinEnded && (!c.isFilter || c.dataEnded) {
+            if starting && onServingThread && runsInline && c.stdinEnded && (!c.isFilter || c.dataEnded) {
                 // The usual case: the whole request fits in the pipe, written here
                 // without blocking; libfcgi then reads it without blocking either.
                 let sent = c.queued.withUnsafeBytes { input.writeNow($0) }

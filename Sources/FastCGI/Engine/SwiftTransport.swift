@@ -9,6 +9,10 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     private let id: UInt16
     private let connection: Connection
     private let maxBuffered: Int
+    /// Runs the handler: on the calling (serving) thread when `here`, else on a
+    /// pool thread.
+    private let launch: @Sendable (SwiftTransport, _ here: Bool) -> Void
+    private let mayRunInline: Bool
 
     private struct Input {
         var stdin: [[UInt8]] = []
@@ -20,6 +24,8 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         var ended = false
         var stderrUsed = false
         var stdoutUsed = false
+        /// The handler was started (by the first ``commit(onServingThread:)``).
+        var launched = false
         /// Output records not yet written: sent on flush, past `outputBufferSize`,
         /// or with END_REQUEST (one write for a small response).
         var output: [UInt8] = []
@@ -35,7 +41,12 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// True once END_REQUEST is written.
     private let sending = Guarded(false)
 
-    init(start: RequestStart, connection: Connection, maxBuffered: Int) {
+    init(
+        start: RequestStart, connection: Connection, maxBuffered: Int, mayRunInline: Bool,
+        launch: @escaping @Sendable (SwiftTransport, _ here: Bool) -> Void
+    ) {
+        self.launch = launch
+        self.mayRunInline = mayRunInline
         id = start.requestID
         requestID = Int(start.requestID)
         role = start.role
@@ -46,6 +57,19 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     }
 
     // MARK: Sink (connection thread)
+
+    /// The end of a batch of input: the first one starts the handler, on this
+    /// thread if the input is complete, the request alone on its connection, and
+    /// this is the serving thread; else on a pool thread.
+    func commit(onServingThread: Bool) {
+        let complete = input.withLock { s -> Bool? in
+            guard !s.launched else { return nil }
+            s.launched = true
+            return s.stdinEnded && s.dataEnded
+        }
+        guard let complete else { return }
+        launch(self, complete && onServingThread && mayRunInline && connection.servesOneRequest)
+    }
 
     func stdin(_ bytes: [UInt8]) { enqueue(bytes, stdin: true) }
     func data(_ bytes: [UInt8]) { enqueue(bytes, stdin: false) }

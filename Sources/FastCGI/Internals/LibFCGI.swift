@@ -35,6 +35,11 @@ protocol LibFCGIOutput: AnyObject {
     /// flushed (everything so far must reach the peer now). False when the peer is
     /// gone.
     func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool, pushing: Bool) -> Bool
+
+    /// The next stdin bytes of a request whose input is handed over directly
+    /// (see ``LibFCGIRequest/accept(directStdin:)``), copied into `buffer`;
+    /// waits until some are there; 0 at the end of the stream.
+    func libfcgiInput(into buffer: UnsafeMutableRawBufferPointer) -> Int
 }
 
 /// The thread-local key that finds the current worker's request from libfcgi's
@@ -67,6 +72,11 @@ final class LibFCGIRequest {
     /// room for a record header before it).
     @exclusivity(unchecked) private var stdoutStart: UnsafeMutablePointer<UInt8>?
     @exclusivity(unchecked) private var stderrStart: UnsafeMutablePointer<UInt8>?
+    /// Where libfcgi's in-stream reads direct stdin from: a stable buffer the
+    /// stream's `rdNext`/`stop` point into (at most one record's content).
+    private let inputBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+    /// This request's stdin comes through ``fillInput(_:)``, not the pipe.
+    @exclusivity(unchecked) private var directStdin = false
 
     /// Prepares a request that reads from `connectedFD`, the read end of a pipe
     /// whose write end the protocol firewall writes canonical records to. libfcgi
@@ -95,6 +105,9 @@ final class LibFCGIRequest {
     /// Reads and discards what is left of the input streams, so the next request's
     /// records are not mistaken for this one's (libfcgi does not drain them itself).
     func drainInput() {
+        // Direct stdin never reaches the pipe: nothing to drain (the firewall
+        // drops the rest of the stream once the request ends).
+        guard !directStdin else { return }
         while let chunk = try? readStdin(max: 65536), !chunk.isEmpty {}
         if roleNumber == 3 {
             while let chunk = try? readData(max: 65536), !chunk.isEmpty {}
@@ -104,11 +117,15 @@ final class LibFCGIRequest {
     deinit {
         FCGX_Free(raw, 1)
         raw.deallocate()
+        inputBuffer.deallocate()
     }
 
     /// Blocks in `FCGX_Accept_r` until a request has arrived; returns 0, or a
-    /// negative code when the descriptor failed or was shut down.
-    func accept() -> Int32 {
+    /// negative code when the descriptor failed or was shut down. With
+    /// `directStdin` the request's stdin does not come through the pipe but from
+    /// ``LibFCGIOutput/libfcgiInput(into:)`` (the filter role cannot: libfcgi
+    /// switches to FCGI_DATA only after reading the end of stdin itself).
+    func accept(directStdin: Bool) -> Int32 {
         dataStarted = false
         stdinAhead = []
         stdinAheadOffset = 0
@@ -117,8 +134,36 @@ final class LibFCGIRequest {
         if rc >= 0 {
             stdoutStart = takeOver(raw.pointee.out)
             stderrStart = takeOver(raw.pointee.err)
+            self.directStdin = directStdin
+            if directStdin { takeOverInput(raw.pointee.in) }
         }
         return rc
+    }
+
+    // MARK: Input without libfcgi's descriptor
+
+    /// Replaces the reader stream's `fillBuffProc` (the hook `FCGX_GetStr` calls
+    /// when the stream's buffer is used up) with one that takes the next stdin
+    /// bytes straight from the firewall: a body no longer crosses the kernel
+    /// through the pipe, and a handler that ignores its body costs nothing per
+    /// chunk. Right after `FCGX_Accept_r` the stream is empty (`rdNext == stop`:
+    /// libfcgi's `SetReaderType`), so the first read comes here.
+    private func takeOverInput(_ stream: UnsafeMutablePointer<FCGX_Stream>?) {
+        guard let stream else { return }
+        stream.pointee.fillBuffProc = { stream in
+            guard let stream, let context = pthread_getspecific(currentRequestKey) else { return }
+            Unmanaged<LibFCGIRequest>.fromOpaque(context).takeUnretainedValue().fillInput(stream)
+        }
+    }
+
+    private func fillInput(_ stream: UnsafeMutablePointer<FCGX_Stream>) {
+        let count = output.libfcgiInput(into: inputBuffer)
+        let start = inputBuffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        stream.pointee.rdNext = start
+        stream.pointee.stopUnget = start
+        stream.pointee.stop = start + count
+        // The end of the stream: FCGX_GetStr returns what it has and stops asking.
+        if count == 0 { stream.pointee.isClosed = 1 }
     }
 
     // MARK: Output without libfcgi's descriptor

@@ -101,7 +101,11 @@ final class Guarded<State>: @unchecked Sendable {
                 pthread_cond_wait(condition, mutex)
             }
         }
-        return body(&state)
+        let result = body(&state)
+        // `body` may have changed what another waiter waits for (a reader taking
+        // input that a writer waits to see taken): wake the others, as withLock does.
+        if waiters > 1 { pthread_cond_broadcast(condition) }
+        return result
     }
 }
 
