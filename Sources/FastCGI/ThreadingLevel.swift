@@ -6,11 +6,12 @@ public enum ThreadingLevel: Int, Sendable, CaseIterable, ExpressibleByIntegerLit
     /// thread-safe). Connections are still read by the server's own threads, so an
     /// idle kept connection does not block the next one; `FCGI_MAX_CONNS` is 1.
     case single = 0
-    /// Level 1: one OS thread per connection (worker); connections served at the same
-    /// time, no multiplexing on a connection.
+    /// Level 1: one OS thread per connection being served (a worker); connections
+    /// served at the same time, no multiplexing on a connection. An idle
+    /// connection holds no thread.
     case perConnection = 1
-    /// Level 2: one OS thread per connection and one per request; requests
-    /// multiplexed on a connection.
+    /// Level 2: one OS thread per connection being served and one per request;
+    /// requests multiplexed on a connection.
     case multiplexed = 2
 
     /// Creates a level from 0, 1 or 2.

@@ -13,8 +13,8 @@ import Logging
 ///   here. When input arrives (or ``Server/exit()`` drains it) a pool thread takes
 ///   it up again; one idle past ``ConnectionLimits/idleTimeout`` is closed. So an
 ///   idle connection costs no thread: 10,000 of them cost one.
-/// - **Busy connections** (levels 0 and 1): while a connection's own thread runs a
-///   request's handler (``LibFCGIWorker``'s inline path) the poller reads for it, so
+/// - **Busy connections**: while a connection's serving thread runs a request's
+///   handler (the inline path of ``LibFCGIWorker`` and ``SwiftExecutor``) the poller reads for it, so
 ///   management records are still answered and an abort still ends the request
 ///   (SPEC §4). Most handlers return in well under a millisecond, and the thread
 ///   reads again when they do; so a connection is only *noted* as busy (a lock and

@@ -60,13 +60,15 @@ final class RefusedRequest: RequestSink {
     func abort() {}
 }
 
-/// One libfcgi worker: an `FCGX_Request` reading canonical records from one end of
-/// a pipe whose other end the connection thread writes to, and a thread to
+/// One libfcgi worker: an `FCGX_Request` reading BEGIN_REQUEST and an empty
+/// PARAMS stream from one end of a pipe whose other end the connection thread
+/// writes to, stdin straight from the firewall's queue
+/// (``libfcgiInput(into:)``; the filter's through the pipe), and a thread to
 /// run it. A request whose input is complete when it starts (the common case: the
 /// web server sent BEGIN_REQUEST, PARAMS and STDIN in one go) is run by the
 /// connection thread itself — its records are already in the pipe, so
 /// `FCGX_Accept_r` does not block, and no other thread needs waking — while the
-/// server's ``BusyConnectionWatcher`` reads the connection for it, so management
+/// server's ``ConnectionPoller`` reads the connection for it, so management
 /// records and aborts are still handled at once. A request whose input is still
 /// arriving is handed to the worker's own thread, which reads it as it comes.
 /// Either way the handler's output does not go back through the pipe:
@@ -74,7 +76,8 @@ final class RefusedRequest: RequestSink {
 /// ``libfcgiOutput(_:toError:closing:)``, which writes them to the connection.
 ///
 /// ```
-/// network ──▶ Connection (Swift parser, ConnectionMachine) ──canonical records──▶ pipe ──▶ libfcgi (handler)
+/// network ──▶ Connection (Swift parser, ConnectionMachine) ──BEGIN, PARAMS──▶ pipe ──▶ libfcgi (handler)
+///                                                         ──stdin (memory)──▶ fillBuffProc ──┘
 /// network ◀── Connection.write ◀── STDOUT/STDERR records ◀── libfcgi's stream buffers (emptyBuffProc) ◀──┘
 /// ```
 final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
@@ -458,7 +461,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         case .nothing:
             return
         case .runHere(let connection):
-            // The watcher stops before END_REQUEST goes out: the peer's next request
+            // The poller stops reading before END_REQUEST goes out: the peer's next request
             // is then this thread's to read.
             if let connection { connection.runWatched { runHandler() } } else { runHandler() }
             requestDone()
