@@ -14,7 +14,9 @@
 // ECHO_PAGE=N answers with N bytes of a generated HTML table instead (a page for
 // the gzip benchmark; repeated past 1 MiB); ECHO_DISCARD=1 answers `ok` without
 // reading the body (an upload the handler ignores; the C reference reads and
-// discards it, as a libfcgi program must).
+// discards it, as a libfcgi program must); ECHO_HEADER=VALUE sets the response
+// header `X-Echo: VALUE` first (a value holding CR or LF is refused: the handler
+// throws and the 500 page follows).
 import ArgumentParser
 import ExampleSupport
 import FastCGI
@@ -52,6 +54,7 @@ struct EchoResponder: Handler {
         if let delay = (request.environ["ECHO_SLEEP_MS"] ?? request.environ["HTTP_X_ECHO_SLEEP_MS"]).flatMap({ UInt32($0) }) {
             usleep(delay * 1000)
         }
+        if let value = request.environ["ECHO_HEADER"] { try request.setHeader("X-Echo", value) }
         if request.environ["ECHO_DISCARD"] == "1" {
             try request.setHeader("Content-Type", "text/plain")
             try request.write("ok\n")

@@ -72,7 +72,7 @@ struct RequestTests {
         do {
             try request.setHeader("Status", "404")
         } catch {
-            #expect(error.description == "setHeader(Status): the headers have already been sent")
+            #expect("\(error)" == "setHeader(Status): the headers have already been sent")
         }
     }
 

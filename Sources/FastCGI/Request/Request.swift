@@ -97,14 +97,20 @@ open class Request {
     // MARK: Headers
 
     /// Replaces every header named `name` (compared without case) with one value.
-    public func setHeader(_ name: String, _ value: String) throws(SequencingError) {
+    /// Throws ``HeaderError`` for a name that is not a token or a value holding
+    /// CR, LF or NUL (nothing invalid reaches the wire), ``SequencingError`` once
+    /// the headers were sent.
+    public func setHeader(_ name: String, _ value: String) throws {
         try checkHeadersOpen("setHeader(\(name))")
+        try HeaderError.check(name: name, value: value)
         headers.set(name, value)
     }
 
-    /// Adds a header, keeping any others of the same name.
-    public func addHeader(_ name: String, _ value: String) throws(SequencingError) {
+    /// Adds a header, keeping any others of the same name; refused as
+    /// ``setHeader(_:_:)`` refuses.
+    public func addHeader(_ name: String, _ value: String) throws {
         try checkHeadersOpen("addHeader(\(name))")
+        try HeaderError.check(name: name, value: value)
         headers.add(name, value)
     }
 
@@ -119,9 +125,11 @@ open class Request {
         headers.remove(name)
     }
 
-    /// Adds `value` to the comma-separated list of header `name`, unless present.
-    public func appendHeaderValue(_ name: String, _ value: String) throws(SequencingError) {
+    /// Adds `value` to the comma-separated list of header `name`, unless present;
+    /// refused as ``setHeader(_:_:)`` refuses.
+    public func appendHeaderValue(_ name: String, _ value: String) throws {
         try checkHeadersOpen("appendHeaderValue(\(name))")
+        try HeaderError.check(name: name, value: value)
         headers.appendValue(name, value)
     }
 

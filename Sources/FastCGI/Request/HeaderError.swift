@@ -1,0 +1,64 @@
+/// A response header was refused before it could reach the wire: its name is not
+/// an RFC 9110 token, or its value holds CR, LF or NUL (which would end the header
+/// and let the rest be read as more headers or as the body: response splitting).
+///
+/// ```swift
+/// do {
+///     try request.setHeader("Location", userSuppliedURL)
+/// } catch let error as HeaderError {
+///     request.error("refused: \(error)\n")
+/// }
+/// ```
+public struct HeaderError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Why a header was refused.
+    public enum Reason: Hashable, Sendable, CustomStringConvertible {
+        /// The name is empty or holds a byte that is not a token character.
+        case invalidName
+        /// The value holds a carriage return, line feed or NUL byte.
+        case invalidValue
+
+        public var description: String {
+            switch self {
+            case .invalidName: "the name is not an HTTP token (RFC 9110 §5.1)"
+            case .invalidValue: "the value holds CR, LF or NUL (RFC 9110 §5.5)"
+            }
+        }
+    }
+
+    /// The header's name, as given (escaped for the message).
+    public var name: String
+    /// What is wrong with it.
+    public var reason: Reason
+
+    /// Creates an error for header `name`.
+    public init(name: String, reason: Reason) {
+        self.name = name
+        self.reason = reason
+    }
+
+    public var description: String {
+        "response header \(name.debugDescription) refused: \(reason)"
+    }
+
+    /// Checks a header before it is kept; throws for anything that could split
+    /// the response. Obsolete line folding is not allowed in responses either.
+    static func check(name: String, value: String?) throws(HeaderError) {
+        guard !name.utf8.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
+            throw HeaderError(name: name, reason: .invalidName)
+        }
+        if let value, value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }) {
+            throw HeaderError(name: name, reason: .invalidValue)
+        }
+    }
+
+    /// `tchar` of RFC 9110 §5.6.2.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
