@@ -4,12 +4,12 @@ import Testing
 
 @Suite("Request: headers, buffering, output")
 struct RequestTests {
-    @Test("default Content-Type is the original module's")
+    @Test("default Content-Type: text/html in UTF-8, the encoding write(String) sends")
     func defaultHeader() {
         let transport = MemoryTransport()
         let request = transport.request()
         request.close()
-        #expect(transport.outputText == "Content-Type: text/html; charset=iso-8859-1\r\n\r\n")
+        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\n")
     }
 
     @Test("setHeader replaces every header of that name, case-insensitively, in place")
@@ -21,7 +21,7 @@ struct RequestTests {
         try request.setHeader("X-a", "3")
         #expect(
             request.headerFields.map { "\($0.name): \($0.value)" } == [
-                "Content-Type: text/html; charset=iso-8859-1", "X-a: 3", "X-B: b",
+                "Content-Type: text/html; charset=utf-8", "X-a: 3", "X-B: b",
             ])
     }
 
@@ -84,7 +84,7 @@ struct RequestTests {
         try request.write(Array("world".utf8))
         #expect(transport.writes.isEmpty)
         request.flush()
-        #expect(transport.outputText == "Content-Type: text/html; charset=iso-8859-1\r\n\r\nHello, world")
+        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\nHello, world")
         #expect(transport.flushes == 1)
     }
 
@@ -167,7 +167,7 @@ struct RequestTests {
         request.traceback(Boom())
         request.close()
         let text = transport.outputText
-        #expect(text.hasPrefix("Status: 500 Internal Server Error\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n"))
+        #expect(text.hasPrefix("Status: 500 Internal Server Error\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"))
         #expect(!text.contains("partial") && !text.contains("X-Custom"))
         #expect(!text.contains("boom"))
         #expect(String(decoding: transport.errors, as: UTF8.self).contains("boom <b>"))
@@ -187,7 +187,7 @@ struct RequestTests {
         try request.write("sent")
         request.traceback(RequestError("late"))
         request.close()
-        #expect(transport.outputText == "Content-Type: text/html; charset=iso-8859-1\r\n\r\nsent")
+        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\nsent")
         #expect(String(decoding: transport.errors, as: UTF8.self).contains("late"))
     }
 

@@ -40,7 +40,7 @@ open class Request {
     // The mutable state below belongs to the handler's thread (a Request is not
     // Sendable) and is never lent out inout: the dynamic exclusivity checks, a
     // runtime call per access on the request path, are turned off for it.
-    @exclusivity(unchecked) private var headers = HeaderList([("Content-Type", "text/html; charset=iso-8859-1")])
+    @exclusivity(unchecked) private var headers = HeaderList([("Content-Type", "text/html; charset=utf-8")])
     @exclusivity(unchecked) private var buffer: [UInt8] = []
     @exclusivity(unchecked) private var position = 0
     private var parsedParams: [String: FormValue]?
@@ -276,7 +276,7 @@ open class Request {
         guard !headersSent, !isClosed else { return }
         headers.removeAll()
         headers.set("Status", "500 Internal Server Error")
-        headers.set("Content-Type", "text/html; charset=iso-8859-1")
+        headers.set("Content-Type", "text/html; charset=utf-8")
         buffer.removeAll()
         position = 0
         var page = """
