@@ -34,6 +34,9 @@ struct ChurnTests {
     @Test("replies are exact", arguments: cases)
     func churn(level: Int, unix: Bool, mode: Mode) throws {
         let app = try RunningApp("echo", unix: unix, arguments: ["--threading-level", "\(level)", "--log-level", "error"])
+        // The baseline once the server is wholly up (it listens before its
+        // workers' pipes exist): after a first request.
+        _ = try app.send(.http())
         let baseline = Self.openDescriptors(app.child.pid)
         let failures = Failures()
         onParallelThreads(Self.clients) { client in
