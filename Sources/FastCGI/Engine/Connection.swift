@@ -154,16 +154,8 @@ final class Connection: @unchecked Sendable {
             return (quiet, s.machine.readClosed)
         }
         if quiet {
-            let result = buffer.withUnsafeMutableBytes { descriptor.readResult(into: $0) }
-            state.withLock { $0.inQuietRead = false }
-            switch result {
-            case .success(let n) where n > 0:
-                buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-            case .failure(let error) where error.wouldBlock:
-                return park() ? .parked : .done
-            default:
-                closedByPeer()
-            }
+            // Nothing came for `linger`: the thread goes back to the pool.
+            guard readAndFeed(&buffer, endingQuietRead: true) else { return park() ? .parked : .done }
             return .done
         }
         // Requests in flight: their threads may queue actions (an end, a close)
@@ -177,17 +169,27 @@ final class Connection: @unchecked Sendable {
             return .done
         }
         if ready[1] { wakeup.clear() }
-        if ready[0] {
-            switch buffer.withUnsafeMutableBytes({ descriptor.readResult(into: $0) }) {
-            case .success(let n) where n > 0:
-                buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-            case .failure(let error) where error.wouldBlock:
-                break
-            default:
-                closedByPeer()
-            }
-        }
+        if ready[0] { _ = readAndFeed(&buffer) }
         return .done
+    }
+
+    /// Reads once and feeds what came to the machine (end of stream or a failure:
+    /// the peer is gone). False when nothing was there: a receive timeout, or,
+    /// without `waiting`, nothing to read now. `endingQuietRead` marks the quiet
+    /// read over before the bytes are fed (a drain then wakes this thread instead
+    /// of shutting the read side down).
+    private func readAndFeed(_ buffer: inout [UInt8], waiting: Bool = true, endingQuietRead: Bool = false) -> Bool {
+        let result = buffer.withUnsafeMutableBytes { descriptor.readResult(into: $0, waiting: waiting) }
+        if endingQuietRead { state.withLock { $0.inQuietRead = false } }
+        switch result {
+        case .success(let n) where n > 0:
+            buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        case .failure(let error) where error.wouldBlock:
+            return false
+        default:
+            closedByPeer()
+        }
+        return true
     }
 
     /// Parks the quiet connection in the poller; false if something came up.
@@ -218,7 +220,7 @@ final class Connection: @unchecked Sendable {
     private func finish() {
         // Requests still running were aborted; wait for them (bounded).
         let deadline = engine.server.shutdownTimeout
-        _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { s in s.serving = nil }
+        _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
         state.withLock { $0.serving = nil }
         writeLock.withLock { closed in
             closed = true
@@ -369,14 +371,7 @@ final class Connection: @unchecked Sendable {
     func readWhileBusy(into buffer: inout [UInt8], poller: ConnectionPoller) {
         watched.withLock { watching in
             guard watching else { return }
-            switch buffer.withUnsafeMutableBytes({ descriptor.readResult(into: $0, waiting: false) }) {
-            case .success(let n) where n > 0:
-                buffer.withUnsafeBytes { received(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-            case .failure(let error) where error.wouldBlock:
-                break
-            default:
-                closedByPeer()
-            }
+            _ = readAndFeed(&buffer, waiting: false)
             if engine.server.threadingLevel == .multiplexed {
                 carryOutPending(onServingThread: false)
             } else {
