@@ -11,11 +11,11 @@ public enum ConnectionAction: Hashable, Sendable {
     /// The peer aborted a started request (spec §5.4): stop its output and end it.
     case abort(requestID: UInt16)
     /// Close the connection (after sending what the earlier actions hold).
-    case close(reason: String)
+    case close(reason: CloseReason)
     /// A request was refused without running (unknown role, FCGI_CANT_MPX_CONN,
     /// FCGI_OVERLOADED); its END_REQUEST is in the `.send` before. For logs and
     /// counters only.
-    case refused(requestID: UInt16, reason: String)
+    case refused(requestID: UInt16, reason: RefusalReason)
 }
 
 /// A request whose BEGIN_REQUEST and params are complete.
@@ -146,7 +146,7 @@ public struct ConnectionMachine: Sendable {
             do {
                 record = try decoder.next()
             } catch {
-                actions.append(close("\(error)"))
+                actions.append(close(.malformedRecord(error)))
                 break
             }
             guard let record else { break }
@@ -161,12 +161,12 @@ public struct ConnectionMachine: Sendable {
         if !request.keepConnection { closeWhenIdle = true }
         var actions: [ConnectionAction] = []
         if closeWhenIdle && active.isEmpty {
-            actions.append(close("request \(requestID) ended without FCGI_KEEP_CONN"))
+            actions.append(close(.requestEndedWithoutKeepConnection(requestID: requestID)))
             return actions
         }
         if readClosed {
             // Requests aborted at the peer's close end too: close once none runs.
-            if active.isEmpty { actions.append(close("peer closed the connection")) }
+            if active.isEmpty { actions.append(close(.peerClosed)) }
             return actions
         }
         // Pipelining: replay held records now that a request ended.
@@ -200,7 +200,7 @@ public struct ConnectionMachine: Sendable {
             }
         }
         order.removeAll { active[$0] == nil }
-        if active.values.allSatisfy({ !$0.inputComplete }) { actions.append(close("peer closed the connection")) }
+        if active.values.allSatisfy({ !$0.inputComplete }) { actions.append(close(.peerClosed)) }
         return actions
     }
 
@@ -210,7 +210,7 @@ public struct ConnectionMachine: Sendable {
 
     // MARK: Records
 
-    private mutating func close(_ reason: String) -> ConnectionAction {
+    private mutating func close(_ reason: CloseReason) -> ConnectionAction {
         closed = true
         return .close(reason: reason)
     }
@@ -231,7 +231,7 @@ public struct ConnectionMachine: Sendable {
         case .params:
             guard var request = active[id] else { return }  // inactive id: ignored (spec §3.3)
             guard case .params(var collector) = request.phase else {
-                actions.append(close("request \(id): PARAMS after the params stream ended"))
+                actions.append(close(.outOfSequence(requestID: id, .paramsAfterEnd)))
                 return
             }
             if record.content.isEmpty {
@@ -239,7 +239,7 @@ public struct ConnectionMachine: Sendable {
                 do {
                     block = try NameValueBlock(validating: collector.bytes, maxLength: limits.maxParamsBytes)
                 } catch {
-                    actions.append(close("request \(id): malformed params: \(error)"))
+                    actions.append(close(.malformedParams(requestID: id, error)))
                     return
                 }
                 request.phase = .running
@@ -255,7 +255,7 @@ public struct ConnectionMachine: Sendable {
                 if request.ignoresStdin { actions.append(.stdin(requestID: id, bytes: [])) }
             } else {
                 guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
-                    actions.append(close("request \(id): params exceed the \(limits.maxParamsBytes)-byte limit"))
+                    actions.append(close(.paramsTooLarge(requestID: id, limit: limits.maxParamsBytes)))
                     return
                 }
                 // The first record's content is taken as is (the usual single
@@ -267,7 +267,7 @@ public struct ConnectionMachine: Sendable {
         case .stdin, .data:
             guard var request = active[id] else { return }
             guard case .running = request.phase else {
-                actions.append(close("request \(id): \(record.type) before the params stream ended"))
+                actions.append(close(.outOfSequence(requestID: id, .streamBeforeParams(record.type))))
                 return
             }
             let isStdin = record.type == .stdin
@@ -275,7 +275,7 @@ public struct ConnectionMachine: Sendable {
             let open = isStdin ? request.stdinOpen : request.dataOpen
             guard open else {
                 if record.content.isEmpty { return }  // a repeated end of stream is harmless
-                actions.append(close("request \(id): \(record.type) after the end of that stream"))
+                actions.append(close(.outOfSequence(requestID: id, .streamAfterEnd(record.type))))
                 return
             }
             if record.content.isEmpty {
@@ -293,7 +293,7 @@ public struct ConnectionMachine: Sendable {
                 order.removeAll { $0 == id }
                 actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded))
                 if !request.keepConnection { closeWhenIdle = true }
-                if closeWhenIdle && active.isEmpty { actions.append(close("request \(id) aborted without FCGI_KEEP_CONN")) }
+                if closeWhenIdle && active.isEmpty { actions.append(close(.abortedWithoutKeepConnection(requestID: id))) }
             }
         default:
             // Types a web server does not send (STDOUT, END_REQUEST…) or unknown
@@ -305,7 +305,7 @@ public struct ConnectionMachine: Sendable {
     /// Keeps a record of a pipelined request until the requests before it end.
     private mutating func hold(_ record: Record, into actions: inout [ConnectionAction]) {
         guard backlogBytes + record.content.count <= limits.maxPipelinedBytes else {
-            actions.append(close("pipelined requests exceed the \(limits.maxPipelinedBytes)-byte limit"))
+            actions.append(close(.pipelineTooLarge(limit: limits.maxPipelinedBytes)))
             return
         }
         backlog.append(record)
@@ -315,14 +315,14 @@ public struct ConnectionMachine: Sendable {
     private mutating func begin(_ record: Record, into actions: inout [ConnectionAction]) {
         let id = record.requestID
         guard record.content.count >= 8 else {
-            actions.append(close("request \(id): BEGIN_REQUEST of \(record.content.count) bytes (expected 8)"))
+            actions.append(close(.outOfSequence(requestID: id, .beginRequestLength(record.content.count))))
             return
         }
         if let existing = active[id] {
             // The same id again once the first request's input is complete is a
             // pipelined request (clients reuse id 1): it waits for the first to end.
             guard existing.inputComplete else {
-                actions.append(close("request \(id): BEGIN_REQUEST for a request already active"))
+                actions.append(close(.outOfSequence(requestID: id, .beginRequestForActive)))
                 return
             }
             hold(record, into: &actions)
@@ -332,8 +332,10 @@ public struct ConnectionMachine: Sendable {
         let keep = record.content[2] & WireConstants.keepConnectionFlag != 0
         guard roleNumber < 32, roleBits & 1 << UInt32(roleNumber) != 0, let role = Role(rawValue: roleNumber) else {
             actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .unknownRole).encoded))
-            actions.append(.refused(requestID: id, reason: "FCGI_UNKNOWN_ROLE: role \(roleNumber) has no handler"))
-            if !keep && active.isEmpty { actions.append(close("request \(id): unknown role \(roleNumber), no FCGI_KEEP_CONN")) }
+            actions.append(.refused(requestID: id, reason: .unknownRole(roleNumber)))
+            if !keep && active.isEmpty {
+                actions.append(close(.unknownRoleWithoutKeepConnection(requestID: id, role: roleNumber)))
+            }
             return
         }
         if multiplexing {
@@ -342,7 +344,7 @@ public struct ConnectionMachine: Sendable {
                 actions.append(
                     .refused(
                         requestID: id,
-                        reason: "FCGI_OVERLOADED: \(limits.maxRequestsPerConnection) requests already active on this connection"))
+                        reason: .overloaded(limit: limits.maxRequestsPerConnection)))
                 return
             }
         } else if !active.isEmpty {
@@ -352,7 +354,7 @@ public struct ConnectionMachine: Sendable {
             guard active.values.allSatisfy(\.inputComplete) else {
                 actions.append(
                     .send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .cantMultiplexConnection).encoded))
-                actions.append(.refused(requestID: id, reason: "FCGI_CANT_MPX_CONN: another request's input is still arriving"))
+                actions.append(.refused(requestID: id, reason: .cannotMultiplex))
                 return
             }
             hold(record, into: &actions)
@@ -372,7 +374,7 @@ public struct ConnectionMachine: Sendable {
         do {
             names = try NameValueCoding.decode(record.content)
         } catch {
-            actions.append(close("malformed FCGI_GET_VALUES: \(error)"))
+            actions.append(close(.malformedGetValues(error)))
             return
         }
         // Each known name answered once, however often it was asked (libfcgi

@@ -137,34 +137,47 @@ struct ConnectionMachineTests {
     }
 
     @Test(
-        "hostile input closes the connection with a reason",
+        "hostile input closes the connection with a typed reason",
         arguments: [
-            ("wrong version", [2, 1, 0, 1, 0, 8, 0, 0] + [UInt8](repeating: 0, count: 8)),
-            ("short BEGIN", [1, 1, 0, 1, 0, 2, 0, 0, 0, 1]),
+            (
+                "wrong version", [2, 1, 0, 1, 0, 8, 0, 0] + [UInt8](repeating: 0, count: 8),
+                .malformedRecord(.unsupportedVersion(2))
+            ),
+            ("short BEGIN", [1, 1, 0, 1, 0, 2, 0, 0, 0, 1], .outOfSequence(requestID: 1, .beginRequestLength(2))),
             (
                 "stdin before params end",
                 Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
-                    + Record(type: .stdin, requestID: 1, content: [1]).encoded
+                    + Record(type: .stdin, requestID: 1, content: [1]).encoded,
+                .outOfSequence(requestID: 1, .streamBeforeParams(.stdin))
             ),
             (
                 "duplicate BEGIN",
                 Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
-                    + Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+                    + Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded,
+                .outOfSequence(requestID: 1, .beginRequestForActive)
             ),
             (
                 "name length 0x7fffffff",
                 Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
                     + Record(type: .params, requestID: 1, content: [0xFF, 0xFF, 0xFF, 0xFF, 1, 65]).encoded
-                    + Record(type: .params, requestID: 1).encoded
+                    + Record(type: .params, requestID: 1).encoded,
+                nil
             ),
-        ] as [(String, [UInt8])])
-    func hostile(name: String, bytes: [UInt8]) {
+        ] as [(String, [UInt8], CloseReason?)])
+    func hostile(name: String, bytes: [UInt8], expected: CloseReason?) {
         var m = machine()
         let actions = m.receive(bytes)
-        guard case .close = actions.last else {
+        guard case .close(let reason) = actions.last else {
             Issue.record("\(name): expected close, got \(actions)")
             return
         }
+        if let expected {
+            #expect(reason == expected, "\(name)")
+        } else if case .malformedParams(requestID: 1, _) = reason {
+        } else {
+            Issue.record("\(name): expected malformed params, got \(reason)")
+        }
+        #expect(!reason.isOrdinary, "\(name): a hostile close is logged as a warning")
         #expect(m.isClosed)
     }
 
@@ -186,7 +199,7 @@ struct ConnectionMachineTests {
         for id in UInt16(1)...3 { stream += Record.beginRequest(requestID: id, role: .responder, keepConnection: true).encoded }
         let actions = m.receive(stream)
         #expect(try records(actions) == [Record.endRequest(requestID: 3, appStatus: 0, protocolStatus: .overloaded)])
-        #expect(actions.contains(.refused(requestID: 3, reason: "FCGI_OVERLOADED: 2 requests already active on this connection")))
+        #expect(actions.contains(.refused(requestID: 3, reason: .overloaded(limit: 2))))
         #expect(m.activeCount == 2)
     }
 
@@ -200,7 +213,11 @@ struct ConnectionMachineTests {
             Issue.record("expected close")
             return
         }
-        #expect(reason.contains("malformed params"))
+        guard case .malformedParams(requestID: 1, _) = reason else {
+            Issue.record("expected malformed params, got \(reason)")
+            return
+        }
+        #expect(!reason.isOrdinary && !reason.isLimit)
     }
 
     @Test("pipelined bytes over the limit close the connection")
@@ -213,7 +230,8 @@ struct ConnectionMachineTests {
             Issue.record("expected close")
             return
         }
-        #expect(reason.contains("pipelined"))
+        #expect(reason == .pipelineTooLarge(limit: 1000) && reason.isLimit)
+        #expect("\(reason)" == "pipelined requests exceed the 1000-byte limit")
     }
 
     @Test("params over the limit close the connection")
@@ -227,7 +245,7 @@ struct ConnectionMachineTests {
             Issue.record("expected close")
             return
         }
-        #expect(reason.contains("100-byte limit"))
+        #expect(reason == .paramsTooLarge(requestID: 1, limit: 100) && reason.isLimit)
     }
 
     /// BEGIN_REQUEST and PARAMS of an authorizer, with no STDIN (lighttpd, Apache).
@@ -288,7 +306,7 @@ struct ConnectionMachineTests {
         StreamWriter.appendParams([NameValuePair("A", "1")], requestID: 1, into: &stream)
         StreamWriter.append([1, 2], type: .stdin, requestID: 1, close: false, into: &stream)
         _ = m.receive(stream)
-        #expect(m.peerClosed() == [.abort(requestID: 1), .close(reason: "peer closed the connection")])
+        #expect(m.peerClosed() == [.abort(requestID: 1), .close(reason: .peerClosed)])
         #expect(m.isClosed)
     }
 
@@ -300,7 +318,7 @@ struct ConnectionMachineTests {
         #expect(m.readClosed && !m.isClosed)
         #expect(m.receive(request(2)) == [])
         // The held request is dropped with the peer's side; the connection closes.
-        #expect(m.requestEnded(1) == [.close(reason: "peer closed the connection")])
+        #expect(m.requestEnded(1) == [.close(reason: .peerClosed)])
     }
 
     @Test("peer closed with one request complete and one still receiving (level 2): only the second is aborted")
@@ -312,6 +330,6 @@ struct ConnectionMachineTests {
         _ = m.receive(stream)
         #expect(m.peerClosed() == [.abort(requestID: 2)])
         #expect(m.requestEnded(2) == [])
-        #expect(m.requestEnded(1) == [.close(reason: "peer closed the connection")])
+        #expect(m.requestEnded(1) == [.close(reason: .peerClosed)])
     }
 }

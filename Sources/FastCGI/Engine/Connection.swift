@@ -327,14 +327,14 @@ final class Connection: @unchecked Sendable {
             return nil
         case .refused(let id, let reason):
             engine.statistics.refusedRequests.increment()
-            if reason.hasPrefix("FCGI_OVERLOADED") { engine.statistics.limitHits.increment() }
+            if case .overloaded = reason { engine.statistics.limitHits.increment() }
             logger.warning("refused a request: \(reason)", metadata: ["request": "\(id)", "peer": "\(peer)"])
             return nil
         case .close(let reason):
-            if reason == "peer closed the connection" || reason.contains("FCGI_KEEP_CONN") {
+            if reason.isOrdinary {
                 logger.debug("closing connection: \(reason)")
             } else {
-                if reason.contains("limit") { engine.statistics.limitHits.increment() }
+                if reason.isLimit { engine.statistics.limitHits.increment() }
                 logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])
             }
             let running = state.withLock { Array($0.sinks.values) }
