@@ -60,6 +60,15 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "With systemd socket activation and several sockets, serve the one with this name.")
     public var socketName: String?
 
+    @Option(name: .long, help: "Mode of the unix socket --bind creates, in octal (e.g. 0660), as spawn-fcgi -M.")
+    public var socketMode: String?
+
+    @Option(name: .long, help: "Owner (user name or number) of the unix socket --bind creates, as spawn-fcgi -U.")
+    public var socketOwner: String?
+
+    @Option(name: .long, help: "Group (name or number) of the unix socket --bind creates, as spawn-fcgi -G.")
+    public var socketGroup: String?
+
     /// Creates the default options.
     public init() {}
 
@@ -128,7 +137,20 @@ public struct ServerOptions: ParsableArguments {
             logLevel: Logger.Level(rawValue: logLevel),
             shutdownTimeout: shutdownTimeout,
             monitoring: monitoring,
-            activationSocketName: socketName)
+            activationSocketName: socketName,
+            socketPermissions: try socketPermissions())
+    }
+
+    /// `--socket-mode`, `--socket-owner`, `--socket-group`.
+    func socketPermissions() throws -> SocketPermissions {
+        var mode: UInt32?
+        if let text = socketMode {
+            guard let value = UInt32(text, radix: 8), value <= 0o7777 else {
+                throw ValidationError("--socket-mode \(text): expected an octal mode such as 0660")
+            }
+            mode = value
+        }
+        return SocketPermissions(mode: mode, owner: socketOwner, group: socketGroup)
     }
 }
 

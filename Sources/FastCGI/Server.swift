@@ -54,6 +54,8 @@ public final class Server: Sendable {
     /// (`FileDescriptorName=`, seen in `LISTEN_FDNAMES`) of the one to serve; nil
     /// takes the first.
     public let activationSocketName: String?
+    /// The mode, owner and group of a unix socket the server creates.
+    public let socketPermissions: SocketPermissions
 
     let state = Guarded(RunState())
 
@@ -76,6 +78,8 @@ public final class Server: Sendable {
     ///   - handleSignals: whether SIGTERM, SIGINT and SIGUSR1 stop the server.
     ///   - monitoring: ping and status pages, slow-request log, request timeout.
     ///   - activationSocketName: which socket-activated socket to serve.
+    ///   - socketPermissions: the mode, owner and group of a unix socket at
+    ///     `address` (so nginx can connect without a world-writable socket).
     public init(
         factories handlers: [Role: HandlerFactory],
         maxRequests: Int = 0,
@@ -91,8 +95,10 @@ public final class Server: Sendable {
         shutdownTimeout: Double = 10,
         handleSignals: Bool = true,
         monitoring: Monitoring = Monitoring(),
-        activationSocketName: String? = nil
+        activationSocketName: String? = nil,
+        socketPermissions: SocketPermissions = SocketPermissions()
     ) {
+        self.socketPermissions = socketPermissions
         self.monitoring = monitoring
         self.activationSocketName = activationSocketName
         self.connectionLimits = connectionLimits
@@ -174,6 +180,9 @@ public final class Server: Sendable {
         let listenFD: Int32
         if let address {
             listenFD = try Socket.listen(on: address)
+            if case .unix(let path) = address, !socketPermissions.isEmpty {
+                try Socket.apply(socketPermissions, toSocketAt: path)
+            }
             var bound = address
             if case .tcp(let host, 0) = address, let port = Socket.localPort(listenFD) { bound = .tcp(host: host, port: port) }
             logger.info("listening on \(bound)", metadata: ["threading-level": "\(threadingLevel.rawValue)"])

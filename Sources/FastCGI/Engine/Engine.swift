@@ -46,6 +46,14 @@ final class Engine: @unchecked Sendable {
         self.server = server
         self.listenFD = listenFD
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
+        // A TCP listener reachable from other machines with no allow list lets any
+        // peer that can connect send params the app trusts because "the web server
+        // set them" (REMOTE_USER, HTTPS, REMOTE_ADDR): say so at start.
+        if !allowList.restricts && !Socket.isLocalOnly(listenFD) {
+            server.logger.warning(
+                "the FastCGI port is reachable from other machines and FCGI_WEB_SERVER_ADDRS is not set: any peer that can connect can send any params (REMOTE_USER, HTTPS, REMOTE_ADDR) the app trusts. Set FCGI_WEB_SERVER_ADDRS to the web server's address, or listen on 127.0.0.1 or a unix socket"
+            )
+        }
         watchdog = server.monitoring.watchesRequests ? try Watchdog(monitoring: server.monitoring, statistics: statistics) : nil
         stopWakeup = try Wakeup()
         switch server.threadingLevel {

@@ -61,6 +61,54 @@ enum Socket {
         }
     }
 
+    /// Gives the unix socket at `path` the mode, owner and group asked for.
+    static func apply(_ permissions: SocketPermissions, toSocketAt path: String) throws(ServerError) {
+        if permissions.owner != nil || permissions.group != nil {
+            let uid = try permissions.owner.map { name throws(ServerError) in try userID(name) } ?? uid_t.max
+            let gid = try permissions.group.map { name throws(ServerError) in try groupID(name) } ?? gid_t.max
+            guard chown(path, uid, gid) == 0 else { throw ServerError.errno("chown \(path)") }
+        }
+        if let mode = permissions.mode, chmod(path, mode_t(mode)) != 0 { throw ServerError.errno("chmod \(path)") }
+    }
+
+    private static func userID(_ name: String) throws(ServerError) -> uid_t {
+        if let number = uid_t(name) { return number }
+        guard let entry = getpwnam(name) else { throw ServerError("socket owner \(name): no such user") }
+        return entry.pointee.pw_uid
+    }
+
+    private static func groupID(_ name: String) throws(ServerError) -> gid_t {
+        if let number = gid_t(name) { return number }
+        guard let entry = getgrnam(name) else { throw ServerError("socket group \(name): no such group") }
+        return entry.pointee.gr_gid
+    }
+
+    /// Whether a listening TCP socket is reachable only from this machine (bound to
+    /// 127.0.0.0/8 or ::1); true for a unix socket, false for 0.0.0.0, :: and the
+    /// machine's other addresses.
+    static func isLocalOnly(_ fd: Int32) -> Bool {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { return true }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self).sin_addr.s_addr }
+            return UInt32(bigEndian: address) >> 24 == 127
+        case AF_INET6:
+            let bytes = withUnsafeBytes(of: &storage) { raw in
+                withUnsafeBytes(of: raw.load(as: sockaddr_in6.self).sin6_addr) { Array($0) }
+            }
+            let loopback = bytes[..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
+            let mappedLoopback = bytes[..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+            return loopback || mappedLoopback
+        default:
+            return true
+        }
+    }
+
     private static func finishListen(_ fd: Int32, backlog: Int32, address: ListenAddress) throws(ServerError) -> Int32 {
         guard Glibc.listen(fd, backlog) == 0 else {
             let error = ServerError.errno("listen \(address)")
@@ -194,6 +242,9 @@ struct WebServerAllowList: Sendable {
             return nil
         }
     }
+
+    /// Whether the list limits TCP peers at all (it was set, and not empty).
+    var restricts: Bool { allowed != nil }
 
     /// Whether `peer` may connect. Unix-socket peers always may: the list names IP
     /// addresses, and file permissions guard a unix socket (libfcgi refuses them —

@@ -75,6 +75,15 @@ final class RunningApp: @unchecked Sendable {
         try Net.waitUntilListening(address)
     }
 
+    /// Starts the echo app with `--bind bind` (a wildcard address, say) and talks
+    /// to it at `address` (on this machine).
+    init(echoBoundTo bind: String, address: String, environment: [String: String]? = nil) throws {
+        let directory = try TempDirectory.make()
+        self.address = address
+        child = try ChildProcess(Paths.app("echo"), ["--bind", bind], environment: environment, directory: directory)
+        try Net.waitUntilListening(address)
+    }
+
     /// Starts example `name` under spawn-fcgi, which passes the socket as fd 0.
     init(spawnFCGI name: String, unix: Bool = false, arguments: [String] = []) throws {
         let directory = try TempDirectory.make()
