@@ -16,7 +16,8 @@
 // reading the body (an upload the handler ignores; the C reference reads and
 // discards it, as a libfcgi program must); ECHO_HEADER=VALUE sets the response
 // header `X-Echo: VALUE` first (a value holding CR or LF is refused: the handler
-// throws and the 500 page follows).
+// throws and the 500 page follows); ECHO_PARAM=NAME answers the value of param
+// NAME (`(absent)` if none), as the C reference answers it with FCGX_GetParam.
 import ArgumentParser
 import ExampleSupport
 import FastCGI
@@ -55,6 +56,11 @@ struct EchoResponder: Handler {
             usleep(delay * 1000)
         }
         if let value = request.environ["ECHO_HEADER"] { try request.setHeader("X-Echo", value) }
+        if let name = request.environ["ECHO_PARAM"] {
+            try request.setHeader("Content-Type", "text/plain")
+            try request.write(request.environ.bytes(name) ?? Array("(absent)".utf8))
+            return
+        }
         if request.environ["ECHO_DISCARD"] == "1" {
             try request.setHeader("Content-Type", "text/plain")
             try request.write("ok\n")

@@ -4,6 +4,8 @@
  *
  *   responder   "Content-Type: application/octet-stream\r\n\r\n" + stdin;
  *               with ECHO_PARAMS=1: "Content-Type: text/plain\r\n\r\n" + NAME=VALUE lines sorted;
+ *               with ECHO_PARAM=NAME: "Content-Type: text/plain\r\n\r\n" + the value of NAME
+ *               (FCGX_GetParam's answer, "(absent)" if none);
  *               with ECHO_DISCARD=1: stdin read and thrown away, "Content-Type: text/plain\r\n\r\nok\n"
  *   filter      "Content-Type: text/plain\r\n\r\n" + stdin + data
  *   authorizer  "Status: 200" + "Variable-AUTH_USER: <REMOTE_USER or anonymous>" when
@@ -55,6 +57,14 @@ static void handle(FCGX_Request *request) {
         FCGX_PutS("Content-Type: text/plain\r\n\r\n", out);
         copy_stream(request->in, out);
         if (FCGX_StartFilterData(request->in) == 0) copy_stream(request->in, out);
+        return;
+    }
+    const char *lookup = FCGX_GetParam("ECHO_PARAM", request->envp);
+    if (lookup) {
+        /* The value FCGX_GetParam gives for the param named by ECHO_PARAM. */
+        const char *value = FCGX_GetParam(lookup, request->envp);
+        FCGX_PutS("Content-Type: text/plain\r\n\r\n", out);
+        FCGX_PutS(value ? value : "(absent)", out);
         return;
     }
     const char *discard = FCGX_GetParam("ECHO_DISCARD", request->envp);

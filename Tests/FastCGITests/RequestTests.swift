@@ -236,4 +236,15 @@ struct RequestTests {
         #expect(env["missing"] == nil)
         #expect(env.contains("A") && !env.contains("B"))
     }
+
+    @Test("a param sent twice: the first value wins in every lookup, the dictionary included")
+    func duplicateParams() {
+        let environment = Environment(pairs: [
+            (Array("X".utf8), Array("first".utf8)), (Array("X".utf8), Array("second".utf8)),
+        ])
+        #expect(environment["X"] == "first")
+        #expect(environment.bytes("X") == Array("first".utf8))
+        #expect(environment.dictionary["X"] == "first")
+        #expect(environment.count == 2)
+    }
 }

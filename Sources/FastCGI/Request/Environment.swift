@@ -105,10 +105,15 @@ public struct Environment: Sendable, Sequence {
     /// Number of params.
     public var count: Int { headCount + params.count }
 
-    /// Every param as strings (decoded as by ``subscript(_:)``); later duplicates win.
+    /// Every param as strings (decoded as by ``subscript(_:)``). Of a name sent
+    /// twice the first value wins, as in every lookup here and as libfcgi's
+    /// `FCGX_GetParam` answers (docs/DEVIATIONS.md, "duplicate params").
     public var dictionary: [String: String] {
         var result: [String: String] = [:]
-        for i in 0..<count { result[Environment.decode(name(at: i))] = Environment.decode(value(at: i)) }
+        for i in 0..<count {
+            let name = Environment.decode(name(at: i))
+            if result[name] == nil { result[name] = Environment.decode(value(at: i)) }
+        }
         return result
     }
 

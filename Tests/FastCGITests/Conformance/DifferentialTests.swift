@@ -296,6 +296,23 @@ final class DifferentialTests {
         }
     }
 
+    @Test("a param sent twice: the first value, at every level, as FCGX_GetParam answers")
+    func duplicateParams() throws {
+        var block: [UInt8] = []
+        for pair in [
+            NameValuePair("ECHO_PARAM", "X_DUP"), NameValuePair("X_DUP", "first"), NameValuePair("X_DUP", "second"),
+        ] {
+            NameValueCoding.encode(pair, into: &block)
+        }
+        let bytes =
+            Record.beginRequest(requestID: 1, role: .responder, keepConnection: false).encoded
+            + Record(type: .params, requestID: 1, content: block).encoded + Record(type: .params, requestID: 1).encoded
+            + Raw.stream(.stdin, 1, [])
+        let (c, swift) = try run(bytes, ids: [1])
+        #expect(c.items.contains(.stream(.stdout, 1, Array("Content-Type: text/plain\r\n\r\nfirst".utf8))))
+        for (level, transcript) in swift { #expect(transcript == c, "level \(level)") }
+    }
+
     @Test("malformed input (wrong version): both close without a reply")
     func wrongVersion() throws {
         let bytes: [UInt8] = [2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]

@@ -73,4 +73,20 @@ struct ExposureTests {
         let listed = try RunningApp(echoBoundTo: "0.0.0.0:\(port)", address: "127.0.0.1:\(port)", environment: environment)
         #expect(!(try startupLog(listed)).contains(Self.warning))
     }
+
+    @Test("httpoxy: params never enter the process environment (a Proxy: header is not a proxy)", arguments: [0, 1, 2])
+    func paramsStayOutOfTheEnvironment(level: Int) throws {
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["HTTP_PROXY", "http_proxy", "HTTP_X_SECRET"] { environment[name] = nil }
+        let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"], environment: environment)
+        let reply = try app.send(
+            .http(extra: ["HTTP_PROXY": "http://attacker.invalid:8080", "HTTP_X_SECRET": "s3cret", "ECHO_PARAM": "HTTP_PROXY"]))
+        // The handler sees the param, as a param...
+        #expect(reply.body == Array("http://attacker.invalid:8080".utf8))
+        // ...and the process's environment never holds it.
+        let raw = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(app.child.pid)/environ"))
+        let names = raw.split(separator: 0).map { String(decoding: $0.prefix { $0 != UInt8(ascii: "=") }, as: UTF8.self) }
+        #expect(!names.isEmpty)
+        #expect(!names.contains("HTTP_PROXY") && !names.contains("HTTP_X_SECRET"))
+    }
 }
