@@ -427,11 +427,14 @@ final class Connection: @unchecked Sendable {
     func endRequest(_ requestID: UInt16, endRecords: [UInt8], counted: Bool = true) {
         let needWake = writeLock.withLock { closed in
             let needWake = requestEnded(requestID)
+            // Counted as served before the peer can see its end: a status page it
+            // asks for next already counts it.
+            if counted { engine.statistics.requestFinished() }
             if !closed && !endRecords.withUnsafeBytes({ descriptor.sendAllResult($0) }) { closed = true }
             return needWake
         }
-        // Counted out only once END_REQUEST is written: run() returns (and the
-        // process may exit) when nothing is in flight.
+        // Counted out of the engine only once END_REQUEST is written: run()
+        // returns (and the process may exit) when nothing is in flight.
         if counted {
             engine.watchdog?.ended(requestID, on: self)
             engine.requestFinished()

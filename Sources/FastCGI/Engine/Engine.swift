@@ -171,8 +171,8 @@ final class Engine: @unchecked Sendable {
         }
     }
 
+    /// A request's END_REQUEST was written (its statistics counted it already).
     func requestFinished() {
-        statistics.requestFinished()
         state.withLock { $0.inFlight -= 1 }
     }
 
