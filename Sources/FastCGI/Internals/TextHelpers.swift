@@ -24,3 +24,15 @@ extension StringProtocol {
         return out
     }
 }
+
+extension String {
+    /// The bytes as UTF-8 if valid, else as ISO-8859-1 (lossless: one character
+    /// per byte), as params and form fields are decoded.
+    init(losslessBytes bytes: some Collection<UInt8>) {
+        if let text = String(validating: bytes, as: UTF8.self) {
+            self = text
+        } else {
+            self = String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
+        }
+    }
+}

@@ -124,8 +124,5 @@ public struct Environment: Sendable, Sequence {
     }
 
     /// UTF-8 if valid, else ISO-8859-1 (lossless: one character per byte).
-    static func decode(_ bytes: some Collection<UInt8>) -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        return String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
-    }
+    static func decode(_ bytes: some Collection<UInt8>) -> String { String(losslessBytes: bytes) }
 }

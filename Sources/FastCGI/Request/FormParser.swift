@@ -1,23 +1,25 @@
-/// Parses form fields from the query string and a POST body.
+/// Parses form fields from the query string and a POST body: bytes in, fields out
+/// (no request, no I/O, so the fuzz target drives it alone: Fuzz/FuzzRequestParsers.swift).
 enum FormParser {
-    static func parse(request: Request) throws -> [String: FormValue] {
+    /// The fields of a query string and, for a POST, of its body (read through
+    /// `body` with the form limit, and only for a form media type).
+    static func parse(
+        query: [UInt8]?, method: String?, contentType: String?, body: (_ what: String) throws -> [UInt8]
+    ) throws -> [String: FormValue] {
         var fields = FieldCollector()
-        if let query = request.environ.bytes("QUERY_STRING"), !query.isEmpty {
+        if let query, !query.isEmpty {
             try parseURLEncoded(query, into: &fields)
         }
-        guard request.environ["REQUEST_METHOD"]?.uppercased() == "POST" else { return fields.result }
-        let contentType = request.environ["CONTENT_TYPE"] ?? ""
-        let (mediaType, parameters) = parseContentType(contentType)
+        guard method?.uppercased() == "POST" else { return fields.result }
+        let (mediaType, parameters) = parseContentType(contentType ?? "")
         switch mediaType {
         case "application/x-www-form-urlencoded":
-            let body = try request.stdin.readAll(limit: request.limits.maxFormBytes, what: "form body")
-            try parseURLEncoded(body, into: &fields)
+            try parseURLEncoded(try body("form body"), into: &fields)
         case "multipart/form-data":
             guard let boundary = parameters["boundary"], !boundary.isEmpty else {
                 throw FormError("multipart/form-data without a boundary parameter")
             }
-            let body = try request.stdin.readAll(limit: request.limits.maxFormBytes, what: "form body")
-            try parseMultipart(body, boundary: Array(boundary.utf8), into: &fields)
+            try parseMultipart(try body("form body"), boundary: Array(boundary.utf8), into: &fields)
         default:
             break
         }
@@ -30,9 +32,9 @@ enum FormParser {
             let eq = item.firstIndex(of: UInt8(ascii: "="))
             let rawName = eq.map { item[..<$0] } ?? item[...]
             let rawValue = eq.map { item[item.index(after: $0)...] } ?? []
-            let name = Environment.decode(try percentDecode(rawName))
+            let name = String(losslessBytes: try percentDecode(rawName))
             guard !name.isEmpty else { continue }
-            fields.add(name, .text(Environment.decode(try percentDecode(rawValue))))
+            fields.add(name, .text(String(losslessBytes: try percentDecode(rawValue))))
         }
     }
 
@@ -48,7 +50,7 @@ enum FormParser {
                 guard bytes.endIndex - i >= 3, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2])
                 else {
                     let end = Swift.min(i + 3, bytes.endIndex)
-                    throw FormError("invalid percent escape \"\(Environment.decode(Array(bytes[i..<end])))\"")
+                    throw FormError("invalid percent escape \"\(String(losslessBytes: Array(bytes[i..<end])))\"")
                 }
                 out.append(hi << 4 | lo)
                 i += 2
@@ -149,7 +151,7 @@ enum FormParser {
             guard let end = find(separator, in: part, from: part.startIndex) else {
                 throw FormError("multipart part without a blank line after its headers")
             }
-            for line in Environment.decode(Array(part[part.startIndex..<end])).split(separator: "\r\n") {
+            for line in String(losslessBytes: Array(part[part.startIndex..<end])).split(separator: "\r\n") {
                 guard let colon = line.firstIndex(of: ":") else {
                     throw FormError("malformed multipart header line \"\(line)\"")
                 }
@@ -203,7 +205,7 @@ struct FieldCollector {
             }
         }
         var value = value
-        if !keepPart, case .part(let part) = value { value = .text(Environment.decode(part.body)) }
+        if !keepPart, case .part(let part) = value { value = .text(String(losslessBytes: part.body)) }
         if isList {
             if case .list(var items) = result[name] {
                 items.append(value)

@@ -11,7 +11,7 @@ public enum FormValue: Sendable, Hashable {
     public var string: String? {
         switch self {
         case .text(let text): text
-        case .part(let part): Environment.decode(part.body)
+        case .part(let part): String(losslessBytes: part.body)
         case .list(let items): items.first?.string
         }
     }

@@ -80,7 +80,10 @@ open class Request {
     public var params: [String: FormValue] {
         get throws {
             if let parsedParams { return parsedParams }
-            let parsed = try FormParser.parse(request: self)
+            let parsed = try FormParser.parse(
+                query: environ.bytes("QUERY_STRING"), method: environ["REQUEST_METHOD"],
+                contentType: environ["CONTENT_TYPE"]
+            ) { what in try stdin.readAll(limit: limits.maxFormBytes, what: what) }
             parsedParams = parsed
             return parsed
         }
