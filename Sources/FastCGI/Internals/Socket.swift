@@ -83,16 +83,21 @@ enum Socket {
         return entry.pointee.gr_gid
     }
 
-    /// Whether a listening TCP socket is reachable only from this machine (bound to
-    /// 127.0.0.0/8 or ::1); true for a unix socket, false for 0.0.0.0, :: and the
-    /// machine's other addresses.
-    static func isLocalOnly(_ fd: Int32) -> Bool {
+    /// The address a socket is bound to (`getsockname`), nil if it cannot be read.
+    private static func localAddress(_ fd: Int32) -> sockaddr_storage? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        guard rc == 0 else { return true }
+        return rc == 0 ? storage : nil
+    }
+
+    /// Whether a listening TCP socket is reachable only from this machine (bound to
+    /// 127.0.0.0/8 or ::1); true for a unix socket, false for 0.0.0.0, :: and the
+    /// machine's other addresses.
+    static func isLocalOnly(_ fd: Int32) -> Bool {
+        guard var storage = localAddress(fd) else { return true }
         switch Int32(storage.ss_family) {
         case AF_INET:
             let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self).sin_addr.s_addr }
@@ -120,21 +125,12 @@ enum Socket {
 
     /// The local port of a TCP listening socket (useful after binding port 0).
     static func localPort(_ fd: Int32) -> UInt16? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard rc == 0 else { return nil }
+        guard let storage = localAddress(fd) else { return nil }
         switch Int32(storage.ss_family) {
         case AF_INET:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
-            }
+            return withUnsafeBytes(of: storage) { UInt16(bigEndian: $0.load(as: sockaddr_in.self).sin_port) }
         case AF_INET6:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
-            }
+            return withUnsafeBytes(of: storage) { UInt16(bigEndian: $0.load(as: sockaddr_in6.self).sin6_port) }
         default:
             return nil
         }
