@@ -178,10 +178,12 @@ public final class Server: Sendable {
         guard !alreadyStarted else { throw ServerError("run() was already called on this server") }
         Socket.ignoreSIGPIPE()
         let listenFD: Int32
+        var created: Socket.FileIdentity?
         if let address {
             listenFD = try Socket.listen(on: address)
-            if case .unix(let path) = address, !socketPermissions.isEmpty {
-                try Socket.apply(socketPermissions, toSocketAt: path)
+            if case .unix(let path) = address {
+                if !socketPermissions.isEmpty { try Socket.apply(socketPermissions, toSocketAt: path) }
+                created = Socket.fileIdentity(path)
             }
             var bound = address
             if case .tcp(let host, 0) = address, let port = Socket.localPort(listenFD) { bound = .tcp(host: host, port: port) }
@@ -210,6 +212,9 @@ public final class Server: Sendable {
             }
         }
         engine.run()
+        // A clean stop leaves no socket file behind (a stale one makes nginx log
+        // "connection refused"), unless another instance has bound that path since.
+        if let created { Socket.removeFile(created) }
     }
 
     /// Makes ``run()`` return: callable from any thread, a handler included. No new

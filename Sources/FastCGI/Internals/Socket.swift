@@ -136,6 +136,27 @@ enum Socket {
         }
     }
 
+    /// A file's path and the device and inode it had: the socket file the server made.
+    struct FileIdentity {
+        let path: String
+        let device: UInt
+        let inode: UInt
+    }
+
+    /// The identity of the file at `path` now, nil if there is none.
+    static func fileIdentity(_ path: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(path: path, device: UInt(info.st_dev), inode: UInt(info.st_ino))
+    }
+
+    /// Removes the socket file the server made, if it is still that file (a new
+    /// instance started meanwhile may have bound the path again).
+    static func removeFile(_ created: FileIdentity) {
+        guard let now = fileIdentity(created.path), now.device == created.device, now.inode == created.inode else { return }
+        _ = unlink(created.path)
+    }
+
     /// Ignores SIGPIPE for the whole process: a peer that goes away must show up as
     /// EPIPE on a write (marking the request aborted), never kill the process.
     static func ignoreSIGPIPE() {

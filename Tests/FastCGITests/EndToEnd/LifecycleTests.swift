@@ -38,6 +38,34 @@ struct LifecycleTests {
         #expect(app.child.waitForExit(timeout: 10) == 0)
     }
 
+    @Test("a clean stop removes the unix socket file the server made", arguments: [0, 1, 2])
+    func socketFileRemoved(level: Int) throws {
+        let app = try RunningApp("echo", unix: true, arguments: ["--threading-level", "\(level)"])
+        let path = String(app.address.dropFirst("unix:".count))
+        #expect(FileManager.default.fileExists(atPath: path))
+        app.child.signal(SIGTERM)
+        #expect(app.child.waitForExit(timeout: 10) == 0)
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test("a stop leaves alone the socket file a newer instance bound at the same path")
+    func newerInstanceKeepsItsSocket() throws {
+        let old = try RunningApp("echo", unix: true)
+        let directory = try TempDirectory.make()
+        // A restart that starts the new instance first: it replaces the file.
+        let newer = try ChildProcess(Paths.app("echo"), ["--bind", old.address], directory: directory)
+        defer { newer.stop() }
+        let path = String(old.address.dropFirst("unix:".count))
+        // Waited for: the newer instance says it listens once it bound the path.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !newer.stderrText.contains("listening on") { usleep(20_000) }
+        #expect(newer.stderrText.contains("listening on"))
+        old.child.signal(SIGTERM)
+        #expect(old.child.waitForExit(timeout: 10) == 0)
+        #expect(FileManager.default.fileExists(atPath: path))
+        #expect(try FastCGIConnection(to: old.address, timeout: 5).send(.http(method: "POST", body: [4])).body == [4])
+    }
+
     @Test("SIGTERM/SIGINT with a request in flight: it completes, then run() returns", arguments: [0, 1, 2], [SIGTERM, SIGINT])
     func gracefulStop(level: Int, signal: Int32) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
