@@ -26,9 +26,15 @@ public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
 public struct RequestError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong, naming the request.
     public var reason: String
+    /// The input was larger than a configured limit (``RequestLimits``): the
+    /// client's doing, answered `413 Content Too Large`.
+    public var isLimitExceeded: Bool
 
     /// Creates an error with a readable reason.
-    public init(_ reason: String) { self.reason = reason }
+    public init(_ reason: String, isLimitExceeded: Bool = false) {
+        self.reason = reason
+        self.isLimitExceeded = isLimitExceeded
+    }
 
     public var description: String { reason }
 }

@@ -241,8 +241,8 @@ final class LibFCGIRequest {
                 if chunk.isEmpty { break }
                 guard stdinAhead.count + chunk.count <= maxStdinAhead else {
                     throw RequestError(
-                        "request \(requestID): stdin exceeds the \(maxStdinAhead)-byte buffer allowed when FCGI_DATA is read first"
-                    )
+                        "request \(requestID): stdin exceeds the \(maxStdinAhead)-byte buffer allowed when FCGI_DATA is read first",
+                        isLimitExceeded: true)
                 }
                 stdinAhead.append(contentsOf: chunk)
             }

@@ -270,23 +270,39 @@ open class Request {
         send(Array(message.utf8), toError: true)
     }
 
-    /// Reports an uncaught handler error: logs it to the error stream and, if the
-    /// headers were not sent yet, replaces the response with a
-    /// `500 Internal Server Error` page. With `detail` the page shows the error
+    /// Reports an uncaught handler error: logs it to the app's log and the error
+    /// stream and, if the headers were not sent yet, replaces the response with an
+    /// error page: the status of an ``HTTPError``, `400 Bad Request` for malformed
+    /// form input (``FormError``), `413 Content Too Large` for input over a limit,
+    /// else `500 Internal Server Error`. With `detail` the page shows the error
     /// (``DebugHandler``; for development only).
     public func traceback(_ error: any Error, detail: Bool = false) {
+        let status = HTTPError.status(for: error)
+        let path = environ["REQUEST_URI"] ?? environ["SCRIPT_NAME"] ?? ""
+        let metadata: Logger.Metadata = ["path": "\(path)", "status": "\(status.code)"]
+        // A client's mistake is a notice; the handler's own failure an error.
+        if status.code < 500 {
+            logger.notice("request refused: \(error)", metadata: metadata)
+        } else {
+            logger.error("handler error (\(type(of: error))): \(error)", metadata: metadata)
+        }
         self.error("Uncaught error in handler (\(type(of: error))): \(error)\n")
         guard !headersSent, !isClosed else { return }
+        let title = "\(status.code) \(status.reason)"
         headers.removeAll()
-        headers.set("Status", "500 Internal Server Error")
+        headers.set("Status", title)
         headers.set("Content-Type", "text/html; charset=utf-8")
         buffer.removeAll()
         position = 0
+        let explanation =
+            status.code < 500
+            ? "The server could not process your request."
+            : "The server encountered an error and could not complete your request."
         var page = """
             <!DOCTYPE html>
-            <html><head><title>500 Internal Server Error</title></head>
-            <body><h1>Internal Server Error</h1>
-            <p>The server encountered an error and could not complete your request.</p>
+            <html><head><title>\(title)</title></head>
+            <body><h1>\(status.reason)</h1>
+            <p>\(explanation)</p>
 
             """
         if detail {

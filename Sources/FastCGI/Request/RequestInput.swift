@@ -49,7 +49,8 @@ public final class RequestInput {
             let chunk = try fill(65536)
             if chunk.isEmpty { return out }
             guard out.count + chunk.count <= limit else {
-                throw RequestError("request \(transport.requestID): \(what) exceeds the \(limit)-byte limit")
+                throw RequestError(
+                    "request \(transport.requestID): \(what) exceeds the \(limit)-byte limit", isLimitExceeded: true)
             }
             out.append(contentsOf: chunk)
         }
