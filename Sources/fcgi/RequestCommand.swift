@@ -32,6 +32,9 @@ struct RequestCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the application.")
     var timeout: Double = 30
 
+    @Flag(help: "Exit 22 (as curl --fail) when the response's status is 400 or above; the response is still printed.")
+    var fail = false
+
     func run() throws {
         try reportingFailures(send)
     }
@@ -58,6 +61,10 @@ struct RequestCommand: ParsableCommand {
         FileHandle.standardOutput.write(Data(response.body))
         if response.protocolStatus != .requestComplete {
             throw FCGIFailure("the application refused the request: \(response.protocolStatus)", code: 3)
+        }
+        let status = response.header("Status").flatMap { Int($0.prefix(3)) } ?? 200
+        if fail && status >= 400 {
+            throw FCGIFailure("the application answered \(response.header("Status") ?? "\(status)")", code: 22)
         }
     }
 }

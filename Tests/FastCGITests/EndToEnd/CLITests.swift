@@ -27,6 +27,18 @@ struct CLITests {
         #expect(lines.contains("REQUEST_URI=/a?b=c"))
     }
 
+    @Test("request --fail: exit 22 on a 4xx/5xx status, as curl --fail; 0 otherwise")
+    func requestFail() throws {
+        let app = try RunningApp("echo")
+        let fcgi = Paths.app("fcgi")
+        let failed = try ChildProcess.run(fcgi, ["request", app.address, "--fail", "-p", "ECHO_THROW=1"])
+        #expect(failed.status == 22)
+        #expect(failed.stderr.contains("500 Internal Server Error"))
+        #expect(String(decoding: failed.stdout, as: UTF8.self).contains("Internal Server Error"))
+        #expect(try ChildProcess.run(fcgi, ["request", app.address, "--fail"]).status == 0)
+        #expect(try ChildProcess.run(fcgi, ["request", app.address, "-p", "ECHO_THROW=1"]).status == 0)
+    }
+
     @Test("request --role authorizer and filter --data")
     func roles() throws {
         let app = try RunningApp("echo")
