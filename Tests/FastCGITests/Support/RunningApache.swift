@@ -26,7 +26,19 @@ final class RunningApache: HTTPFrontEnd, @unchecked Sendable {
                 "@USER_LINES@": getuid() == 0 ? "User www-data\nGroup www-data" : "",
             ])
         child = try ChildProcess("apache2", ["-DFOREGROUND", "-f", configURL.path], directory: prefix)
+        configPath = configURL.path
         try Net.waitUntilHTTP(port: port)
+    }
+
+    /// The configuration's path: it names this Apache's processes alone.
+    private let configPath: String
+
+    /// Stops Apache and every process of it: its children (www-data) outlive a
+    /// parent that did not finish its SIGTERM shutdown within the 3 s
+    /// ``ChildProcess/stop()`` allows and got SIGKILL.
+    deinit {
+        child.stop()
+        _ = try? ChildProcess.run("pkill", ["-KILL", "-f", configPath], timeout: 10)
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
