@@ -43,12 +43,6 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
         _ = Glibc.shutdown(raw, direction.how)
     }
 
-    /// Makes the descriptor non-blocking.
-    func setNonBlocking() throws(SystemError) {
-        let flags = fcntl(raw, F_GETFL)
-        guard flags >= 0, fcntl(raw, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SystemError("fcntl(O_NONBLOCK)") }
-    }
-
     /// A blocking read on a socket gives up after `seconds` (`SO_RCVTIMEO`; fails
     /// with `EAGAIN`).
     func setReceiveTimeout(_ seconds: Double) throws(SystemError) {
