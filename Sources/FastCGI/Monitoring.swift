@@ -39,4 +39,11 @@ public struct Monitoring: Sendable, Hashable {
 
     /// Whether slow or long requests are watched.
     var watchesRequests: Bool { slowRequestThreshold != nil || requestTimeout != nil }
+
+    /// Whether a request whose input is complete may run on its connection's
+    /// serving thread (both engines). Not with a request timeout: a handler that
+    /// hangs would hold that thread after the 504, and the web server's next
+    /// request on the connection would wait for it; on a worker's or pool thread
+    /// only that thread is held.
+    var allowsInlineHandlers: Bool { requestTimeout == nil }
 }

@@ -421,11 +421,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// The content of a stream's end record.
     private let noBytes = EmptyCollection<UInt8>()
 
-    /// Whether a request whose input is complete may run on its connection's
-    /// thread. Not with a request timeout: a handler that hangs would hold its
-    /// connection's thread after the 504, and the web server's next request on that
-    /// connection would wait for it; on a worker's thread only the worker is held.
-    private var runsInline: Bool { server.monitoring.requestTimeout == nil }
+    /// Whether a request whose input is complete may run on its connection's thread.
+    private var runsInline: Bool { server.monitoring.allowsInlineHandlers }
 
     /// Writes the queued input (connection thread, at the end of each batch of
     /// input). The first commit also starts the request: on this thread if its

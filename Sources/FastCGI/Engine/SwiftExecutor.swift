@@ -19,12 +19,11 @@ final class SwiftExecutor: RequestExecutor {
     }
 
     /// A request whose input is complete may run on its connection's serving
-    /// thread, but not with a request timeout: a hung handler would hold the
-    /// connection after its 504 (on a pool thread only that thread is held).
+    /// thread (``Monitoring/allowsInlineHandlers``).
     func start(_ request: RequestStart, on connection: Connection) -> any RequestSink {
         SwiftTransport(
             start: request, connection: connection, maxBuffered: server.limits.maxBufferedStdin,
-            mayRunInline: server.monitoring.requestTimeout == nil,
+            mayRunInline: server.monitoring.allowsInlineHandlers,
             launch: { [server, pool, self] transport, here in
                 let run: @Sendable () -> Void = {
                     self.running.add(1, ordering: .relaxed)
