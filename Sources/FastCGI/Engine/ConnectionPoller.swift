@@ -64,18 +64,14 @@ final class ConnectionPoller: @unchecked Sendable {
 
     init(
         idleTimeout: Double?, logger: Logger, resume: @escaping @Sendable (Connection, _ idledOut: Bool) -> Void
-    ) throws(SystemError) {
+    ) throws {
         epoll = try Epoll()
         wakeup = try Wakeup()
         try epoll.watch(wakeup.descriptor, key: Self.wakeupKey)
         self.idleTimeout = idleTimeout
         self.logger = logger
         self.resume = resume
-        do {
-            try OSThread.spawn(stackSize: 128 << 10) { [self] in loop() }
-        } catch {
-            throw SystemError("pthread_create", code: EAGAIN)
-        }
+        try OSThread.spawn(stackSize: 128 << 10) { [self] in loop() }
     }
 
     // MARK: Parked connections (called under the connection's state lock)
