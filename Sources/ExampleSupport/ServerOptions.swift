@@ -52,6 +52,11 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "End requests running longer than this many seconds (504 if nothing was sent).")
     public var requestTimeout: Double?
 
+    /// `--input-timeout SECONDS`: end a request whose body stops arriving for this
+    /// long (``ConnectionLimits/inputTimeout``; 0 turns it off).
+    @Option(name: .long, help: "End a request whose body stops arriving for this many seconds (default 60; 0: never).")
+    public var inputTimeout: Double?
+
     /// `--shutdown-timeout SECONDS`: how long a stop waits for requests in flight.
     @Option(name: .long, help: "On SIGTERM/SIGINT, wait this many seconds for requests in flight (default 10).")
     public var shutdownTimeout: Double = 10
@@ -84,6 +89,7 @@ public struct ServerOptions: ParsableArguments {
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
+        if let inputTimeout, !(inputTimeout >= 0) { throw ValidationError("--input-timeout must not be negative") }
         for (name, seconds) in [("--slow-request", slowRequest), ("--request-timeout", requestTimeout)] {
             if let seconds, !(seconds > 0) { throw ValidationError("\(name) takes a number of seconds above 0") }
         }
@@ -100,6 +106,12 @@ public struct ServerOptions: ParsableArguments {
         monitoring.slowRequestThreshold = slowRequest
         monitoring.requestTimeout = requestTimeout
         return monitoring
+    }
+
+    private var connectionLimits: ConnectionLimits {
+        var limits = ConnectionLimits()
+        if let inputTimeout { limits.inputTimeout = inputTimeout > 0 ? inputTimeout : nil }
+        return limits
     }
 
     private var managementParams: [String: String] {
@@ -134,6 +146,7 @@ public struct ServerOptions: ParsableArguments {
             threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
             workers: workers,
             address: try bind.map { try Endpoint(parsing: $0) },
+            connectionLimits: connectionLimits,
             logLevel: Logger.Level(rawValue: logLevel),
             shutdownTimeout: shutdownTimeout,
             monitoring: monitoring,

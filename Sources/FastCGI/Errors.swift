@@ -26,14 +26,36 @@ public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
 public struct RequestError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong, naming the request.
     public var reason: String
-    /// The input was larger than a configured limit (``RequestLimits``): the
-    /// client's doing, answered `413 Content Too Large`.
-    public var isLimitExceeded: Bool
+    /// Why, in a form a handler can act on.
+    public var cause: Cause
+
+    /// Why a read or write failed.
+    public enum Cause: Hashable, Sendable {
+        /// The stream or the connection failed.
+        case failed
+        /// The input was larger than a configured limit (``RequestLimits``): the
+        /// client's doing, answered `413 Content Too Large`.
+        case limitExceeded
+        /// No input came for ``ConnectionLimits/inputTimeout`` before the body's
+        /// end: the request was ended (`408 Request Timeout`).
+        case inputStalled
+        /// The web server aborted the request or went away before the body's end:
+        /// what was read is not the whole body.
+        case aborted
+    }
+
+    /// Whether the input was larger than a configured limit.
+    public var isLimitExceeded: Bool { cause == .limitExceeded }
 
     /// Creates an error with a readable reason.
-    public init(_ reason: String, isLimitExceeded: Bool = false) {
+    public init(_ reason: String, cause: Cause = .failed) {
         self.reason = reason
-        self.isLimitExceeded = isLimitExceeded
+        self.cause = cause
+    }
+
+    /// Creates an error with a readable reason; `isLimitExceeded` for input over a limit.
+    public init(_ reason: String, isLimitExceeded: Bool) {
+        self.init(reason, cause: isLimitExceeded ? .limitExceeded : .failed)
     }
 
     public var description: String { reason }

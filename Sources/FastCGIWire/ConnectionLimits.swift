@@ -15,6 +15,12 @@ public struct ConnectionLimits: Sendable, Hashable {
     /// Seconds a connection with no request in flight may stay silent before it is
     /// closed (nil: no limit). Also bounds a peer that sends half a record and stalls.
     public var idleTimeout: Double? = 300
+    /// Seconds a request's input (stdin, a filter's `FCGI_DATA`) may stall — no
+    /// bytes for it before its end — before the request is ended: its handler's
+    /// read fails, the web server gets `408 Request Timeout` if nothing was sent
+    /// and its `FCGI_END_REQUEST`. Default 60, as nginx's `client_body_timeout`
+    /// (nil: no limit).
+    public var inputTimeout: Double? = 60
 
     /// The defaults.
     public init() {}

@@ -24,6 +24,8 @@ struct HTTPErrorTests {
             (FormError("bad escape") as any Error, "400 Bad Request"),
             (RequestError("too big", isLimitExceeded: true) as any Error, "413 Content Too Large"),
             (RequestError("the peer went away") as any Error, "500 Internal Server Error"),
+            (RequestError("no input", cause: .inputStalled) as any Error, "408 Request Timeout"),
+            (RequestError("aborted", cause: .aborted) as any Error, "400 Bad Request"),
         ])
     func statuses(error: any Error, status: String) {
         let text = page(for: error)

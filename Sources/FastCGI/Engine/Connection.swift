@@ -16,9 +16,11 @@ protocol RequestSink: AnyObject, Sendable {
     func data(_ bytes: [UInt8])
     /// The web server aborted the request or went away.
     func abort()
-    /// The request ran past its timeout: end it like ``abort()``, with a
-    /// `504 Gateway Timeout` response if nothing was sent yet.
-    func timeOut()
+    /// The request ran past its timeout (`.request`), or its input stalled
+    /// (`.input`): end it like ``abort()``, with a `504 Gateway Timeout` or
+    /// `408 Request Timeout` response if nothing was sent yet; a handler still
+    /// reading its input sees the read fail (``RequestError/Cause/inputStalled``).
+    func timeOut(_ expiry: Expiry)
     /// Sends what the calls above queued (one write per batch of input). The first
     /// commit starts the request; `onServingThread` says whether it may run on the
     /// calling thread (the connection's serving thread, not the poller).
@@ -27,7 +29,15 @@ protocol RequestSink: AnyObject, Sendable {
 
 extension RequestSink {
     func commit(onServingThread: Bool) {}
-    func timeOut() { abort() }
+    func timeOut(_ expiry: Expiry) { abort() }
+}
+
+/// Which timeout ended a request.
+enum Expiry: Sendable {
+    /// ``Monitoring/requestTimeout``: the request ran too long.
+    case request
+    /// ``ConnectionLimits/inputTimeout``: its stdin (or data) stopped arriving.
+    case input
 }
 
 /// Runs started requests: the Swift engine or the libfcgi worker pool.
@@ -82,6 +92,9 @@ final class Connection: @unchecked Sendable {
         var parked = false
         /// Wakes the serving thread from its `poll` (nil while parked).
         var serving: Wakeup?
+        /// Requests waiting for input, for the input timeout (the serving
+        /// thread's wait ends at the next deadline).
+        var stalls: InputStalls
 
         /// Nothing in flight, nothing to do: the connection may wait for input.
         var isQuiet: Bool { sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed }
@@ -110,7 +123,8 @@ final class Connection: @unchecked Sendable {
             State(
                 machine: ConnectionMachine(
                     multiplexing: engine.server.threadingLevel == .multiplexed, roles: Set(engine.server.handlers.keys),
-                    managementValues: engine.server.managementValues, limits: engine.server.connectionLimits)))
+                    managementValues: engine.server.managementValues, limits: engine.server.connectionLimits),
+                stalls: InputStalls(timeout: engine.server.connectionLimits.inputTimeout)))
     }
 
     /// Serves the connection on the calling pool thread until it closes (then
@@ -146,12 +160,12 @@ final class Connection: @unchecked Sendable {
 
     /// Waits for input (or a wake-up) and feeds what arrives to the machine.
     private func waitForInput(_ buffer: inout [UInt8], wakeup: Wakeup) -> Wait {
-        let (quiet, readClosed) = state.withLock { s -> (Bool, Bool) in
+        let (quiet, readClosed, deadline) = state.withLock { s -> (Bool, Bool, Double?) in
             let quiet = s.isQuiet
             // Nothing in flight: no other thread has anything for this one but a
             // drain (which shuts the read side down), so it blocks in read alone.
             if quiet { s.inQuietRead = true }
-            return (quiet, s.machine.readClosed)
+            return (quiet, s.machine.readClosed, s.stalls.nextDeadline)
         }
         if quiet {
             // Nothing came for `linger`: the thread goes back to the pool.
@@ -160,17 +174,36 @@ final class Connection: @unchecked Sendable {
         }
         // Requests in flight: their threads may queue actions (an end, a close)
         // and signal `wakeup`. Once the peer's side is closed only that matters:
-        // requests whose input was complete run on and are answered.
+        // requests whose input was complete run on and are answered. A request
+        // waiting for input is ended once it stalls past the input timeout.
+        let timeout = deadline.map { Int32(clamping: Int((($0 - MonotonicClock.seconds()) * 1000).rounded(.up))) }
         let ready: [Bool]
         do {
-            ready = try FileDescriptor.waitReadable([readClosed ? nil : descriptor, wakeup.descriptor], timeoutMilliseconds: -1)
+            ready = try FileDescriptor.waitReadable(
+                [readClosed ? nil : descriptor, wakeup.descriptor], timeoutMilliseconds: timeout.map { max(0, $0) } ?? -1)
         } catch {
             closedByPeer()
             return .done
         }
         if ready[1] { wakeup.clear() }
         if ready[0] { _ = readAndFeed(&buffer) }
+        if deadline != nil { endStalledRequests() }
         return .done
+    }
+
+    /// Ends the requests whose input stalled past ``ConnectionLimits/inputTimeout``.
+    private func endStalledRequests() {
+        let now = MonotonicClock.seconds()
+        let stalled = state.withLock { s -> [(UInt16, any RequestSink)] in
+            s.stalls.takeStalled(at: now).compactMap { id in s.sinks[id].map { (id, $0) } }
+        }
+        for (id, sink) in stalled {
+            engine.statistics.stalledRequests.increment()
+            logger.warning(
+                "request \(id): no input for \(engine.server.connectionLimits.inputTimeout ?? 0) s before its end; ending it",
+                metadata: ["peer": "\(peer)"])
+            sink.timeOut(.input)
+        }
     }
 
     /// Reads once and feeds what came to the machine (end of stream or a failure:
@@ -298,14 +331,13 @@ final class Connection: @unchecked Sendable {
                 return sink
             }
             let reachedMax = engine.requestStarted()
-            let sink = engine.executor.start(start, on: self)
-            // The sink may have ended already (a refusal): only keep a live one.
+            // Held until its input can make progress; then it goes to the executor.
+            let sink = HeldRequest(start: start, connection: self)
             let running = state.withLock { s -> Int in
-                guard s.ended.isEmpty || s.ended.remove(start.requestID) == nil else { return s.sinks.count }
                 s.sinks[start.requestID] = sink
-                // Under the lock: the request cannot end (and leave the watchdog)
-                // before it was watched.
-                engine.watchdog?.started(start, sink: sink, on: self)
+                if s.stalls.isActive {
+                    s.stalls.started(start.requestID, filter: start.role == .filter, at: MonotonicClock.seconds())
+                }
                 return s.sinks.count
             }
             engine.statistics.maxPerConnection.raise(to: running)
@@ -313,11 +345,11 @@ final class Connection: @unchecked Sendable {
             if reachedMax { engine.server.exit() }
             return sink
         case .stdin(let id, let bytes):
-            let sink = sink(id)
+            let sink = sink(id, receiving: bytes, stdin: true)
             sink?.stdin(bytes)
             return sink
         case .data(let id, let bytes):
-            let sink = sink(id)
+            let sink = sink(id, receiving: bytes, stdin: false)
             sink?.data(bytes)
             return sink
         case .abort(let id):
@@ -342,6 +374,18 @@ final class Connection: @unchecked Sendable {
             for sink in running { sink.abort() }
             shutdownAfterWriters()
             return nil
+        }
+    }
+
+    /// A held request went to its executor: from now on the request timeout
+    /// counts (the input timeout bounded the wait before). Under the lock, and only
+    /// while it is still this id's sink: a request that already ended (refused,
+    /// aborted) is not watched, and one that ends later leaves the watchdog.
+    func watchStarted(_ start: RequestStart, sink: HeldRequest) {
+        guard let watchdog = engine.watchdog else { return }
+        state.withLock { s in
+            guard let current = s.sinks[start.requestID], current === sink else { return }
+            watchdog.started(start, sink: sink, on: self)
         }
     }
 
@@ -409,6 +453,14 @@ final class Connection: @unchecked Sendable {
         state.withLock { $0.sinks[id] }
     }
 
+    /// The sink of a request `bytes` of input arrived for (noted for the input timeout).
+    private func sink(_ id: UInt16, receiving bytes: [UInt8], stdin: Bool) -> (any RequestSink)? {
+        state.withLock { s in
+            if s.stalls.isActive { s.stalls.received(id, stdin: stdin, ended: bytes.isEmpty, at: MonotonicClock.seconds()) }
+            return s.sinks[id]
+        }
+    }
+
     /// Writes bytes to the peer, serialized with every other writer; false once the
     /// connection is closed or the peer went away.
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -450,6 +502,7 @@ final class Connection: @unchecked Sendable {
             // Forget the sink first: a pipelined request may reuse the id (nginx
             // always uses 1). A sink that ends before it was registered is noted.
             if s.sinks.removeValue(forKey: requestID) == nil { s.ended.insert(requestID) }
+            s.stalls.ended(requestID)
             s.pending += s.machine.requestEnded(requestID)
             return !s.pending.isEmpty || s.draining
         }

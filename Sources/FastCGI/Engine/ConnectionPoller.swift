@@ -80,7 +80,7 @@ final class ConnectionPoller: @unchecked Sendable {
     /// by the connection under its state lock, so it is registered before anyone
     /// can take it up and close it (which ``forget(_:)``s it).
     func park(_ connection: Connection) {
-        let now = Self.milliseconds()
+        let now = MonotonicClock.coarseMilliseconds()
         let (failure, wakeForSweep) = state.withLock { s -> (SystemError?, Bool) in
             // A poller asleep with nothing parked has no sweep to do: now it has.
             let wakeForSweep = idleTimeout != nil && s.sleeping && s.parked.isEmpty
@@ -97,7 +97,7 @@ final class ConnectionPoller: @unchecked Sendable {
 
     /// `connection`'s thread is about to run a handler.
     func busy(_ connection: Connection) {
-        let now = Self.milliseconds()
+        let now = MonotonicClock.coarseMilliseconds()
         let wasSleeping = state.withLock { s in
             s.busy[connection.number] = Busy(connection: connection, since: now)
             defer { s.sleeping = false }
@@ -138,13 +138,6 @@ final class ConnectionPoller: @unchecked Sendable {
     }
 
     private func wake() { wakeup.signal() }
-
-    /// A coarse monotonic clock in milliseconds (read through the vDSO: no system call).
-    static func milliseconds() -> Int {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
-        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
-    }
 
     // MARK: The poller's thread
 
@@ -204,7 +197,7 @@ final class ConnectionPoller: @unchecked Sendable {
     /// Arms the connections busy for longer than ``patience`` and closes parked
     /// ones idle past the timeout; returns the new count of idle ticks.
     private func armDueAndSweep(idleTicks: Int) -> Int {
-        let now = Self.milliseconds()
+        let now = MonotonicClock.coarseMilliseconds()
         let (ticks, expired) = state.withLock { s -> (Int, [Connection]) in
             let due = s.busy.filter { !$0.value.armed && now - $0.value.since >= Self.patience }.keys
             for number in due {

@@ -112,6 +112,9 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         var running = false
         /// The request was ended early (abort): output from libfcgi is dropped.
         var endedEarly = false
+        /// Why the handler's reads fail once its input, cut short by an early
+        /// end, runs out (nil: the input had ended; reads just end).
+        var inputFailure: RequestError?
         /// Some stdout was handed over, sent or held (a timeout then sends what
         /// the handler wrote, not a 504 page).
         var stdoutSent = false
@@ -277,6 +280,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.queued.removeAll(keepingCapacity: true)
             c.running = false
             c.endedEarly = false
+            c.inputFailure = nil
             c.stdoutSent = false
             c.stderrUsed = false
             c.heldOutput.removeAll(keepingCapacity: true)
@@ -302,7 +306,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         func stdin(_ bytes: [UInt8]) { worker.stdin(bytes, generation: generation) }
         func data(_ bytes: [UInt8]) { worker.data(bytes, generation: generation) }
         func abort() { worker.abort(generation: generation) }
-        func timeOut() { worker.abort(generation: generation, timedOut: true) }
+        func timeOut(_ expiry: Expiry) { worker.abort(generation: generation, timedOut: expiry) }
         func commit(onServingThread: Bool) { worker.commit(generation: generation, onServingThread: onServingThread) }
     }
 
@@ -334,6 +338,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.generation != generation || c.endedEarly || c.stdinQueued <= Self.maxQueuedStdin
         }) { _ in }
     }
+
+    var inputFailure: RequestError? { current.withLock { $0.inputFailure } }
 
     /// The next direct stdin bytes for libfcgi (the handler's thread): waits for
     /// some; 0 at the end of the stream, or once the request was ended early.
@@ -384,16 +390,25 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
 
     /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
     /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
-    func abort(generation: Int, timedOut: Bool = false) {
+    func abort(generation: Int, timedOut expiry: Expiry? = nil) {
         let (connection, id, nothingSent, stderrUsed, queued, held) = current.withLock {
             c -> (Connection?, UInt16, Bool, Bool, [UInt8], [UInt8]) in
             guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, [], []) }
             // Output held for a later write: sent before the end of a timed-out
             // request that already wrote (what it wrote goes out), dropped on an
             // abort (the web server asked for no more).
-            let held = timedOut ? c.heldOutput : []
+            let held = expiry != nil ? c.heldOutput : []
             c.heldOutput = []
             abortFlag.set()
+            if !c.stdinEnded || (c.isFilter && !c.dataEnded) {
+                let (cause, reason): (RequestError.Cause, String) =
+                    switch expiry {
+                    case .input: (.inputStalled, "no input came for the input timeout; the request was ended")
+                    case .request: (.aborted, "the request timed out before its input ended")
+                    case nil: (.aborted, "the web server aborted the request before its input ended")
+                    }
+                c.inputFailure = RequestError("request \(c.id): \(reason)", cause: cause)
+            }
             // Unblock a handler waiting for input that will not come (direct stdin:
             // `endedEarly` ends its stream; nothing may enter the pipe).
             if !c.stdinEnded && !c.directStdin {
@@ -413,7 +428,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         guard let connection else { return }
         if !queued.isEmpty { _ = queued.withUnsafeBytes { input.write($0) } }
         // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
-        var end: [UInt8] = timedOut && nothingSent ? TimeoutPage.records(requestID: id) : held
+        var end: [UInt8] = if let expiry, nothingSent { TimeoutPage.records(requestID: id, expiry: expiry) } else { held }
         StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
         sending.withLock { _ in connection.endRequest(id, endRecords: end) }
     }

@@ -48,11 +48,17 @@ enum MonitorPage {
     }
 }
 
-/// The response sent for a request ended by the request timeout before it sent
-/// anything.
+/// The response sent for a request ended by a timeout before it sent anything:
+/// `504 Gateway Timeout` past the request timeout, `408 Request Timeout` when its
+/// input stalled.
 enum TimeoutPage {
-    static func records(requestID: UInt16) -> [UInt8] {
-        let page = "Status: 504 Gateway Timeout\r\nContent-Type: text/plain\r\n\r\nThe request timed out.\n"
+    static func records(requestID: UInt16, expiry: Expiry) -> [UInt8] {
+        let page =
+            switch expiry {
+            case .request: "Status: 504 Gateway Timeout\r\nContent-Type: text/plain\r\n\r\nThe request timed out.\n"
+            case .input:
+                "Status: 408 Request Timeout\r\nContent-Type: text/plain\r\n\r\nThe request body stopped arriving.\n"
+            }
         var out: [UInt8] = []
         StreamWriter.append(Array(page.utf8), type: .stdout, requestID: requestID, close: false, into: &out)
         return out
@@ -94,6 +100,7 @@ struct StatusReport {
             ("aborted requests", .number(s.abortedRequests.value)),
             ("slow requests", .number(s.slowRequests.value)),
             ("timed out requests", .number(s.timedOutRequests.value)),
+            ("stalled requests", .number(s.stalledRequests.value)),
             ("get-values answered", .number(s.getValuesAnswered.value)),
         ]
     }

@@ -26,6 +26,8 @@ final class ServerStatistics: Sendable {
     let slowRequests = Atomic<Int>(0)
     /// Requests ended by the request timeout.
     let timedOutRequests = Atomic<Int>(0)
+    /// Requests ended because their input stalled (``ConnectionLimits/inputTimeout``).
+    let stalledRequests = Atomic<Int>(0)
     /// FCGI_GET_VALUES records answered.
     let getValuesAnswered = Atomic<Int>(0)
     /// The most requests seen running at once on one connection (multiplexing).

@@ -21,6 +21,9 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         var dataEnded = false
         var buffered = 0
         var aborted = false
+        /// Why reads of a stream cut short by the early end fail (nil: they end).
+        var stdinFailure: RequestError?
+        var dataFailure: RequestError?
         var ended = false
         var stderrUsed = false
         var stdoutUsed = false
@@ -96,26 +99,39 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// Marks the request aborted and ends it now (spec §5.4): the web server gets
     /// its END_REQUEST; whatever the handler writes later is dropped.
     func abort() {
-        let first = input.withLock { s -> Bool in
-            defer { s.aborted = true }
-            return !s.aborted
+        let first = input.withLock { s in
+            Self.markEnded(&s, id: id, cause: .aborted, "the web server aborted the request before its input ended")
         }
         if first { end() }
     }
 
-    /// Past the request timeout: ended like an abort, with a 504 page if the
-    /// handler sent nothing yet.
-    func timeOut() {
-        // Output written before the timeout still goes out; a 504 page only if the
+    /// Past the request timeout or an input stall: ended like an abort, with a
+    /// 504 or 408 page if the handler sent nothing yet.
+    func timeOut(_ expiry: Expiry) {
+        let (cause, reason): (RequestError.Cause, String) =
+            expiry == .input
+            ? (.inputStalled, "no input came for the input timeout; the request was ended")
+            : (.aborted, "the request timed out before its input ended")
+        // Output written before the timeout still goes out; a page only if the
         // handler wrote nothing at all.
-        let (first, held, nothingWritten) = input.withLock { s -> (Bool, [UInt8], Bool) in
-            defer {
-                s.aborted = true
-                s.output = []
-            }
-            return (!s.aborted, s.output, !s.stdoutUsed)
+        let ending = input.withLock { s -> (held: [UInt8], nothingWritten: Bool)? in
+            guard Self.markEnded(&s, id: id, cause: cause, reason) else { return nil }
+            defer { s.output = [] }
+            return (s.output, !s.stdoutUsed)
         }
-        if first { end(before: held + (nothingWritten ? TimeoutPage.records(requestID: id) : [])) }
+        guard let ending else { return }
+        end(before: ending.held + (ending.nothingWritten ? TimeoutPage.records(requestID: id, expiry: expiry) : []))
+    }
+
+    /// Marks the request ended early; a stream not at its end yet fails reads
+    /// with `cause`. False if it already was.
+    private static func markEnded(_ s: inout Input, id: UInt16, cause: RequestError.Cause, _ reason: String) -> Bool {
+        guard !s.aborted else { return false }
+        s.aborted = true
+        let error = RequestError("request \(id): \(reason)", cause: cause)
+        if !s.stdinEnded { s.stdinFailure = error }
+        if !s.dataEnded { s.dataFailure = error }
+        return true
     }
 
     // MARK: Transport (handler thread)
@@ -125,12 +141,15 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
         let chunk = input.wait(until: { s in
             s.aborted || (kind == .stdin ? (!s.stdin.isEmpty || s.stdinEnded) : (!s.data.isEmpty || s.dataEnded))
-        }) { s -> [UInt8] in
-            if s.aborted { return [] }
-            if kind == .stdin { return Self.take(&s.stdin, max: max, buffered: &s.buffered) }
-            return Self.take(&s.data, max: max, buffered: &s.buffered)
+        }) { s -> Result<[UInt8], RequestError> in
+            if s.aborted {
+                if let failure = kind == .stdin ? s.stdinFailure : s.dataFailure { return .failure(failure) }
+                return .success([])
+            }
+            if kind == .stdin { return .success(Self.take(&s.stdin, max: max, buffered: &s.buffered)) }
+            return .success(Self.take(&s.data, max: max, buffered: &s.buffered))
         }
-        return chunk ?? []
+        return try chunk?.get() ?? []
     }
 
     private static func take(_ queue: inout [[UInt8]], max: Int, buffered: inout Int) -> [UInt8] {
@@ -174,7 +193,9 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         let written = sending.withLock { ended in
             !ended && records.withUnsafeBytes { connection.write($0) }
         }
-        if !written { input.withLock { $0.aborted = true } }
+        if !written {
+            input.withLock { s in _ = Self.markEnded(&s, id: id, cause: .aborted, "the connection to the web server failed") }
+        }
         return written
     }
 

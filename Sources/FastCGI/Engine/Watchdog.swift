@@ -46,12 +46,6 @@ final class Watchdog: @unchecked Sendable {
         try OSThread.spawn(stackSize: 128 << 10) { [self] in loop(tick: tick) }
     }
 
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
-
     /// A request started on `connection`.
     func started(_ start: RequestStart, sink: any RequestSink, on connection: Connection) {
         let params = Environment(block: start.paramsBlock)
@@ -59,7 +53,7 @@ final class Watchdog: @unchecked Sendable {
         let uri = params["REQUEST_URI"] ?? ""
         var logger = connection.logger
         logger[metadataKey: "request"] = "\(start.requestID)"
-        let entry = Entry(started: Self.now(), scriptName: scriptName, uri: uri, sink: sink, logger: logger)
+        let entry = Entry(started: MonotonicClock.seconds(), scriptName: scriptName, uri: uri, sink: sink, logger: logger)
         state.withLock { $0.entries[Key(connection: connection.number, request: start.requestID)] = entry }
     }
 
@@ -74,7 +68,7 @@ final class Watchdog: @unchecked Sendable {
         while true {
             let stopped = state.wait(until: { $0.stopped }, timeout: tick) { _ in true } ?? false
             if stopped { return }
-            let now = Self.now()
+            let now = MonotonicClock.seconds()
             var slowOnes: [Entry] = []
             var expired: [Entry] = []
             state.withLock { s in
@@ -101,7 +95,7 @@ final class Watchdog: @unchecked Sendable {
                 entry.logger.error(
                     "request timed out after \(Self.format(now - entry.started)) s: ended, its handler runs on until it returns",
                     metadata: ["SCRIPT_NAME": "\(entry.scriptName)", "REQUEST_URI": "\(entry.uri)"])
-                entry.sink.timeOut()
+                entry.sink.timeOut(.request)
             }
         }
     }

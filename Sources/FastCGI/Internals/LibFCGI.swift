@@ -40,6 +40,10 @@ protocol LibFCGIOutput: AnyObject {
     /// (see ``LibFCGIRequest/accept(directStdin:)``), copied into `buffer`;
     /// waits until some are there; 0 at the end of the stream.
     func libfcgiInput(into buffer: UnsafeMutableRawBufferPointer) -> Int
+
+    /// Why reads fail once the input runs out, when an early end (abort,
+    /// timeout) cut it short; nil when it ended as the web server sent it.
+    var inputFailure: RequestError? { get }
 }
 
 /// The thread-local key that finds the current worker's request from libfcgi's
@@ -242,7 +246,7 @@ final class LibFCGIRequest {
                 guard stdinAhead.count + chunk.count <= maxStdinAhead else {
                     throw RequestError(
                         "request \(requestID): stdin exceeds the \(maxStdinAhead)-byte buffer allowed when FCGI_DATA is read first",
-                        isLimitExceeded: true)
+                        cause: .limitExceeded)
                 }
                 stdinAhead.append(contentsOf: chunk)
             }
@@ -269,7 +273,11 @@ final class LibFCGIRequest {
             peerGone = true
             throw RequestError("request \(requestID): reading input failed (\(LibFCGIRequest.describe(FCGX_GetError(stream))))")
         }
-        return got > 0 ? Array(scratch[..<Int(got)]) : []
+        guard got > 0 else {
+            if let failure = output.inputFailure { throw failure }
+            return []
+        }
+        return Array(scratch[..<Int(got)])
     }
 
     @exclusivity(unchecked) private var scratch = [UInt8](repeating: 0, count: 65536)

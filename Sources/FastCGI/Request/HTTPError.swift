@@ -44,6 +44,8 @@ public struct HTTPError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let notFound: Status = 404
         /// 405
         public static let methodNotAllowed: Status = 405
+        /// 408
+        public static let requestTimeout: Status = 408
         /// 413
         public static let contentTooLarge: Status = 413
         /// 500
@@ -82,7 +84,13 @@ public struct HTTPError: Error, Hashable, Sendable, CustomStringConvertible {
         switch error {
         case let error as HTTPError: Status(error.status)
         case is FormError: .badRequest
-        case let error as RequestError where error.isLimitExceeded: .contentTooLarge
+        case let error as RequestError:
+            switch error.cause {
+            case .limitExceeded: .contentTooLarge
+            case .inputStalled: .requestTimeout
+            case .aborted: .badRequest
+            case .failed: .internalServerError
+            }
         default: .internalServerError
         }
     }

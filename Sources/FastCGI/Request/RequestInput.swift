@@ -50,7 +50,7 @@ public final class RequestInput {
             if chunk.isEmpty { return out }
             guard out.count + chunk.count <= limit else {
                 throw RequestError(
-                    "request \(transport.requestID): \(what) exceeds the \(limit)-byte limit", isLimitExceeded: true)
+                    "request \(transport.requestID): \(what) exceeds the \(limit)-byte limit", cause: .limitExceeded)
             }
             out.append(contentsOf: chunk)
         }

@@ -155,9 +155,10 @@ struct OperationsTests {
     func timeoutAfterOutput() throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "2", "--request-timeout", "1"])
         let connection = try FastCGIConnection(to: app.address, timeout: 10)
-        // One 65535-byte stdin record, echoed and sent at once (past the transport's
-        // 16 KiB buffer); then the handler waits for more stdin that never comes.
-        let stdin = testBytes(65535)
+        // Two stdin records (past the 64 KiB a request is held for before it
+        // starts), echoed and sent at once (past the transport's 16 KiB buffer);
+        // then the handler waits for more stdin that never comes.
+        let stdin = testBytes(66000)
         try connection.write(
             Raw.begin(1, params: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "100000"])
                 + Raw.stream(.stdin, 1, stdin, close: false))

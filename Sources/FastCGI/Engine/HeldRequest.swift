@@ -1,0 +1,163 @@
+import FastCGIWire
+
+/// A request whose params arrived, held by its connection until it can make
+/// progress: until its input is complete (stdin ended, and for a filter its data)
+/// or ``threshold`` bytes of it arrived. Only then does it go to the executor —
+/// so an upload that stalls after its first bytes takes no libfcgi worker and
+/// starts no handler thread, and a handful of them cannot keep a fresh request
+/// waiting (issue: "ten stalled uploads stop the default server"). A stalled
+/// held request is ended by ``ConnectionLimits/inputTimeout`` like any other.
+///
+/// The usual request (BEGIN, PARAMS and STDIN in one read) is complete at its
+/// first ``commit(onServingThread:)``: it starts there, with its input, exactly
+/// as it would have without the hold.
+///
+/// Threads: `stdin`, `data` and `commit` come from the connection's serving
+/// thread (or its poller at level 2), one at a time; `abort` and `timeOut` from
+/// any thread. The lock covers the hold and the hand-over to the executor's sink.
+final class HeldRequest: RequestSink, @unchecked Sendable {
+    /// Input held at most before the request starts anyway (a handler can then
+    /// read it, and what follows flows under the executor's own bounds): one
+    /// record's worth, so 10,000 connections hold 640 MiB at the very most.
+    static let threshold = 64 << 10
+
+    private let start: RequestStart
+    private let connection: Connection
+
+    private enum Phase {
+        /// Holding input.
+        case held
+        /// The executor is starting it (outside the lock); an early end that
+        /// comes meanwhile is passed on once it has a sink.
+        case starting(pendingEnd: EarlyEnd?)
+        /// Input goes to the executor's sink.
+        case started(any RequestSink)
+        /// Ended before it started.
+        case ended
+    }
+
+    private enum EarlyEnd {
+        case abort
+        case timeOut(Expiry)
+    }
+
+    private struct Hold {
+        var phase = Phase.held
+        var input: [(stdin: Bool, bytes: [UInt8])] = []
+        var bytes = 0
+        var stdinEnded = false
+        var dataEnded: Bool
+    }
+
+    private let hold: Guarded<Hold>
+
+    init(start: RequestStart, connection: Connection) {
+        self.start = start
+        self.connection = connection
+        hold = Guarded(Hold(dataEnded: start.role != .filter))
+    }
+
+    func stdin(_ bytes: [UInt8]) { received(bytes, stdin: true) }
+    func data(_ bytes: [UInt8]) { received(bytes, stdin: false) }
+
+    private func received(_ bytes: [UInt8], stdin: Bool) {
+        let sink = hold.withLock { h -> (any RequestSink)? in
+            switch h.phase {
+            case .started(let sink): return sink
+            case .ended, .starting: return nil
+            case .held:
+                if bytes.isEmpty {
+                    if stdin { h.stdinEnded = true } else { h.dataEnded = true }
+                }
+                h.input.append((stdin, bytes))
+                h.bytes += bytes.count
+                return nil
+            }
+        }
+        guard let sink else { return }
+        if stdin { sink.stdin(bytes) } else { sink.data(bytes) }
+    }
+
+    func commit(onServingThread: Bool) {
+        enum Next {
+            case nothing
+            case forward(any RequestSink)
+            case start([(stdin: Bool, bytes: [UInt8])])
+        }
+        let next = hold.withLock { h -> Next in
+            switch h.phase {
+            case .started(let sink): return .forward(sink)
+            case .ended, .starting: return .nothing
+            case .held:
+                guard (h.stdinEnded && h.dataEnded) || h.bytes >= Self.threshold else { return .nothing }
+                h.phase = .starting(pendingEnd: nil)
+                defer { h.input = [] }
+                return .start(h.input)
+            }
+        }
+        switch next {
+        case .nothing:
+            return
+        case .forward(let sink):
+            sink.commit(onServingThread: onServingThread)
+        case .start(let input):
+            // May wait for a free libfcgi worker: the connection's input waits with it.
+            let sink = connection.engine.executor.start(start, on: connection)
+            connection.watchStarted(start, sink: self)
+            for (stdin, bytes) in input {
+                if stdin { sink.stdin(bytes) } else { sink.data(bytes) }
+            }
+            let pendingEnd = hold.withLock { h -> EarlyEnd? in
+                guard case .starting(let pendingEnd) = h.phase else { return nil }
+                h.phase = .started(sink)
+                return pendingEnd
+            }
+            sink.commit(onServingThread: onServingThread && pendingEnd == nil)
+            switch pendingEnd {
+            case .abort: sink.abort()
+            case .timeOut(let expiry): sink.timeOut(expiry)
+            case nil: break
+            }
+        }
+    }
+
+    func abort() { end(.abort) }
+    func timeOut(_ expiry: Expiry) { end(.timeOut(expiry)) }
+
+    private func end(_ how: EarlyEnd) {
+        enum Next {
+            case nothing
+            case forward(any RequestSink)
+            case endHere
+        }
+        let next = hold.withLock { h -> Next in
+            switch h.phase {
+            case .started(let sink): return .forward(sink)
+            case .ended, .starting(pendingEnd: .some): return .nothing
+            case .starting(pendingEnd: nil):
+                h.phase = .starting(pendingEnd: how)
+                return .nothing
+            case .held:
+                h.phase = .ended
+                h.input = []
+                return .endHere
+            }
+        }
+        switch (next, how) {
+        case (.nothing, _):
+            return
+        case (.forward(let sink), .abort):
+            sink.abort()
+        case (.forward(let sink), .timeOut(let expiry)):
+            sink.timeOut(expiry)
+        case (.endHere, _):
+            // Never started: no handler ran, nothing was sent. The web server gets
+            // the timeout's page (an abort asked for nothing) and END_REQUEST.
+            let id = start.requestID
+            var end: [UInt8] = []
+            if case .timeOut(let expiry) = how { end = TimeoutPage.records(requestID: id, expiry: expiry) }
+            StreamWriter.appendRequestEnd(requestID: id, stderrUsed: false, into: &end)
+            connection.endRequest(id, endRecords: end)
+        }
+    }
+}

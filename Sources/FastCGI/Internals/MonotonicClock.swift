@@ -1,0 +1,23 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The monotonic clock, read through the vDSO (no system call): the one place
+/// the engine's timeouts (request, input stall, idle) read time from.
+enum MonotonicClock {
+    /// Seconds, with nanosecond resolution.
+    static func seconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    /// Milliseconds from the coarse clock (a few ms resolution, cheaper still).
+    static func coarseMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
+    }
+}
