@@ -47,6 +47,7 @@ private func check(_ fields: [String: FormValue], within count: Int) {
     func add(_ value: FormValue) {
         switch value {
         case .text(let text): total += text.utf8.count
+        case .binary(let bytes): total += bytes.count
         case .part(let part): total += part.body.count
         case .list(let items): items.forEach(add)
         }

@@ -87,6 +87,58 @@ struct FormParsingTests {
         #expect(params["plainfile"] == .text("as text"))
     }
 
+    @Test("an upload under a plain name keeps its exact bytes, and its filename in files")
+    func plainNamedUpload() throws {
+        let file = testBytes(100_000, seed: 15)
+        let body = Self.multipart([
+            ("Content-Disposition: form-data; name=\"note\"", Array("Zoë".utf8)),
+            ("Content-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\"\r\nContent-Type: image/jpeg", file),
+            ("Content-Disposition: form-data; name=\"latin\"", [0x5A, 0x6F, 0xEB]),
+        ])
+        let request = MemoryTransport(
+            ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=\(Self.boundary)"], stdin: body
+        ).request()
+        let params = try request.params
+        #expect(params["file"]?.bytes == file, "the plain field's bytes, exactly")
+        #expect(params["file"] == .binary(file))
+        #expect(params["note"] == .text("Zoë"))
+        #expect(params["latin"] == .binary([0x5A, 0x6F, 0xEB]))
+        #expect(params["latin"]?.string == "Zoë", "non-UTF-8 text reads as Latin-1")
+        let upload = try #require(try request.files["file"])
+        #expect(upload.filename == "photo.jpg")
+        #expect(upload.contentType == "image/jpeg")
+        #expect(upload.body == file)
+        #expect(try request.files.count == 1, "only parts with a filename are files")
+    }
+
+    @Test("a repeated plain name: the last value wins; a * name keeps both; files too")
+    func repeatedNames() throws {
+        let body = Self.multipart([
+            ("Content-Disposition: form-data; name=\"a\"", Array("first".utf8)),
+            ("Content-Disposition: form-data; name=\"a\"", Array("second".utf8)),
+            ("Content-Disposition: form-data; name=\"doc\"; filename=\"1.txt\"", Array("one".utf8)),
+            ("Content-Disposition: form-data; name=\"doc\"; filename=\"2.txt\"", Array("two".utf8)),
+            ("Content-Disposition: form-data; name=\"docs*\"; filename=\"x.txt\"", Array("x".utf8)),
+            ("Content-Disposition: form-data; name=\"docs*\"; filename=\"y.txt\"", Array("y".utf8)),
+        ])
+        let request = MemoryTransport(
+            ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=\(Self.boundary)"], stdin: body
+        ).request()
+        let params = try request.params
+        #expect(params["a"] == .text("second"))
+        #expect(params["doc"] == .text("two"))
+        #expect(params["docs*"]?.strings == ["x", "y"])
+        #expect(try request.files["doc"]?.filename == "2.txt")
+        #expect(try request.files["docs*"]?.filename == "y.txt")
+    }
+
+    @Test("percent escapes that are not UTF-8 keep their bytes")
+    func binaryQuery() throws {
+        let params = try MemoryTransport(["QUERY_STRING": "b=%FF%00a&t=%C3%A9"]).request().params
+        #expect(params["b"] == .binary([0xFF, 0x00, 0x61]))
+        #expect(params["t"] == .text("é"))
+    }
+
     @Test(
         "malformed input is a clear FormError, never a crash",
         arguments: [

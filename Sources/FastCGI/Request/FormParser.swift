@@ -5,12 +5,12 @@ enum FormParser {
     /// `body` with the form limit, and only for a form media type).
     static func parse(
         query: [UInt8]?, method: String?, contentType: String?, body: (_ what: String) throws -> [UInt8]
-    ) throws -> [String: FormValue] {
+    ) throws -> FieldCollector {
         var fields = FieldCollector()
         if let query, !query.isEmpty {
             try parseURLEncoded(query, into: &fields)
         }
-        guard method?.uppercased() == "POST" else { return fields.result }
+        guard method?.uppercased() == "POST" else { return fields }
         let (mediaType, parameters) = parseContentType(contentType ?? "")
         switch mediaType {
         case "application/x-www-form-urlencoded":
@@ -23,7 +23,7 @@ enum FormParser {
         default:
             break
         }
-        return fields.result
+        return fields
     }
 
     /// `a=1&b=2;c` with `+` as space and `%XX` escapes.
@@ -34,40 +34,16 @@ enum FormParser {
             let rawValue = eq.map { item[item.index(after: $0)...] } ?? []
             let name = String(losslessBytes: try percentDecode(rawName))
             guard !name.isEmpty else { continue }
-            fields.add(name, .text(String(losslessBytes: try percentDecode(rawValue))))
+            fields.add(name, FormValue(plain: try percentDecode(rawValue)))
         }
     }
 
     static func percentDecode(_ bytes: ArraySlice<UInt8>) throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            let b = bytes[i]
-            if b == UInt8(ascii: "+") {
-                out.append(UInt8(ascii: " "))
-            } else if b == UInt8(ascii: "%") {
-                guard bytes.endIndex - i >= 3, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2])
-                else {
-                    let end = Swift.min(i + 3, bytes.endIndex)
-                    throw FormError("invalid percent escape \"\(String(losslessBytes: Array(bytes[i..<end])))\"")
-                }
-                out.append(hi << 4 | lo)
-                i += 2
-            } else {
-                out.append(b)
-            }
-            i += 1
-        }
-        return out
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
+        do {
+            return try PercentCoding.decode(bytes, plusAsSpace: true)
+        } catch {
+            let end = Swift.min(error.index + 3, bytes.endIndex)
+            throw FormError("invalid percent escape \"\(String(losslessBytes: Array(bytes[error.index..<end])))\"")
         }
     }
 
@@ -187,9 +163,15 @@ enum FormParser {
     }
 }
 
-/// Collects fields applying the name rules: `*` lists, `!` parts.
+/// Collects fields applying the name rules: `*` lists, `!` parts; a plain name
+/// keeps the value's exact bytes. Of a plain or `!` name given twice the last
+/// value wins (as in the original module, whose fields were a dictionary); a `*`
+/// name keeps every value. Every part with a filename is also kept in ``files``.
 struct FieldCollector {
     private(set) var result: [String: FormValue] = [:]
+    /// The uploaded files (parts with a filename) by field name as sent; the
+    /// last of a name wins, as in ``result``.
+    private(set) var files: [String: MIMEPart] = [:]
 
     mutating func add(_ name: String, _ value: FormValue) {
         var base = Substring(name)
@@ -205,7 +187,10 @@ struct FieldCollector {
             }
         }
         var value = value
-        if !keepPart, case .part(let part) = value { value = .text(String(losslessBytes: part.body)) }
+        if case .part(let part) = value {
+            if part.filename != nil { files[name] = part }
+            if !keepPart { value = FormValue(plain: part.body) }
+        }
         if isList {
             if case .list(var items) = result[name] {
                 items.append(value)

@@ -1,18 +1,45 @@
 /// One form field of ``Request/params``.
+///
+/// A plain field keeps its exact bytes: a value that is valid UTF-8 is ``text(_:)``
+/// (its `utf8` view gives back the bytes that came), any other is ``binary(_:)``
+/// — a file uploaded under a plain name, a Latin-1 form — and ``bytes`` reads
+/// either. An uploaded file also keeps its filename and type, whatever its field's
+/// name, in ``Request/files``.
 public enum FormValue: Sendable, Hashable {
-    /// A plain value.
+    /// A plain value, valid UTF-8.
     case text(String)
+    /// A plain value whose bytes are not valid UTF-8, exactly as sent.
+    case binary([UInt8])
     /// A whole MIME part (for names ending in `!`).
     case part(MIMEPart)
     /// Every value of a name ending in `*`, in order.
     case list([FormValue])
 
-    /// The value as text: the text itself, a part's body decoded, or a list's first.
+    /// A plain value from its bytes: text if they are valid UTF-8, else binary.
+    init(plain bytes: [UInt8]) {
+        if let text = String(validating: bytes, as: UTF8.self) { self = .text(text) } else { self = .binary(bytes) }
+    }
+
+    /// The value as text: the text itself, binary bytes or a part's body decoded
+    /// (as UTF-8, or byte for byte as Latin-1 when they are not UTF-8), or a
+    /// list's first.
     public var string: String? {
         switch self {
         case .text(let text): text
+        case .binary(let bytes): String(losslessBytes: bytes)
         case .part(let part): String(losslessBytes: part.body)
         case .list(let items): items.first?.string
+        }
+    }
+
+    /// The value's exact bytes: the text's UTF-8, the binary value, a part's body,
+    /// or a list's first.
+    public var bytes: [UInt8]? {
+        switch self {
+        case .text(let text): Array(text.utf8)
+        case .binary(let bytes): bytes
+        case .part(let part): part.body
+        case .list(let items): items.first?.bytes
         }
     }
 
@@ -31,7 +58,8 @@ public enum FormValue: Sendable, Hashable {
     }
 }
 
-/// A part of a `multipart/form-data` body, as kept for field names ending in `!`.
+/// A part of a `multipart/form-data` body, as kept for field names ending in `!`
+/// and for every uploaded file (``Request/files``).
 public struct MIMEPart: Sendable, Hashable {
     /// The part's headers in order (names as sent).
     public var headers: [HeaderField]

@@ -43,9 +43,11 @@ open class Request {
     @exclusivity(unchecked) private var headers = HeaderList([("Content-Type", "text/html; charset=utf-8")])
     @exclusivity(unchecked) private var buffer: [UInt8] = []
     @exclusivity(unchecked) private var position = 0
-    private var parsedParams: [String: FormValue]?
+    private var parsedFields: FieldCollector?
     private var parsedCookies: [String: String]?
     @exclusivity(unchecked) private var peerGone = false
+    /// A `HEAD` request: the body the handler writes is counted, not sent.
+    private let omitsBody: Bool
 
     /// Whether the headers have been sent (after which they cannot change).
     @exclusivity(unchecked) public private(set) var headersSent = false
@@ -62,6 +64,7 @@ open class Request {
         environ = context.transport.environment
         role = context.transport.role
         baseLogger = context.logger
+        omitsBody = environ["REQUEST_METHOD"] == "HEAD"
     }
 
     /// Whether the web server aborted the request (`FCGI_ABORT_REQUEST`) or went
@@ -76,17 +79,39 @@ open class Request {
     /// Form fields from `QUERY_STRING` and, for a POST, from an
     /// `application/x-www-form-urlencoded` or `multipart/form-data` body, parsed on
     /// first use. A name ending in `*` collects every value in a list; a name ending
-    /// in `!` keeps the whole MIME part (file uploads).
+    /// in `!` keeps the whole MIME part; a plain name keeps the value's exact bytes
+    /// (``FormValue/bytes``; the last of a repeated name wins). Uploaded files are
+    /// also in ``files``, with their filenames, whatever their names.
     public var params: [String: FormValue] {
-        get throws {
-            if let parsedParams { return parsedParams }
-            let parsed = try FormParser.parse(
-                query: environ.bytes("QUERY_STRING"), method: environ["REQUEST_METHOD"],
-                contentType: environ["CONTENT_TYPE"]
-            ) { what in try stdin.readAll(limit: limits.maxFormBytes, what: what) }
-            parsedParams = parsed
-            return parsed
-        }
+        get throws { try parsedForm().result }
+    }
+
+    /// The uploaded files of a `multipart/form-data` body — every part that carries
+    /// a `filename` — by field name as the form sent it (`<input type=file
+    /// name="file">` is `files["file"]`), each with its filename, type and exact
+    /// bytes. Parsed with ``params``.
+    ///
+    /// ```swift
+    /// struct Upload: Handler {
+    ///     func process(_ request: Request) throws {
+    ///         guard let file = try request.files["file"] else { throw HTTPError(.badRequest, "no file") }
+    ///         try request.setHeader("Content-Type", "text/plain; charset=utf-8")
+    ///         try request.write("\(file.filename ?? "?"): \(file.body.count) bytes\n")
+    ///     }
+    /// }
+    /// ```
+    public var files: [String: MIMEPart] {
+        get throws { try parsedForm().files }
+    }
+
+    private func parsedForm() throws -> FieldCollector {
+        if let parsedFields { return parsedFields }
+        let parsed = try FormParser.parse(
+            query: environ.bytes("QUERY_STRING"), method: environ["REQUEST_METHOD"],
+            contentType: environ["CONTENT_TYPE"]
+        ) { what in try stdin.readAll(limit: limits.maxFormBytes, what: what) }
+        parsedFields = parsed
+        return parsed
     }
 
     /// Cookies from `HTTP_COOKIE`; the first of repeated names wins.
@@ -244,7 +269,15 @@ open class Request {
     private func sendBody(_ chunk: [UInt8], flush: Bool, final: Bool) {
         if !headersSent { sendHeaders() }
         let encoded = encodeBody(chunk, flush: flush, final: final)
-        send(encoded, toError: false)
+        if !omitsBody { send(encoded, toError: false) }
+    }
+
+    /// 1xx, 204 and 304 responses have no body (no length, no coding).
+    var statusForbidsBody: Bool {
+        guard let status = headers.get("Status", index: 0)?.trimmingSpaces.prefix(3), let code = Int(status) else {
+            return false
+        }
+        return (100..<200).contains(code) || code == 204 || code == 304
     }
 
     private func send(_ bytes: [UInt8], toError: Bool) {
