@@ -62,12 +62,6 @@ open class GZipRequest: Request {
         guard let deflater else { return chunk }
         return deflater.compress(chunk, mode: final ? .finish : flush ? .sync : .none)
     }
-
-    /// 1xx, 204 and 304 responses have no body, so they get no coding either.
-    private var statusForbidsBody: Bool {
-        guard let status = getHeader("Status")?.trimmingSpaces.prefix(3), let code = Int(status) else { return false }
-        return (100..<200).contains(code) || code == 204 || code == 304
-    }
 }
 
 /// A ``GZipRequest`` over the CGI environment of this process (the original's

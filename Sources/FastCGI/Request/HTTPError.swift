@@ -34,6 +34,24 @@ public struct HTTPError: Error, Hashable, Sendable, CustomStringConvertible {
         public init(_ code: Int) { self.code = (100...599).contains(code) ? code : 500 }
         public init(integerLiteral code: Int) { self.init(code) }
 
+        /// 200
+        public static let ok: Status = 200
+        /// 201
+        public static let created: Status = 201
+        /// 204
+        public static let noContent: Status = 204
+        /// 301
+        public static let movedPermanently: Status = 301
+        /// 302
+        public static let found: Status = 302
+        /// 303
+        public static let seeOther: Status = 303
+        /// 304
+        public static let notModified: Status = 304
+        /// 307
+        public static let temporaryRedirect: Status = 307
+        /// 308
+        public static let permanentRedirect: Status = 308
         /// 400
         public static let badRequest: Status = 400
         /// 401
@@ -51,9 +69,20 @@ public struct HTTPError: Error, Hashable, Sendable, CustomStringConvertible {
         /// 500
         public static let internalServerError: Status = 500
 
-        /// The reason phrase (RFC 9110 §15), or "Error" for codes without one here.
+        /// The reason phrase (RFC 9110 §15), or "Error" for codes without one here
+        /// ("OK" for other 2xx, "Redirect" for other 3xx).
         public var reason: String {
             switch code {
+            case 200: "OK"
+            case 201: "Created"
+            case 202: "Accepted"
+            case 204: "No Content"
+            case 301: "Moved Permanently"
+            case 302: "Found"
+            case 303: "See Other"
+            case 304: "Not Modified"
+            case 307: "Temporary Redirect"
+            case 308: "Permanent Redirect"
             case 400: "Bad Request"
             case 401: "Unauthorized"
             case 403: "Forbidden"
@@ -69,6 +98,8 @@ public struct HTTPError: Error, Hashable, Sendable, CustomStringConvertible {
             case 500: "Internal Server Error"
             case 501: "Not Implemented"
             case 503: "Service Unavailable"
+            case 200..<300: "OK"
+            case 300..<400: "Redirect"
             default: "Error"
             }
         }

@@ -16,11 +16,15 @@ public struct HeaderError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidName
         /// The value holds a carriage return, line feed or NUL byte.
         case invalidValue
+        /// A cookie's name is not a token, or its path or domain holds `;` or a
+        /// control character (``Request/setCookie(_:_:maxAge:path:domain:secure:httpOnly:sameSite:)``).
+        case invalidCookie
 
         public var description: String {
             switch self {
             case .invalidName: "the name is not an HTTP token (RFC 9110 §5.1)"
             case .invalidValue: "the value holds CR, LF or NUL (RFC 9110 §5.5)"
+            case .invalidCookie: "the cookie name is not a token, or its path or domain holds ';' or a control character"
             }
         }
     }
@@ -43,13 +47,16 @@ public struct HeaderError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Checks a header before it is kept; throws for anything that could split
     /// the response. Obsolete line folding is not allowed in responses either.
     static func check(name: String, value: String?) throws(HeaderError) {
-        guard !name.utf8.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
+        guard isToken(name) else {
             throw HeaderError(name: name, reason: .invalidName)
         }
         if let value, value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }) {
             throw HeaderError(name: name, reason: .invalidValue)
         }
     }
+
+    /// Whether `text` is a non-empty RFC 9110 token.
+    static func isToken(_ text: String) -> Bool { !text.utf8.isEmpty && text.utf8.allSatisfy(isTokenByte) }
 
     /// `tchar` of RFC 9110 §5.6.2.
     private static func isTokenByte(_ byte: UInt8) -> Bool {

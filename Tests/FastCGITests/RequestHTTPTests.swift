@@ -1,0 +1,100 @@
+import FoundationEssentials
+import Testing
+
+@testable import FastCGI
+
+/// Issue 15, point 4: the everyday helpers on `Request`.
+@Suite("Request: method, path, status, redirects, cookies, JSON, HEAD")
+struct RequestHTTPTests {
+    @Test(
+        "path: DOCUMENT_URI, else SCRIPT_NAME + PATH_INFO, else REQUEST_URI decoded",
+        arguments: [
+            (["DOCUMENT_URI": "/upload", "REQUEST_URI": "/upl%6Fad?x=1", "SCRIPT_NAME": "/upload"], "/upload"),
+            (["SCRIPT_NAME": "/app", "PATH_INFO": "/a b", "REQUEST_URI": "/app/a%20b"], "/app/a b"),
+            (["REQUEST_URI": "/upl%6Fad?x=%41"], "/upload"),
+            (["REQUEST_URI": "/bad%zz"], "/bad%zz"),
+            ([:], "/"),
+        ])
+    func path(params: [String: String], expected: String) {
+        #expect(MemoryTransport(params).request().path == expected)
+    }
+
+    @Test("method is uppercased, GET when absent; query is raw")
+    func methodAndQuery() {
+        #expect(MemoryTransport(["REQUEST_METHOD": "post"]).request().method == "POST")
+        #expect(MemoryTransport().request().method == "GET")
+        #expect(MemoryTransport(["QUERY_STRING": "a=%41"]).request().query == "a=%41")
+    }
+
+    @Test("a redirect: 303 See Other and Location, refused with CR/LF in it")
+    func redirect() throws {
+        let transport = MemoryTransport()
+        let request = transport.request()
+        try request.redirect(to: "/done?id=7")
+        request.close()
+        #expect(transport.outputText.contains("Location: /done?id=7\r\n"))
+        #expect(transport.outputText.contains("Status: 303 See Other\r\n"))
+        #expect(throws: HeaderError.self) { try MemoryTransport().request().redirect(to: "/x\r\nSet-Cookie: a=b") }
+        let moved = MemoryTransport().request()
+        try moved.redirect(to: "https://example.org/", status: .movedPermanently)
+        #expect(moved.getHeader("Status") == "301 Moved Permanently")
+    }
+
+    @Test("setCookie: encoded value, attributes, and cookie() decodes it back")
+    func cookies() throws {
+        let request = MemoryTransport().request()
+        try request.setCookie("name", "Zoë; x=1", maxAge: 3600, secure: true, sameSite: .strict)
+        #expect(
+            request.getHeader("Set-Cookie")
+                == "name=Zo%C3%AB%3B%20x=1; Max-Age=3600; Path=/; Secure; HttpOnly; SameSite=Strict")
+        try request.setCookie("gone", "", maxAge: 0, path: nil, httpOnly: false, sameSite: nil)
+        #expect(request.getHeader("Set-Cookie", index: 1) == "gone=; Max-Age=0")
+        #expect(throws: HeaderError.self) { try request.setCookie("a b", "v") }
+        #expect(throws: HeaderError.self) { try request.setCookie("a", "v", path: "/;Domain=evil") }
+
+        let incoming = MemoryTransport(["HTTP_COOKIE": "name=Zo%C3%AB%3B%20x=1; raw=100%; plain=abc"]).request()
+        #expect(incoming.cookie("name") == "Zoë; x=1")
+        #expect(incoming.cookie("raw") == "100%", "a malformed escape stays as it came")
+        #expect(incoming.cookie("plain") == "abc")
+        #expect(incoming.cookie("none") == nil)
+        #expect(incoming.cookies["name"] == "Zo%C3%AB%3B%20x=1", "cookies keeps the raw values")
+    }
+
+    @Test("writeJSON: the body, its type, a status")
+    func json() throws {
+        struct Entry: Encodable {
+            var name: String
+            var count: Int
+        }
+        let transport = MemoryTransport()
+        let request = transport.request()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        try request.writeJSON(Entry(name: "Zoë", count: 2), status: .created, encoder: encoder)
+        request.close()
+        let text = transport.outputText
+        #expect(text.hasPrefix("Content-Type: application/json\r\nStatus: 201 Created\r\n"), "\(text)")
+        #expect(text.hasSuffix("\r\n\r\n{\"count\":2,\"name\":\"Zoë\"}"), "\(text)")
+    }
+
+    @Test("escapeHTML escapes the five characters")
+    func escape() {
+        #expect(Request.escapeHTML("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
+    }
+
+    @Test("HEAD: the GET's headers, no body")
+    func head() throws {
+        let transport = MemoryTransport(["REQUEST_METHOD": "HEAD"])
+        let request = transport.request()
+        try request.write("hello")
+        request.close()
+        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\n")
+
+        let streamed = MemoryTransport(["REQUEST_METHOD": "HEAD"])
+        let streaming = streamed.request()
+        streaming.setBuffering(false)
+        try streaming.write("hello")
+        streaming.close()
+        #expect(streamed.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\n")
+    }
+}
