@@ -40,6 +40,21 @@ enum Expiry: Sendable {
     case input
 }
 
+extension RequestError {
+    /// What a handler's read throws once an early end cut its input short: an
+    /// abort (`expiry` nil), the request timeout or an input stall. The one
+    /// wording for both engines.
+    static func inputCutShort(requestID: UInt16, by expiry: Expiry?) -> RequestError {
+        let (cause, reason): (Cause, String) =
+            switch expiry {
+            case .input: (.inputStalled, "no input came for the input timeout; the request was ended")
+            case .request: (.aborted, "the request timed out before its input ended")
+            case nil: (.aborted, "the web server aborted the request before its input ended")
+            }
+        return RequestError("request \(requestID): \(reason)", cause: cause)
+    }
+}
+
 /// Runs started requests: the Swift engine or the libfcgi worker pool.
 protocol RequestExecutor: Sendable {
     /// Starts `request` on `connection`; returns where its input goes.

@@ -401,13 +401,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.heldOutput = []
             abortFlag.set()
             if !c.stdinEnded || (c.isFilter && !c.dataEnded) {
-                let (cause, reason): (RequestError.Cause, String) =
-                    switch expiry {
-                    case .input: (.inputStalled, "no input came for the input timeout; the request was ended")
-                    case .request: (.aborted, "the request timed out before its input ended")
-                    case nil: (.aborted, "the web server aborted the request before its input ended")
-                    }
-                c.inputFailure = RequestError("request \(c.id): \(reason)", cause: cause)
+                c.inputFailure = .inputCutShort(requestID: c.id, by: expiry)
             }
             // Unblock a handler waiting for input that will not come (direct stdin:
             // `endedEarly` ends its stream; nothing may enter the pipe).

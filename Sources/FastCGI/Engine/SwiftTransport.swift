@@ -100,7 +100,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// its END_REQUEST; whatever the handler writes later is dropped.
     func abort() {
         let first = input.withLock { s in
-            Self.markEnded(&s, id: id, cause: .aborted, "the web server aborted the request before its input ended")
+            Self.markEnded(&s, failing: .inputCutShort(requestID: id, by: nil))
         }
         if first { end() }
     }
@@ -108,14 +108,10 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// Past the request timeout or an input stall: ended like an abort, with a
     /// 504 or 408 page if the handler sent nothing yet.
     func timeOut(_ expiry: Expiry) {
-        let (cause, reason): (RequestError.Cause, String) =
-            expiry == .input
-            ? (.inputStalled, "no input came for the input timeout; the request was ended")
-            : (.aborted, "the request timed out before its input ended")
         // Output written before the timeout still goes out; a page only if the
         // handler wrote nothing at all.
         let ending = input.withLock { s -> (held: [UInt8], nothingWritten: Bool)? in
-            guard Self.markEnded(&s, id: id, cause: cause, reason) else { return nil }
+            guard Self.markEnded(&s, failing: .inputCutShort(requestID: id, by: expiry)) else { return nil }
             defer { s.output = [] }
             return (s.output, !s.stdoutUsed)
         }
@@ -124,11 +120,10 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     }
 
     /// Marks the request ended early; a stream not at its end yet fails reads
-    /// with `cause`. False if it already was.
-    private static func markEnded(_ s: inout Input, id: UInt16, cause: RequestError.Cause, _ reason: String) -> Bool {
+    /// with `error`. False if it already was.
+    private static func markEnded(_ s: inout Input, failing error: RequestError) -> Bool {
         guard !s.aborted else { return false }
         s.aborted = true
-        let error = RequestError("request \(id): \(reason)", cause: cause)
         if !s.stdinEnded { s.stdinFailure = error }
         if !s.dataEnded { s.dataFailure = error }
         return true
@@ -194,7 +189,8 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
             !ended && records.withUnsafeBytes { connection.write($0) }
         }
         if !written {
-            input.withLock { s in _ = Self.markEnded(&s, id: id, cause: .aborted, "the connection to the web server failed") }
+            let error = RequestError("request \(id): the connection to the web server failed", cause: .aborted)
+            input.withLock { s in _ = Self.markEnded(&s, failing: error) }
         }
         return written
     }
