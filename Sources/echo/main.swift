@@ -18,6 +18,9 @@
 // header `X-Echo: VALUE` first (a value holding CR or LF is refused: the handler
 // throws and the 500 page follows); ECHO_PARAM=NAME answers the value of param
 // NAME (`(absent)` if none), as the C reference answers it with FCGX_GetParam.
+// Like the C reference, echo sends its headers before the body, so a response
+// never carries the `Content-Length` a buffered Swift response gets at its end
+// (error pages aside).
 import ArgumentParser
 import ExampleSupport
 import FastCGI
@@ -58,17 +61,20 @@ struct EchoResponder: Handler {
         if let value = request.environ["ECHO_HEADER"] { try request.setHeader("X-Echo", value) }
         if let name = request.environ["ECHO_PARAM"] {
             try request.setHeader("Content-Type", "text/plain")
+            try request.outputHeaders()
             try request.write(request.environ.bytes(name) ?? Array("(absent)".utf8))
             return
         }
         if request.environ["ECHO_DISCARD"] == "1" {
             try request.setHeader("Content-Type", "text/plain")
+            try request.outputHeaders()
             try request.write("ok\n")
             return
         }
         request.setBuffering(false)
         if let size = request.environ["ECHO_PAGE"].flatMap({ Int($0) }) {
             try request.setHeader("Content-Type", "text/html; charset=utf-8")
+            try request.outputHeaders()
             var left = max(0, size)
             var offset = 0
             while left > 0 && !request.aborted {
@@ -81,6 +87,7 @@ struct EchoResponder: Handler {
         }
         if request.environ["ECHO_PARAMS"] == "1" {
             try request.setHeader("Content-Type", "text/plain")
+            try request.outputHeaders()
             var out: [UInt8] = []
             for pair in request.environ.pairs.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
                 out += pair.name + [UInt8(ascii: "=")] + pair.value + [UInt8(ascii: "\n")]
@@ -89,6 +96,7 @@ struct EchoResponder: Handler {
             return
         }
         try request.setHeader("Content-Type", "application/octet-stream")
+        try request.outputHeaders()
         let flushEachChunk = request.environ["ECHO_FLUSH"] == "1"
         while true {
             let chunk = try request.stdin.read(65536)
@@ -103,6 +111,7 @@ struct EchoFilter: Handler {
     func process(_ request: Request) throws {
         request.setBuffering(false)
         try request.setHeader("Content-Type", "text/plain")
+        try request.outputHeaders()
         try request.write(try request.stdin.readAll())
         try request.write(try request.fastcgiData.readAll())
     }

@@ -29,7 +29,9 @@ struct HTTPErrorTests {
         ])
     func statuses(error: any Error, status: String) {
         let text = page(for: error)
-        #expect(text.hasPrefix("Status: \(status)\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"), "\(text.prefix(60))")
+        #expect(
+            text.hasPrefix("Status: \(status)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "),
+            "\(text.prefix(60))")
         #expect(text.contains("<title>\(status)</title>"))
     }
 

@@ -26,7 +26,7 @@ struct HeaderErrorTests {
         // The headers are as they were, and what is sent holds no injected line.
         #expect(request.headerFields.map(\.name) == ["Content-Type"])
         request.close()
-        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\n")
+        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\nContent-Length: 0\r\n\r\n")
     }
 
     @Test("a name that is not a token is refused", arguments: badNames)

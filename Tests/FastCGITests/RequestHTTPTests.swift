@@ -88,7 +88,7 @@ struct RequestHTTPTests {
         let request = transport.request()
         try request.write("hello")
         request.close()
-        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\n")
+        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\r\n")
 
         let streamed = MemoryTransport(["REQUEST_METHOD": "HEAD"])
         let streaming = streamed.request()
@@ -96,5 +96,44 @@ struct RequestHTTPTests {
         try streaming.write("hello")
         streaming.close()
         #expect(streamed.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\n")
+    }
+
+    /// Issue 15, point 6: a body known whole at the end gets its length.
+    @Test(
+        "Content-Length: only when the whole body is known and the response has one",
+        arguments: [
+            ("buffered", "Content-Length: 5"), ("streamed", nil), ("own length", "Content-Length: 99"),
+            ("204", nil), ("304", nil), ("authorizer", nil), ("HEAD, nothing written", nil),
+            ("flushed first", nil),
+        ] as [(String, String?)])
+    func contentLength(scenario: String, expected: String?) throws {
+        let transport = MemoryTransport(
+            scenario.hasPrefix("HEAD") ? ["REQUEST_METHOD": "HEAD"] : [:],
+            role: scenario == "authorizer" ? .authorizer : .responder)
+        let request = transport.request()
+        switch scenario {
+        case "streamed": request.setBuffering(false)
+        case "own length": try request.setHeader("Content-Length", "99")
+        case "204", "304": try request.setHeader("Status", scenario)
+        case "flushed first": request.flush()
+        default: break
+        }
+        if !scenario.hasPrefix("HEAD") { try request.write("hello") }
+        request.close()
+        let lengths = transport.outputText.components(separatedBy: "\r\n").filter { $0.hasPrefix("Content-Length") }
+        #expect(lengths == (expected.map { [$0] } ?? []), "\(scenario)")
+    }
+
+    @Test("Content-Length of a gzipped buffered body is the compressed length")
+    func gzipLength() throws {
+        let transport = MemoryTransport(["HTTP_ACCEPT_ENCODING": "gzip"])
+        let request = transport.request(GZipRequest.self)
+        try request.write(String(repeating: "compress me ", count: 100))
+        request.close()
+        let text = transport.output
+        let end = try #require(text.indices.first { text[$0...].starts(with: Array("\r\n\r\n".utf8)) })
+        let headers = String(decoding: text[..<end], as: UTF8.self)
+        #expect(headers.contains("Content-Length: \(text.count - end - 4)"))
+        #expect(text.count - end - 4 < 1200)
     }
 }

@@ -9,7 +9,7 @@ struct RequestTests {
         let transport = MemoryTransport()
         let request = transport.request()
         request.close()
-        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\n\r\n")
+        #expect(transport.outputText == "Content-Type: text/html; charset=utf-8\r\nContent-Length: 0\r\n\r\n")
     }
 
     @Test("setHeader replaces every header of that name, case-insensitively, in place")
@@ -167,7 +167,7 @@ struct RequestTests {
         request.traceback(Boom())
         request.close()
         let text = transport.outputText
-        #expect(text.hasPrefix("Status: 500 Internal Server Error\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"))
+        #expect(text.hasPrefix("Status: 500 Internal Server Error\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "))
         #expect(!text.contains("partial") && !text.contains("X-Custom"))
         #expect(!text.contains("boom"))
         #expect(String(decoding: transport.errors, as: UTF8.self).contains("boom <b>"))

@@ -178,6 +178,10 @@ open class Request {
 
     private func sendHeaders() {
         willSendHeaders()
+        commitHeaders()
+    }
+
+    private func commitHeaders() {
         headersSent = true
         send(headers.encoded(), toError: false)
     }
@@ -251,7 +255,11 @@ open class Request {
         guard !isClosed else { return }
         let pending = buffer
         buffer = []
-        sendBody(pending, flush: true, final: true)
+        if headersSent {
+            sendBody(pending, flush: true, final: true)
+        } else {
+            sendWholeResponse(pending)
+        }
         isClosed = true
         if pushingTransport && !peerGone && !transport.flush() { peerGone = true }
     }
@@ -264,6 +272,22 @@ open class Request {
         let pending = buffer
         buffer.removeAll(keepingCapacity: true)
         sendBody(pending, flush: flush, final: false)
+    }
+
+    /// Sends headers and body together when the whole body is known at the end:
+    /// the headers then carry its `Content-Length`, so the web server need not
+    /// chunk the response (RFC 9110 §8.6). Not for an authorizer (its body never
+    /// reaches the client), a status without a body, a length the app set itself,
+    /// or a `HEAD` whose handler wrote nothing (it may have skipped the body).
+    private func sendWholeResponse(_ body: [UInt8]) {
+        willSendHeaders()
+        let encoded = encodeBody(body, flush: true, final: true)
+        let knowsLength = !omitsBody || !encoded.isEmpty
+        if role != .authorizer, knowsLength, !statusForbidsBody, headers.get("Content-Length", index: 0) == nil {
+            headers.add("Content-Length", String(encoded.count))
+        }
+        commitHeaders()
+        if !omitsBody { send(encoded, toError: false) }
     }
 
     private func sendBody(_ chunk: [UInt8], flush: Bool, final: Bool) {
