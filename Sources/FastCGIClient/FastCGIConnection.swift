@@ -136,8 +136,11 @@ public final class FastCGIConnection {
     }
 
     /// Reads records until the `FCGI_END_REQUEST` of `requestID`; records of other
-    /// requests are kept for later calls.
-    public func readResponse(requestID: UInt16 = 1) throws(ClientError) -> FastCGIResponse {
+    /// requests are kept for later calls. `received` sees each of the request's
+    /// records as it arrives (to print a streamed response as it comes).
+    public func readResponse(
+        requestID: UInt16 = 1, received: (Record) -> Void = { _ in }
+    ) throws(ClientError) -> FastCGIResponse {
         var response = FastCGIResponse(requestID: requestID)
         var skipped: [Record] = []
         defer { pending.insert(contentsOf: skipped, at: 0) }
@@ -150,6 +153,7 @@ public final class FastCGIConnection {
                 continue
             }
             response.records.append(record)
+            received(record)
             switch record.type {
             case .stdout: response.stdout += record.content
             case .stderr: response.stderr += record.content
@@ -170,10 +174,13 @@ public final class FastCGIConnection {
         }
     }
 
-    /// Sends `request` and reads its reply.
-    public func send(_ request: FastCGIRequest) throws(ClientError) -> FastCGIResponse {
+    /// Sends `request` and reads its reply; `received` sees each record of it as
+    /// it arrives.
+    public func send(
+        _ request: FastCGIRequest, received: (Record) -> Void = { _ in }
+    ) throws(ClientError) -> FastCGIResponse {
         try write(request)
-        return try readResponse(requestID: request.requestID)
+        return try readResponse(requestID: request.requestID, received: received)
     }
 
     /// Asks for management variables with `FCGI_GET_VALUES` and returns the answer.

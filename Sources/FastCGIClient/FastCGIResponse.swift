@@ -20,39 +20,14 @@ public struct FastCGIResponse: Sendable, Hashable {
 
     /// The CGI header lines of stdout, split at the first blank line.
     public var headers: [(name: String, value: String)] {
-        let (head, _) = split()
-        return head.split(separator: 10).compactMap { line in
-            // Bytes, not Characters: Swift treats "\r\n" as one Character.
-            let line = line.last == 13 ? line.dropLast() : line
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return nil }
-            let value = line[(colon + 1)...].drop { $0 == UInt8(ascii: " ") }
-            return (String(decoding: line[..<colon], as: UTF8.self), String(decoding: value, as: UTF8.self))
-        }
+        CGIResponse(parsing: stdout).fields.map { ($0.name, $0.value) }
     }
 
     /// The first header named `name` (compared without case).
-    public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
-    }
+    public func header(_ name: String) -> String? { CGIResponse(parsing: stdout).header(name) }
 
     /// The body: stdout after the blank line that ends the headers.
-    public var body: [UInt8] { split().1 }
-
-    /// Stdout split at the first `\r\n\r\n` (or `\n\n`).
-    private func split() -> ([UInt8], [UInt8]) {
-        let bytes = stdout
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == 10 {
-                if i + 1 < bytes.count, bytes[i + 1] == 10 { return (Array(bytes[..<i]), Array(bytes[(i + 2)...])) }
-                if i + 2 < bytes.count, bytes[i + 1] == 13, bytes[i + 2] == 10 {
-                    return (Array(bytes[..<i]), Array(bytes[(i + 3)...]))
-                }
-            }
-            i += 1
-        }
-        return (bytes, [])
-    }
+    public var body: [UInt8] { CGIResponse(parsing: stdout).body }
 }
 
 /// A request to send.

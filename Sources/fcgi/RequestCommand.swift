@@ -50,15 +50,9 @@ struct RequestCommand: ParsableCommand {
             role: role, params: params, stdin: body,
             data: role == .filter ? (dataBytes ?? []) : dataBytes)
         let connection = try FastCGIConnection(to: address, timeout: timeout)
-        let response = try connection.send(request)
-        FileHandle.standardError.write(Data(response.stderr))
-        if include {
-            let status = response.header("Status") ?? "200 OK"
-            var head = "HTTP/1.1 \(status)\r\n"
-            for (name, value) in response.headers where name.lowercased() != "status" { head += "\(name): \(value)\r\n" }
-            FileHandle.standardOutput.write(Data((head + "\r\n").utf8))
-        }
-        FileHandle.standardOutput.write(Data(response.body))
+        var printer = ResponsePrinter(include: include)
+        let response = try connection.send(request) { printer.print($0) }
+        printer.finish()
         if response.protocolStatus != .requestComplete {
             throw FCGIFailure("the application refused the request: \(response.protocolStatus)", code: 3)
         }
@@ -66,6 +60,46 @@ struct RequestCommand: ParsableCommand {
         if fail && status >= 400 {
             throw FCGIFailure("the application answered \(response.header("Status") ?? "\(status)")", code: 22)
         }
+    }
+}
+
+/// Prints a response as its records arrive (a streamed body shows as it comes):
+/// stderr at once, the body once the CGI headers are complete, with `-i` an HTTP
+/// status line and the headers before it.
+struct ResponsePrinter {
+    let include: Bool
+    private var head: [UInt8]? = []
+
+    init(include: Bool) { self.include = include }
+
+    mutating func print(_ record: Record) {
+        switch record.type {
+        case .stderr: FileHandle.standardError.write(Data(record.content))
+        case .stdout:
+            guard var pending = head else { return FileHandle.standardOutput.write(Data(record.content)) }
+            pending += record.content
+            guard let end = CGIResponse.headerEnd(in: pending) else {
+                head = pending
+                return
+            }
+            head = nil
+            if include { printHead(CGIResponse(parsing: Array(pending[..<end.body]))) }
+            FileHandle.standardOutput.write(Data(pending[end.body...]))
+        default: break
+        }
+    }
+
+    /// Prints the headers (with `-i`) of a response that ended without a blank
+    /// line: it is all headers, no body.
+    mutating func finish() {
+        if let pending = head, !pending.isEmpty, include { printHead(CGIResponse(parsing: pending)) }
+        head = nil
+    }
+
+    private func printHead(_ response: CGIResponse) {
+        var text = "HTTP/1.1 \(response.header("Status") ?? "200 OK")\r\n"
+        for field in response.fields where field.name.lowercased() != "status" { text += "\(field.name): \(field.value)\r\n" }
+        FileHandle.standardOutput.write(Data((text + "\r\n").utf8))
     }
 }
 
