@@ -36,6 +36,20 @@ public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension Endpoint: ExpressibleByStringLiteral {
+    /// An endpoint written in the source, as the README writes addresses:
+    /// `address: "unix:/run/app/app.sock"` or `"127.0.0.1:9000"`. A literal that
+    /// does not parse is a programming error and stops the program with the reason;
+    /// parse text from outside with ``init(parsing:)``.
+    public init(stringLiteral text: String) {
+        do {
+            try self.init(parsing: text)
+        } catch {
+            preconditionFailure("\(error)")
+        }
+    }
+}
+
 /// An endpoint string that could not be parsed.
 public struct EndpointError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What is wrong with the address.

@@ -158,6 +158,8 @@ struct RecordCodingTests {
         #expect(try Endpoint(parsing: "[::1]:9000") == .tcp(host: "::1", port: 9000))
         #expect(try Endpoint(parsing: "unix:/run/app.sock") == .unix(path: "/run/app.sock"))
         #expect(throws: EndpointError.self) { try Endpoint(parsing: "localhost") }
+        let literal: Endpoint = "unix:/run/app/app.sock"
+        #expect(literal == .unix(path: "/run/app/app.sock"))
         #expect(throws: EndpointError.self) { try Endpoint(parsing: "host:99999") }
         #expect(throws: EndpointError.self) { try Endpoint(parsing: "unix:") }
     }

@@ -1,0 +1,121 @@
+import FastCGI
+import Testing
+
+/// Issue 15, point 7: running a handler in memory with `Server.respond(to:)`.
+@Suite("In memory: Server.respond(to:) runs a handler without a socket")
+struct InMemoryTests {
+    struct Hello: Handler {
+        func process(_ request: Request) throws {
+            try request.setHeader("Content-Type", "text/plain; charset=utf-8")
+            try request.write("Hello, \(try request.params["name"]?.string ?? "world")!\n")
+        }
+    }
+
+    @Test("the documented samples: a greeting and a redirect")
+    func samples() {
+        let server = Server(handlers: [.responder: Hello.self])
+        let response = server.respond(to: TestRequest("GET", "/hello?name=Zoë"))
+        #expect(response.status == 200 && response.text == "Hello, Zoë!\n")
+        #expect(response.header("content-type") == "text/plain; charset=utf-8")
+        #expect(response.header("Content-Length") == "\(Array("Hello, Zoë!\n".utf8).count)")
+
+        let redirecting = Server { request in try request.redirect(to: "/done") }
+        let redirected = redirecting.respond(to: TestRequest("POST", "/form", body: Array("a=1".utf8)))
+        #expect(redirected.status == 303 && redirected.header("Location") == "/done")
+    }
+
+    /// The README's "small web app", word for word.
+    struct App: Handler {
+        func process(_ request: Request) throws {
+            switch (request.method, request.path) {
+            case ("GET", "/"):
+                let name = request.cookie("name") ?? "stranger"
+                try request.write("<h1>Hello, \(Request.escapeHTML(name))!</h1>")
+                try request.write(#"<form method=post action=/sign enctype=multipart/form-data>"#)
+                try request.write(#"<input name=name> <input type=file name=photo> <button>Sign</button></form>"#)
+            case ("POST", "/sign"):
+                let fields = try request.params  // bad input → 400, over the limit → 413
+                guard let name = fields["name"]?.string else { throw HTTPError(.badRequest, "no name") }
+                if let photo = try request.files["photo"] {  // bytes exact, with filename and type
+                    request.logger.info("\(photo.filename ?? "?"): \(photo.body.count) bytes")
+                }
+                try request.setCookie("name", name, maxAge: 86400)  // Path=/; HttpOnly; SameSite=Lax
+                try request.redirect(to: "/")  // 303 See Other
+            default:
+                throw HTTPError(.notFound)  // the 404 page
+            }
+        }
+    }
+
+    @Test("the README's app: a form post redirects with a cookie; the page greets it; 404 elsewhere")
+    func readmeApp() {
+        let server = Server(handlers: [.responder: App.self])
+        let response = server.respond(to: TestRequest("POST", "/sign", body: Array("name=Zoë".utf8)))
+        #expect(response.status == 303 && response.header("Location") == "/")
+        #expect(response.header("Set-Cookie") == "name=Zo%C3%AB; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax")
+        let page = server.respond(to: TestRequest("GET", "/", headers: [("Cookie", "name=Zo%C3%AB")]))
+        #expect(page.text.hasPrefix("<h1>Hello, Zoë!</h1>"))
+        #expect(server.respond(to: TestRequest("GET", "/x")).status == 404)
+        #expect(server.respond(to: TestRequest("POST", "/sign", body: Array("a=%zz".utf8))).status == 400)
+    }
+
+    @Test("an address as a string literal, as the README writes it")
+    func addressLiteral() {
+        let server = Server(address: "unix:/run/app/app.sock") { request in try request.write("hi") }
+        #expect(server.address == .unix(path: "/run/app/app.sock"))
+        #expect(server.respond(to: TestRequest()).text == "hi")
+    }
+
+    @Test("params as nginx sets them: method, decoded path, query, headers, form body")
+    func params() throws {
+        let server = Server { request in
+            let fields = try request.params
+            try request.write(
+                "\(request.method) \(request.path) \(request.query) \(request.environ["HTTP_X_TOKEN"] ?? "-") "
+                    + "\(fields["a"]?.string ?? "-") \(request.cookie("id") ?? "-")")
+        }
+        let response = server.respond(
+            to: TestRequest(
+                "POST", "/upl%6Fad?x=1", headers: [("X-Token", "t"), ("Cookie", "id=a%20b")], body: Array("a=Zo%C3%AB".utf8)))
+        #expect(response.text == "POST /upload x=1 t Zoë a b")
+    }
+
+    @Test("an upload keeps its bytes and filename")
+    func upload() throws {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let body =
+            Array("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\n\r\n".utf8) + bytes
+            + Array("\r\n--b--\r\n".utf8)
+        let server = Server { request in
+            let file = try #require(try request.files["file"])
+            try request.write("\(file.filename ?? "-") \(file.body == bytes)")
+        }
+        let response = server.respond(
+            to: TestRequest("POST", "/", headers: [("Content-Type", "multipart/form-data; boundary=b")], body: body))
+        #expect(response.text == "x.bin true")
+    }
+
+    @Test("errors: an HTTPError's page, a 500 with the traceback on stderr")
+    func errors() {
+        let server = Server { request in
+            if request.path == "/missing" { throw HTTPError(.notFound) }
+            throw FormError("broken")
+        }
+        let missing = server.respond(to: TestRequest("GET", "/missing"))
+        #expect(missing.status == 404 && missing.text.contains("404 Not Found"))
+        let broken = server.respond(to: TestRequest("GET", "/x?q=1"))
+        #expect(broken.status == 400)
+        #expect(String(decoding: broken.stderr, as: UTF8.self).contains("broken"))
+    }
+
+    @Test("the filter role reads FCGI_DATA; a role without a handler gets nothing")
+    func filter() throws {
+        let server = Server(
+            factories: [
+                .filter: .closure { request in try request.write(try request.fastcgiData.readAll()) }
+            ])
+        let filtered = server.respond(to: TestRequest(role: .filter, data: Array("data".utf8)))
+        #expect(filtered.text == "data")
+        #expect(server.respond(to: TestRequest()).stdout.isEmpty)
+    }
+}
