@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "echo", targets: ["echo"]),
         .executable(name: "authorizer", targets: ["authorizer"]),
         .executable(name: "filter", targets: ["filter"]),
+        .executable(name: "guestbook", targets: ["guestbook"]),
         .executable(name: "reference-echo", targets: ["reference-echo"]),
         .executable(name: "fcgi", targets: ["fcgi"]),
     ],
@@ -74,6 +75,7 @@ let package = Package(
         .executableTarget(name: "echo", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "authorizer", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "filter", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        .executableTarget(name: "guestbook", dependencies: ["ExampleSupport"], swiftSettings: strict),
         // The echo contract in C on libfcgi alone: the reference for differential
         // tests and benchmarks.
         .executableTarget(name: "reference-echo", dependencies: ["CFCGI"], linkerSettings: [.linkedLibrary("pthread")]),
@@ -87,7 +89,8 @@ let package = Package(
         .testTarget(
             name: "FastCGITests",
             dependencies: [
-                "FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter", "reference-echo", "fcgi",
+                "FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter", "guestbook", "reference-echo",
+                "fcgi",
             ],
             swiftSettings: strict
         ),

@@ -57,6 +57,10 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "End a request whose body stops arriving for this many seconds (default 60; 0: never).")
     public var inputTimeout: Double?
 
+    /// Largest form body `Request.params` reads (default 16 MiB); above it, 413.
+    @Option(name: .long, help: "Largest form body parsed, in bytes (default 16 MiB); a larger one gets 413.")
+    public var maxFormBytes: Int?
+
     /// `--shutdown-timeout SECONDS`: how long a stop waits for requests in flight.
     @Option(name: .long, help: "On SIGTERM/SIGINT, wait this many seconds for requests in flight (default 10).")
     public var shutdownTimeout: Double = 10
@@ -93,6 +97,7 @@ public struct ServerOptions: ParsableArguments {
         for (name, seconds) in [("--slow-request", slowRequest), ("--request-timeout", requestTimeout)] {
             if let seconds, !(seconds > 0) { throw ValidationError("\(name) takes a number of seconds above 0") }
         }
+        if let maxFormBytes, maxFormBytes < 0 { throw ValidationError("--max-form-bytes must not be negative") }
         if let gzip, !(0...9).contains(gzip) { throw ValidationError("--gzip takes a level from 0 to 9") }
         for value in values where !value.contains("=") {
             throw ValidationError("--value takes NAME=VALUE, not \"\(value)\"")
@@ -111,6 +116,12 @@ public struct ServerOptions: ParsableArguments {
     private var connectionLimits: ConnectionLimits {
         var limits = ConnectionLimits()
         if let inputTimeout { limits.inputTimeout = inputTimeout > 0 ? inputTimeout : nil }
+        return limits
+    }
+
+    private var requestLimits: RequestLimits {
+        var limits = RequestLimits()
+        if let maxFormBytes { limits.maxFormBytes = maxFormBytes }
         return limits
     }
 
@@ -146,6 +157,7 @@ public struct ServerOptions: ParsableArguments {
             threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
             workers: workers,
             address: try bind.map { try Endpoint(parsing: $0) },
+            limits: requestLimits,
             connectionLimits: connectionLimits,
             logLevel: Logger.Level(rawValue: logLevel),
             shutdownTimeout: shutdownTimeout,

@@ -50,4 +50,20 @@ extension HTTPFrontEnd {
         let code = Int(String(decoding: result.stdout, as: UTF8.self)) ?? 0
         return (code, (try? Data(contentsOf: out)) ?? Data())
     }
+
+    /// Runs curl and also returns the response's headers, names lowercased (the
+    /// last value of a repeated header).
+    func curlWithHeaders(_ path: String, _ extra: [String] = []) throws -> (
+        code: Int, headers: [String: String], body: Data
+    ) {
+        let headerFile = prefix.appendingPathComponent("headers-\(UUID().uuidString.prefix(8))")
+        let (code, body) = try curl(path, ["-D", headerFile.path] + extra)
+        var headers: [String: String] = [:]
+        let text = (try? String(contentsOf: headerFile, encoding: .utf8)) ?? ""
+        for line in text.components(separatedBy: "\r\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return (code, headers, body)
+    }
 }
