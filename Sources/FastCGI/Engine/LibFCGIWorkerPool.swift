@@ -146,7 +146,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     func startThreads(pool: LibFCGIWorkerPool) throws {
         self.pool = pool
         libfcgi = LibFCGIRequest(
-            connectedFD: input.readFD, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag, output: self)
+            connected: input.reader, maxStdinAhead: server.limits.maxBufferedStdin, abortFlag: abortFlag, output: self)
         try OSThread.spawn { [self] in workerLoop() }
     }
 
@@ -450,7 +450,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             if starting && onServingThread && runsInline && c.stdinEnded && (!c.isFilter || c.dataEnded) {
                 // The usual case: the whole request fits in the pipe, written here
                 // without blocking; libfcgi then reads it without blocking either.
-                let sent = c.queued.withUnsafeBytes { input.writeNow($0) }
+                let sent = (try? c.queued.withUnsafeBytes { input.writeNow($0) }.get()) ?? 0
                 if sent == c.queued.count {
                     c.queued.removeAll(keepingCapacity: true)
                     return .runHere(c.connection)

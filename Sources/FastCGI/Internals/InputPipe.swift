@@ -10,23 +10,28 @@
 /// costs less than half as much per write and read. The write end is
 /// non-blocking, so the writer can choose between waiting for room
 /// (``write(_:)``) and not waiting at all (``writeNow(_:)``).
-struct InputPipe: Sendable {
+///
+/// Both ends are ``FileDescriptor``s owned here and closed when the worker lets go
+/// of the pipe; libfcgi's `FCGX_Request` only borrows the read end
+/// (``LibFCGIRequest`` keeps it alive and never lets libfcgi close it).
+final class InputPipe: Sendable {
     /// libfcgi's end.
-    let readFD: Int32
+    let reader: FileDescriptor
     /// The firewall's end.
-    private let writeFD: Int32
+    private let writer: FileDescriptor
 
     init() throws(ServerError) {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw ServerError.errno("pipe") }
-        readFD = fds[0]
-        writeFD = fds[1]
+        // (pipe2 with O_CLOEXEC needs _GNU_SOURCE, which Glibc's module leaves out.)
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        _ = fcntl(writeFD, F_SETFL, O_NONBLOCK)
+        reader = FileDescriptor(adopting: fds[0])
+        writer = FileDescriptor(adopting: fds[1])
+        _ = fcntl(writer.raw, F_SETFL, O_NONBLOCK)
         // 256 KiB instead of Linux's 64 KiB: a large body crosses in a quarter of
         // the hand-offs between the connection's thread and the worker's. Pages are
         // only taken while bytes wait in it; where the limit is lower, the default stays.
-        _ = fcntl(writeFD, Self.setPipeSize, Self.capacity)
+        _ = fcntl(writer.raw, Self.setPipeSize, Self.capacity)
     }
 
     /// The pipe's buffer size asked for.
@@ -38,38 +43,43 @@ struct InputPipe: Sendable {
     /// once the pipe is closed.
     @discardableResult
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var offset = writeNow(bytes)
+        var offset = 0
         while offset < bytes.count {
-            guard errno == EAGAIN else { return false }
-            var ready = pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&ready, 1, -1)
-            offset += writeNow(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            switch writeNow(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
+            case .success(let n): offset += n
+            case .failure(let error) where error.wouldBlock:
+                var ready = pollfd(fd: writer.raw, events: Int16(POLLOUT), revents: 0)
+                _ = try? SystemCall.retrying("poll") { Int(poll(&ready, 1, -1)) }
+            case .failure: return false
+            }
         }
         return true
     }
 
-    /// Writes what fits now; returns the number of bytes written (`errno` says why
-    /// it stopped short).
-    func writeNow(_ bytes: UnsafeRawBufferPointer) -> Int {
+    /// Writes what fits now: the count written (short when the pipe filled up),
+    /// or why nothing could be (`wouldBlock` when it is full).
+    func writeNow(_ bytes: UnsafeRawBufferPointer) -> Result<Int, SystemError> {
         var offset = 0
         while offset < bytes.count {
-            let n = Glibc.write(writeFD, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                break
+            do {
+                offset += try SystemCall.retrying("write(pipe)") {
+                    Glibc.write(writer.raw, bytes.baseAddress! + offset, bytes.count - offset)
+                }
+            } catch {
+                return offset > 0 ? .success(offset) : .failure(error)
             }
-            offset += n
         }
-        return offset
+        return .success(offset)
     }
 
     /// Ends the stream for the reader (its reads fail: end of file) without
     /// closing the writer's descriptor, which another thread may be using: the
-    /// write end is replaced by `/dev/null`.
+    /// write end's number is pointed at `/dev/null` and stays this pipe's until it
+    /// is released.
     func close() {
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
         guard null >= 0 else { return }
-        _ = dup2(null, writeFD)
+        _ = dup2(null, writer.raw)
         _ = Glibc.close(null)
     }
 }

@@ -82,7 +82,11 @@ final class LibFCGIRequest {
     /// This request's stdin comes through ``fillInput(_:)``, not the pipe.
     @exclusivity(unchecked) private var directStdin = false
 
-    /// Prepares a request that reads from `connectedFD`, the read end of a pipe
+    /// The pipe's read end, lent to libfcgi as `ipcFd`: held here so the number
+    /// stays valid while libfcgi may read it; closed by its owner, never by libfcgi.
+    private let connected: FileDescriptor
+
+    /// Prepares a request that reads from `connected`, the read end of a pipe
     /// whose write end the protocol firewall writes canonical records to. libfcgi
     /// never accepts a connection itself: `listen_sock` is -1, and `keepConnection`
     /// is preset so the first `FCGX_Accept_r` (which "finishes" the previous
@@ -91,10 +95,11 @@ final class LibFCGIRequest {
     ///
     /// Used by one thread at a time, which calls ``bindToCurrentThread()`` first:
     /// libfcgi's output callback finds the request through a thread-local.
-    init(connectedFD: Int32, maxStdinAhead: Int, abortFlag: AbortFlag, output: any LibFCGIOutput) {
+    init(connected: FileDescriptor, maxStdinAhead: Int, abortFlag: AbortFlag, output: any LibFCGIOutput) {
         raw = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         FCGX_InitRequest(raw, -1, 0)
-        raw.pointee.ipcFd = connectedFD
+        self.connected = connected
+        raw.pointee.ipcFd = connected.raw
         raw.pointee.keepConnection = 1
         self.maxStdinAhead = maxStdinAhead
         self.abortFlag = abortFlag
@@ -119,7 +124,8 @@ final class LibFCGIRequest {
     }
 
     deinit {
-        FCGX_Free(raw, 1)
+        // Not closing: the descriptor is `connected`'s (the pipe's) to close.
+        FCGX_Free(raw, 0)
         raw.deallocate()
         inputBuffer.deallocate()
     }
@@ -213,6 +219,10 @@ final class LibFCGIRequest {
     /// with `closing` set) and frees the request; the pipe stays open. The
     /// end records and `FCGI_END_REQUEST` are the worker's to write.
     func finish() {
+        // FCGX_Finish_r closes ipcFd when a stream holds an error; none of ours
+        // sets one (see emptyBuffer), and the in-stream's is cleared here, so
+        // the pipe stays its owner's to close.
+        FCGX_ClearError(raw.pointee.in)
         FCGX_Finish_r(raw)
     }
 
