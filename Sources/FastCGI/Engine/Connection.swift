@@ -99,6 +99,13 @@ final class Connection: @unchecked Sendable {
         /// Requests that ended before their sink was registered.
         var ended: Set<UInt16> = []
         var draining = false
+        /// A request was started on this connection: a drain may close it between
+        /// requests. A fresh one is left to bring its first request, unless
+        /// ``closeFresh`` (the stop's grace is over).
+        var startedAny = false
+        var closeFresh = false
+        /// Draining, with nothing in flight and nothing more to wait for: close.
+        var drainedOut: Bool { draining && sinks.isEmpty && !machine.isClosed && (startedAny || closeFresh) }
         /// The serving thread is in a blocking read with nothing in flight;
         /// ``drain()`` shuts the read side down to end it.
         var inQuietRead = false
@@ -323,7 +330,7 @@ final class Connection: @unchecked Sendable {
             first?.commit(onServingThread: onServingThread)
             for sink in others { sink.commit(onServingThread: onServingThread) }
         }
-        if state.withLock({ $0.draining && $0.sinks.isEmpty && !$0.machine.isClosed }) { shutdownAfterWriters() }
+        if state.withLock({ $0.drainedOut }) { shutdownAfterWriters() }
     }
 
     /// Carries out one action; returns the sink it gave input to, if any.
@@ -341,14 +348,22 @@ final class Connection: @unchecked Sendable {
                 let sink = AnsweredRequest()
                 endRequest(id, endRecords: end, counted: false)
                 state.withLock { s in
+                    s.startedAny = true
                     if s.ended.isEmpty || s.ended.remove(id) == nil { s.sinks[id] = sink }
                 }
                 return sink
             }
-            let reachedMax = engine.requestStarted()
+            let reachedMax: Bool
+            switch engine.admitRequest(on: number) {
+            case .admitted(let last): reachedMax = last
+            case .overLimit:
+                turnAway(start.requestID)
+                return nil
+            }
             // Held until its input can make progress; then it goes to the executor.
             let sink = HeldRequest(start: start, connection: self)
             let running = state.withLock { s -> Int in
+                s.startedAny = true
                 s.sinks[start.requestID] = sink
                 if s.stalls.isActive {
                     s.stalls.started(start.requestID, filter: start.role == .filter, at: MonotonicClock.seconds())
@@ -460,6 +475,26 @@ final class Connection: @unchecked Sendable {
     /// Shuts the socket down once no writer is in the middle of a write: a request
     /// that just ended holds the write lock from telling the machine until its
     /// END_REQUEST is written, and that END_REQUEST must not be cut off.
+    /// A request that came after `maxRequests` were started: not served. Alone on
+    /// the connection, the connection closes before any byte of a reply (a web
+    /// server retries such a request on another connection, one of another
+    /// process on the socket); beside others, it ends with FCGI_OVERLOADED.
+    private func turnAway(_ id: UInt16) {
+        let alone = state.withLock { s in
+            s.startedAny = true
+            s.sinks[id] = AnsweredRequest()
+            return s.sinks.count == 1
+        }
+        logger.info("turned a request away: maxRequests (\(engine.server.maxRequests)) already started")
+        var end: [UInt8] = []
+        if alone {
+            shutdownAfterWriters()
+        } else {
+            end = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded
+        }
+        endRequest(id, endRecords: end, counted: false)
+    }
+
     private func shutdownAfterWriters() {
         writeLock.withLock { _ in descriptor.shutdown(.readWrite) }
     }
@@ -524,15 +559,17 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Stops reading new requests: closes now if idle, else after the requests in
-    /// flight end.
-    func drain() {
+    /// flight end. A connection that has not brought a request yet is left to
+    /// bring its first one, unless `evenIfFresh`.
+    func drain(evenIfFresh: Bool = false) {
         // The connection thread decides (it alone registers requests, so one being
         // started right now is not missed).
         state.withLock { s in
             s.draining = true
+            if evenIfFresh { s.closeFresh = true }
             // Blocked in a read with nothing in flight: end the read (it returns 0,
             // and the idle connection closes).
-            if s.inQuietRead { descriptor.shutdown(.read) }
+            if s.inQuietRead && (s.startedAny || s.closeFresh) { descriptor.shutdown(.read) }
         }
         wake()
     }

@@ -24,6 +24,8 @@ final class Engine: @unchecked Sendable {
     private(set) var poller: ConnectionPoller!
     /// The threads that serve connections (only while they have work).
     private let connectionThreads: ThreadPool
+    /// How long a stop waits for connections that have not sent a request yet.
+    static let freshGrace = 0.5
     /// Serving threads kept parked for the next connection (and wake-ups kept).
     static let idleServingThreads = 8
     /// Wake-ups for serving threads, reused from connection to connection.
@@ -38,6 +40,14 @@ final class Engine: @unchecked Sendable {
         var inFlight = 0
         var started = 0
         var stopping = false
+        /// Connections that have not started a request yet. Each may still bring
+        /// one: with `maxRequests`, no more are accepted than the requests left,
+        /// so a fresh connection is never accepted only to be turned away (other
+        /// processes on the socket take it instead); on a stop, each gets
+        /// ``freshGrace`` for its first request.
+        var fresh: Set<Int> = []
+
+        func hasRoom(maxRequests: Int) -> Bool { maxRequests == 0 || started + fresh.count < maxRequests }
     }
 
     private let state = Guarded(State())
@@ -45,6 +55,7 @@ final class Engine: @unchecked Sendable {
     init(server: Server, listenFD: Int32) throws {
         self.server = server
         self.listenFD = listenFD
+        Socket.makeAcceptNonBlocking(listenFD)
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
         // A TCP listener reachable from other machines with no allow list lets any
         // peer that can connect send params the app trusts because "the web server
@@ -74,6 +85,12 @@ final class Engine: @unchecked Sendable {
     /// Accepts connections until stopped, then drains and returns.
     func run() {
         while !isStopping {
+            if server.maxRequests > 0 {
+                // Every request left is spoken for: wait for one to start (or a
+                // fresh connection to close), or for the stop.
+                _ = state.wait(until: { $0.stopping || $0.hasRoom(maxRequests: server.maxRequests) }) { _ in () }
+                if isStopping { break }
+            }
             let ready: [Bool]
             do {
                 ready = try Socket.waitReadable(listening: listenFD, or: stopWakeup)
@@ -99,6 +116,7 @@ final class Engine: @unchecked Sendable {
             let connection = state.withLock { s -> Connection? in
                 guard s.connections.count < server.connectionLimits.maxConnections else { return nil }
                 s.nextConnection += 1
+                s.fresh.insert(s.nextConnection)
                 let connection = Connection(
                     descriptor: accepted.descriptor, number: s.nextConnection, peer: accepted.peer, engine: self)
                 s.connections[s.nextConnection] = connection
@@ -121,6 +139,13 @@ final class Engine: @unchecked Sendable {
             return Array(s.connections.values)
         }
         for connection in connections { connection.drain() }
+        // A connection accepted just before the stop has its first request on the
+        // way (a web server sends it right after connecting): closing it unread
+        // would fail that request. It gets a moment; then it is closed too.
+        let stillFresh =
+            state.wait(until: { $0.fresh.isEmpty }, timeout: Self.freshGrace) { _ in [Connection]() }
+            ?? state.withLock { s in s.fresh.compactMap { s.connections[$0] } }
+        for connection in stillFresh { connection.drain(evenIfFresh: true) }
         let drained = state.wait(until: { $0.inFlight == 0 }, timeout: server.shutdownTimeout) { _ in true }
         if drained == nil {
             server.logger.warning("requests still running after the \(server.shutdownTimeout) s shutdown timeout")
@@ -161,14 +186,25 @@ final class Engine: @unchecked Sendable {
         stopWakeup.signal()
     }
 
-    /// Counts a request in; true when it is the `maxRequests`-th.
-    func requestStarted() -> Bool {
-        statistics.requestStarted()
-        return state.withLock { s in
+    /// Whether a request may start, and whether it is the last one.
+    enum Admission {
+        case admitted(last: Bool)
+        /// `maxRequests` were started already.
+        case overLimit
+    }
+
+    /// Counts a request on connection `number` in, unless `maxRequests` were
+    /// started already: the server initiates no more than that many, exactly.
+    func admitRequest(on number: Int) -> Admission {
+        let admission = state.withLock { s -> Admission in
+            s.fresh.remove(number)
+            guard server.maxRequests == 0 || s.started < server.maxRequests else { return .overLimit }
             s.inFlight += 1
             s.started += 1
-            return server.maxRequests > 0 && s.started == server.maxRequests
+            return .admitted(last: server.maxRequests > 0 && s.started == server.maxRequests)
         }
+        if case .admitted = admission { statistics.requestStarted() }
+        return admission
     }
 
     /// A request's END_REQUEST was written (its statistics counted it already).
@@ -178,6 +214,9 @@ final class Engine: @unchecked Sendable {
 
     func connectionClosed(_ connection: Connection) {
         statistics.openConnections.subtract(1, ordering: .relaxed)
-        state.withLock { _ = $0.connections.removeValue(forKey: connection.number) }
+        state.withLock { s in
+            _ = s.connections.removeValue(forKey: connection.number)
+            s.fresh.remove(connection.number)
+        }
     }
 }

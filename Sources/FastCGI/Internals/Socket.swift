@@ -9,8 +9,11 @@
 /// Socket system calls used by the server.
 enum Socket {
     /// Opens a listening socket on `address` (SO_REUSEADDR; a stale unix socket file
-    /// is replaced).
-    static func listen(on address: ListenAddress, backlog: Int32 = 128) throws(ServerError) -> Int32 {
+    /// is replaced). A unix socket gets `permissions` before it listens, so no
+    /// client ever connects to it with the default mode.
+    static func listen(
+        on address: ListenAddress, permissions: SocketPermissions = SocketPermissions(), backlog: Int32 = 128
+    ) throws(ServerError) -> Int32 {
         switch address {
         case .unix(let path):
             var addr = sockaddr_un()
@@ -35,6 +38,14 @@ enum Socket {
                 let error = ServerError.errno("bind \(address)")
                 close(fd)
                 throw error
+            }
+            if !permissions.isEmpty {
+                do {
+                    try apply(permissions, toSocketAt: path)
+                } catch {
+                    close(fd)
+                    throw error
+                }
             }
             return try finishListen(fd, backlog: backlog, address: address)
         case .tcp(let host, let port):
@@ -190,6 +201,16 @@ extension Socket {
         ]
         _ = try SystemCall.retrying("poll") { Int(poll(&fds, 2, -1)) }
         return fds.map { $0.revents != 0 }
+    }
+
+    /// Makes `accept` on the listening socket return `EAGAIN` instead of waiting:
+    /// when several processes serve one socket (a process manager's workers,
+    /// spawn-fcgi children), all wake for one connection and one gets it; a
+    /// blocking accept would then hold the others deaf to a stop. (Accepted
+    /// sockets do not inherit the flag on Linux.)
+    static func makeAcceptNonBlocking(_ listenFD: Int32) {
+        let flags = fcntl(listenFD, F_GETFL)
+        if flags >= 0 { _ = fcntl(listenFD, F_SETFL, flags | O_NONBLOCK) }
     }
 
     /// Accepts a connection: its descriptor, owned from here on, and the peer.
