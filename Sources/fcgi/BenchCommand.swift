@@ -29,7 +29,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: [.customShort("p"), .customLong("param")], help: "An extra param NAME=VALUE for every request (repeatable).")
     var extraParams: [String] = []
 
-    @Flag(help: "Print only one machine-readable line: rps p50_ms p99_ms errors requests.")
+    @Flag(help: "Print only one machine-readable line: rps p50_ms p99_ms errors requests retried max_ms.")
     var machine = false
 
     func validate() throws {
@@ -75,15 +75,23 @@ struct BenchCommand: ParsableCommand {
         if machine {
             print(
                 String(
-                    format: "%.1f %.3f %.3f %d %d", summary.rps, summary.p50 * 1000, summary.p99 * 1000, summary.errors,
-                    summary.requests))
+                    format: "%.1f %.3f %.3f %d %d %d %.3f", summary.rps, summary.p50 * 1000, summary.p99 * 1000,
+                    summary.errors, summary.requests, summary.retried, summary.max * 1000))
         } else {
             print(
                 "\(summary.requests) requests in \(String(format: "%.2f", elapsed)) s over \(connections) connection(s)\(keepAlive ? " kept" : ""), \(multiplex) in flight each"
             )
             print(String(format: "requests/s: %.1f", summary.rps))
-            print(String(format: "latency p50: %.3f ms  p99: %.3f ms", summary.p50 * 1000, summary.p99 * 1000))
+            print(
+                String(
+                    format: "latency p50: %.3f ms  p99: %.3f ms  max: %.3f ms", summary.p50 * 1000, summary.p99 * 1000,
+                    summary.max * 1000))
             print("errors: \(summary.errors)\(summary.firstError.map { " (first: \($0))" } ?? "")")
+            if summary.retried > 0 {
+                print(
+                    "retried: \(summary.retried) (a kept connection closed before any byte of a reply; sent again, as nginx does)"
+                )
+            }
         }
         if summary.requests == 0 { throw ExitCode(1) }
     }
@@ -94,6 +102,7 @@ final class Stats: @unchecked Sendable {
     private let lock = NSLock()
     private var latencies: [Double] = []
     private var errors = 0
+    private var retried = 0
     private var firstError: String?
     private var count = 0
 
@@ -113,15 +122,24 @@ final class Stats: @unchecked Sendable {
         }
     }
 
+    /// A kept connection closed before any byte of a reply: the request was sent
+    /// again on a new connection, as nginx does (not an error; counted apart).
+    func retry() { lock.withLock { retried += 1 } }
+
     var counts: (Int, Int) { lock.withLock { (count, errors) } }
 
-    func summary(elapsed: Double) -> (requests: Int, rps: Double, p50: Double, p99: Double, errors: Int, firstError: String?) {
+    func summary(elapsed: Double) -> (
+        requests: Int, rps: Double, p50: Double, p99: Double, errors: Int, firstError: String?, retried: Int, max: Double
+    ) {
         lock.withLock {
             let sorted = latencies.sorted()
             func percentile(_ p: Double) -> Double {
                 sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
             }
-            return (sorted.count, Double(sorted.count) / elapsed, percentile(0.5), percentile(0.99), errors, firstError)
+            return (
+                sorted.count, Double(sorted.count) / elapsed, percentile(0.5), percentile(0.99), errors, firstError, retried,
+                sorted.last ?? 0
+            )
         }
     }
 }
@@ -145,11 +163,18 @@ struct BenchWorker {
         defer { stats.add(samples) }
         var connection: FastCGIConnection?
         var started: [UInt16: UInt64] = [:]
+        // Whether the connection served a request before, and whether any record
+        // came since the last request was written: nginx resends a request whose
+        // kept connection closed before any of its reply, and so does this.
+        var reused = false
+        var replying = false
         while Date() < deadline {
             do {
                 if connection == nil {
                     connection = try FastCGIConnection(to: address, timeout: 10)
                     started = [:]
+                    reused = false
+                    replying = false
                     for id in 1...UInt16(inFlight) {
                         started[id] = DispatchTime.now().uptimeNanoseconds
                         try connection!.write(encoded(id))
@@ -157,6 +182,7 @@ struct BenchWorker {
                 }
                 guard let current = connection else { continue }
                 guard let record = try current.readRecord() else { throw ClientError(.connectionClosed, "closed") }
+                replying = true
                 guard record.type == .endRequest, let begin = started[record.requestID] else { continue }
                 samples.append(Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9)
                 if record.content.count >= 5, record.content[4] != 0 {
@@ -167,10 +193,17 @@ struct BenchWorker {
                     continue
                 }
                 if Date() < deadline {
+                    reused = true
+                    replying = false
                     started[record.requestID] = DispatchTime.now().uptimeNanoseconds
                     try current.write(encoded(record.requestID))
                 }
             } catch {
+                if keepAlive && inFlight == 1 && reused && !replying {
+                    stats.retry()
+                    connection = nil
+                    continue
+                }
                 stats.fail("\(error)")
                 connection = nil
                 usleep(1000)

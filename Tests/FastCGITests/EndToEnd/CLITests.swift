@@ -67,7 +67,7 @@ struct CLITests {
         let fields = String(decoding: result.stdout, as: UTF8.self).split(separator: " ").map {
             String($0).trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        #expect(fields.count == 5)
+        #expect(fields.count == 7, "rps p50 p99 errors requests retried max")
         #expect((Double(fields[0]) ?? 0) > 50, "req/s")
         #expect(fields[3] == "0", "errors")
         let human = try ChildProcess.run(fcgi, ["bench", app.address, "-c", "1", "-d", "0.5"])
@@ -79,7 +79,7 @@ struct CLITests {
         let app = try RunningApp("echo", arguments: ["--threading-level", "2"])
         let result = try ChildProcess.run(fcgi, ["bench", app.address, "-c", "2", "-m", "8", "-k", "-d", "1", "--machine"])
         let fields = String(decoding: result.stdout, as: UTF8.self).split(separator: " ")
-        #expect(result.status == 0 && fields.count == 5 && fields[3] == "0")
+        #expect(result.status == 0 && fields.count == 7 && fields[3] == "0")
     }
 
     @Test("clear messages and exit codes: bad address, refused, timeout, not FastCGI")
