@@ -57,6 +57,20 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "End a request whose body stops arriving for this many seconds (default 60; 0: never).")
     public var inputTimeout: Double?
 
+    /// `--processes N`: run as a process manager keeping N worker processes.
+    @Option(
+        name: .long,
+        help:
+            "Keep N worker processes on the socket, replaced when they die or reach --max-requests; SIGHUP/SIGUSR2 reload (0: one process)."
+    )
+    public var processes: Int = 0
+
+    /// `--max-worker-rss MIB`: with processes, replace a worker past this size.
+    @Option(
+        name: .long,
+        help: ArgumentHelp("With --processes: replace a worker whose resident memory passes MIB mebibytes.", valueName: "MiB"))
+    public var maxWorkerRss: Int?
+
     /// Largest form body `Request.params` reads (default 16 MiB); above it, 413.
     @Option(name: .long, help: "Largest form body parsed, in bytes (default 16 MiB); a larger one gets 413.")
     public var maxFormBytes: Int?
@@ -97,6 +111,8 @@ public struct ServerOptions: ParsableArguments {
         for (name, seconds) in [("--slow-request", slowRequest), ("--request-timeout", requestTimeout)] {
             if let seconds, !(seconds > 0) { throw ValidationError("\(name) takes a number of seconds above 0") }
         }
+        guard processes >= 0 else { throw ValidationError("--processes must not be negative") }
+        if let maxWorkerRss, maxWorkerRss <= 0 { throw ValidationError("--max-worker-rss takes a number of MiB above 0") }
         if let maxFormBytes, maxFormBytes < 0 { throw ValidationError("--max-form-bytes must not be negative") }
         if let gzip, !(0...9).contains(gzip) { throw ValidationError("--gzip takes a level from 0 to 9") }
         for value in values where !value.contains("=") {
@@ -163,7 +179,9 @@ public struct ServerOptions: ParsableArguments {
             shutdownTimeout: shutdownTimeout,
             monitoring: monitoring,
             activationSocketName: socketName,
-            socketPermissions: try socketPermissions())
+            socketPermissions: try socketPermissions(),
+            processes: processes,
+            maxWorkerMemory: maxWorkerRss.map { $0 << 20 })
     }
 
     /// `--socket-mode`, `--socket-owner`, `--socket-group`.

@@ -57,6 +57,11 @@ public final class Server: Sendable {
     /// The mode, owner and group of a unix socket the server creates.
     public let socketPermissions: SocketPermissions
 
+    /// Worker processes kept by a process manager (0: serve in this process).
+    public let processes: Int
+    /// With processes: a worker whose resident memory passes this many bytes is
+    /// replaced (nil: no limit).
+    public let maxWorkerMemory: Int?
     let state = Guarded(RunState())
 
     /// Creates a server.
@@ -80,6 +85,12 @@ public final class Server: Sendable {
     ///   - activationSocketName: which socket-activated socket to serve.
     ///   - socketPermissions: the mode, owner and group of a unix socket at
     ///     `address` (so nginx can connect without a world-writable socket).
+    ///   - processes: with N above 0, `run()` becomes a process manager: it keeps
+    ///     N worker processes of this binary serving the listening socket, replaces
+    ///     one that dies or reaches `maxRequests`, reloads on SIGHUP or SIGUSR2, and
+    ///     runs no handler itself (see docs/DEPLOYMENT.md).
+    ///   - maxWorkerMemory: with processes, replace a worker whose resident memory
+    ///     passes this many bytes.
     public init(
         factories handlers: [Role: HandlerFactory],
         maxRequests: Int = 0,
@@ -96,8 +107,12 @@ public final class Server: Sendable {
         handleSignals: Bool = true,
         monitoring: Monitoring = Monitoring(),
         activationSocketName: String? = nil,
-        socketPermissions: SocketPermissions = SocketPermissions()
+        socketPermissions: SocketPermissions = SocketPermissions(),
+        processes: Int = 0,
+        maxWorkerMemory: Int? = nil
     ) {
+        self.processes = max(0, processes)
+        self.maxWorkerMemory = maxWorkerMemory
         self.socketPermissions = socketPermissions
         self.monitoring = monitoring
         self.activationSocketName = activationSocketName
@@ -113,6 +128,8 @@ public final class Server: Sendable {
         self.limits = limits
         var logger = logger
         if let logLevel { logger.logLevel = logLevel }
+        // A pool's workers share the master's stderr: say which one speaks.
+        if PoolWorker.isThisProcess { logger[metadataKey: "worker"] = "\(ProcessSpawner.currentPID)" }
         self.logger = logger
         self.shutdownTimeout = shutdownTimeout
     }
@@ -157,6 +174,14 @@ public final class Server: Sendable {
         case .perConnection: values = ["FCGI_MAX_CONNS": "\(workers)", "FCGI_MAX_REQS": "\(workers)", "FCGI_MPXS_CONNS": "0"]
         case .multiplexed: values = ["FCGI_MAX_CONNS": "\(workers)", "FCGI_MAX_REQS": "\(workers)", "FCGI_MPXS_CONNS": "1"]
         }
+        // A pool's workers answer for the pool: each web server connection may
+        // land on any of them.
+        let poolSize = state.withLock { $0.poolSize }
+        if poolSize > 1 {
+            for name in ["FCGI_MAX_CONNS", "FCGI_MAX_REQS"] {
+                values[name] = values[name].flatMap { Int($0) }.map { "\($0 * poolSize)" }
+            }
+        }
         for (name, value) in params ?? [:] { values[name] = value }
         return values
     }
@@ -179,12 +204,17 @@ public final class Server: Sendable {
         Socket.ignoreSIGPIPE()
         let listenFD: Int32
         var created: Socket.FileIdentity?
-        if let address {
-            listenFD = try Socket.listen(on: address)
-            if case .unix(let path) = address {
-                if !socketPermissions.isEmpty { try Socket.apply(socketPermissions, toSocketAt: path) }
-                created = Socket.fileIdentity(path)
+        let worker = PoolWorker.takeFromEnvironment()
+        if let worker {
+            // Started by a process manager: fd 0 is the pool's listening socket.
+            guard LibFCGI.standardInputIsListeningSocket() else {
+                throw ServerError("started as a pool worker, but fd 0 is not a listening socket")
             }
+            state.withLock { $0.poolSize = worker.poolSize }
+            listenFD = 0
+        } else if let address {
+            listenFD = try Socket.listen(on: address, permissions: socketPermissions)
+            if case .unix(let path) = address { created = Socket.fileIdentity(path) }
             var bound = address
             if case .tcp(let host, 0) = address, let port = Socket.localPort(listenFD) { bound = .tcp(host: host, port: port) }
             logger.info("listening on \(bound)", metadata: ["threading-level": "\(threadingLevel.rawValue)"])
@@ -199,7 +229,13 @@ public final class Server: Sendable {
             runCGI()
             return
         }
+        if processes > 0 && worker == nil {
+            try runProcessManager(listening: FileDescriptor(adopting: listenFD))
+            if let created { Socket.removeFile(created) }
+            return
+        }
         let engine = try Engine(server: self, listenFD: listenFD)
+        worker?.signalReady()
         let stopNow = state.withLock { s in
             s.engine = engine
             return s.stopping
@@ -221,11 +257,32 @@ public final class Server: Sendable {
     /// connections are accepted; requests in flight finish first (up to
     /// ``shutdownTimeout``).
     public func exit() {
-        let engine = state.withLock { s in
+        let (engine, pool) = state.withLock { s in
             s.stopping = true
-            return s.engine
+            return (s.engine, s.pool)
         }
         engine?.stop()
+        pool?.stop()
+    }
+
+    /// Runs the process manager on `listening` until the pool has stopped.
+    private func runProcessManager(listening: FileDescriptor) throws {
+        let manager: ProcessManager
+        do {
+            manager = try ProcessManager(server: self, listening: listening, size: processes, maxWorkerBytes: maxWorkerMemory)
+        } catch {
+            throw ServerError("cannot start the process manager: \(error)")
+        }
+        let stopNow = state.withLock { s in
+            s.pool = manager
+            return s.stopping
+        }
+        if stopNow { manager.stop() }
+        do {
+            try manager.run()
+        } catch {
+            throw ServerError("process manager: \(error)")
+        }
     }
 
     /// Whether ``exit()`` was called or ``maxRequests`` was reached.
@@ -250,4 +307,8 @@ struct RunState {
     var started = false
     var stopping = false
     var engine: Engine?
+    /// The process manager, when this process is a pool's master.
+    var pool: ProcessManager?
+    /// Workers in the pool this process belongs to (1: no pool).
+    var poolSize = 1
 }

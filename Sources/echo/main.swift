@@ -17,7 +17,9 @@
 // discards it, as a libfcgi program must); ECHO_HEADER=VALUE sets the response
 // header `X-Echo: VALUE` first (a value holding CR or LF is refused: the handler
 // throws and the 500 page follows); ECHO_PARAM=NAME answers the value of param
-// NAME (`(absent)` if none), as the C reference answers it with FCGX_GetParam.
+// NAME (`(absent)` if none), as the C reference answers it with FCGX_GetParam;
+// ECHO_PID=1 answers the serving process's id (Swift only: for the process-manager
+// tests, as is the environment variable ECHO_TRAP_IN_WORKER: a pool worker traps as it starts).
 // Like the C reference, echo sends its headers before the body, so a response
 // never carries the `Content-Length` a buffered Swift response gets at its end
 // (error pages aside).
@@ -59,6 +61,11 @@ struct EchoResponder: Handler {
             usleep(delay * 1000)
         }
         if let value = request.environ["ECHO_HEADER"] { try request.setHeader("X-Echo", value) }
+        if request.environ["ECHO_PID"] == "1" {
+            try request.setHeader("Content-Type", "text/plain")
+            try request.write("\(getpid())\n")
+            return
+        }
         if let name = request.environ["ECHO_PARAM"] {
             try request.setHeader("Content-Type", "text/plain")
             try request.outputHeaders()
@@ -142,6 +149,10 @@ struct EchoCommand: ParsableCommand {
             .authorizer: .type(EchoAuthorizer.self),
         ])
         runningServer = server
+        // For the process-manager tests: a worker that dies as it starts.
+        if getenv("ECHO_TRAP_IN_WORKER") != nil && getenv("SWIFT_FCGI_WORKER") != nil {
+            fatalError("echo: asked to trap at start-up (ECHO_TRAP_IN_WORKER)")
+        }
         try server.run()
     }
 }

@@ -85,6 +85,14 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Writes all of `bytes` (a pipe or a file: `write`, not `send`).
+    func write(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try SystemCall.retrying("write") { Glibc.write(raw, bytes.baseAddress! + offset, bytes.count - offset) }
+        }
+    }
+
     /// ``sendAll(_:)``: true when everything was written, false when the peer is
     /// gone or the send timed out (the request is then aborted; no more to say).
     func sendAllResult(_ bytes: UnsafeRawBufferPointer) -> Bool {

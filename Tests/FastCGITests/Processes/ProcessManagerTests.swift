@@ -1,0 +1,155 @@
+import FastCGIClient
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `--processes N` with real processes: a master keeping N echo workers on one
+/// socket, killed, recycled, reloaded under load, and crashing at start-up.
+@Suite("Process manager: worker processes, crashes, recycling, reload", .serialized, .timeLimit(.minutes(4)))
+struct ProcessManagerTests {
+    /// The pool's workers: the master's child processes.
+    static func workers(of master: Int32) -> Set<Int32> {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return Set(
+            entries.compactMap { name -> Int32? in
+                guard let pid = Int32(name),
+                    let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return nil }
+                // pid (comm) state ppid …: comm may hold spaces, so read after ")".
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                return fields.count > 1 && Int32(fields[1]) == master ? pid : nil
+            })
+    }
+
+    /// Waits (bounded) until `condition` holds; true if it did.
+    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    /// The pid of the worker that serves a fresh request (ECHO_PID=1).
+    static func servingPID(_ address: String) throws -> Int32? {
+        let reply = try FastCGIConnection(to: address, timeout: 10).send(
+            FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET"), NameValuePair("ECHO_PID", "1")]))
+        return Int32(String(decoding: reply.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// `fcgi bench` against `address` for `seconds`, as a process of its own.
+    static func startBench(_ address: String, seconds: Double, keep: Bool) throws -> ChildProcess {
+        try ChildProcess(
+            Paths.app("fcgi"), ["bench", address, "-c", "4", "-d", "\(seconds)", "--machine"] + (keep ? ["-k"] : []))
+    }
+
+    /// A finished bench's figures: requests, errors, retried, worst latency (ms).
+    static func benchResult(_ bench: ChildProcess) throws -> (requests: Int, errors: Int, retried: Int, maxMs: Double) {
+        #expect(bench.waitForExit(timeout: 60) == 0, "bench: \(bench.stderrText)")
+        let fields = bench.stdoutText.split(separator: " ").map(String.init)
+        guard fields.count >= 7, let errors = Int(fields[3]), let requests = Int(fields[4]), let retried = Int(fields[5]),
+            let maxMs = Double(fields[6].trimmingCharacters(in: .whitespacesAndNewlines))
+        else { throw TestFailure("bench printed \(bench.stdoutText)") }
+        return (requests, errors, retried, maxMs)
+    }
+
+    @Test("3 workers serve; one killed with SIGKILL under load is replaced, the others serve on")
+    func crashIsolation() throws {
+        let app = try RunningApp("echo", arguments: ["--processes", "3"])
+        let master = app.child.pid
+        #expect(Self.eventually { Self.workers(of: master).count == 3 })
+        let before = Self.workers(of: master)
+        var seen: Set<Int32> = []
+        for _ in 0..<60 { if let pid = try Self.servingPID(app.address) { seen.insert(pid) } }
+        #expect(seen.isSubset(of: before) && seen.count >= 2, "served by \(seen), workers \(before)")
+
+        let bench = try Self.startBench(app.address, seconds: 3, keep: false)
+        usleep(800_000)
+        let victim = before.sorted()[0]
+        kill(victim, SIGKILL)
+        #expect(Self.eventually { Self.workers(of: master).count == 3 && !Self.workers(of: master).contains(victim) })
+        let result = try Self.benchResult(bench)
+        // Only what the killed worker held fails: at most one request per bench connection.
+        #expect(result.errors <= 4, "\(result)")
+        #expect(result.requests > 100)
+        #expect(app.child.stderrText.contains("worker \(victim) died: signal 9 (SIGKILL)"))
+        #expect(try Self.servingPID(app.address) != nil)
+    }
+
+    @Test("maxRequests 100 with 2 workers: 1,000 requests all answered, no worker past 100")
+    func recycling() throws {
+        let app = try RunningApp("echo", arguments: ["--processes", "2", "--max-requests", "100"])
+        let counts = Mutex<[Int32: Int]>([:])
+        let failures = Failures()
+        onParallelThreads(4) { _ in
+            for _ in 0..<250 {
+                do {
+                    guard let pid = try Self.servingPID(app.address) else { throw TestFailure("no pid in the reply") }
+                    counts.withLock { $0[pid, default: 0] += 1 }
+                } catch {
+                    failures.add("\(error)")
+                }
+            }
+        }
+        let served = counts.withLock { $0 }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+        #expect(served.values.reduce(0, +) == 1000)
+        #expect(served.values.allSatisfy { $0 <= 100 }, "\(served.values.sorted())")
+        #expect(served.count >= 10, "\(served.count) workers served")
+        let recycled = app.child.stderrText.components(separatedBy: "reached its request limit").count - 1
+        #expect(recycled >= 8, "\(recycled) recycled")
+    }
+
+    @Test("SIGHUP under load: 0 failed requests, every worker replaced, the new binary serves")
+    func reload() throws {
+        // A copy of echo that a reload replaces with hello, as a new build would be.
+        let directory = try TempDirectory.make()
+        let binary = directory.appendingPathComponent("app").path
+        try FileManager.default.copyItem(atPath: Paths.app("echo"), toPath: binary)
+        let address = "127.0.0.1:\(Net.freePort())"
+        let master = try ChildProcess(binary, ["--bind", address, "--processes", "2"], directory: directory)
+        defer { master.stop() }
+        try Net.waitUntilListening(address)
+        #expect(Self.eventually { Self.workers(of: master.pid).count == 2 })
+        let before = Self.workers(of: master.pid)
+
+        let fresh = try Self.startBench(address, seconds: 4, keep: false)
+        let kept = try Self.startBench(address, seconds: 4, keep: true)
+        usleep(1_000_000)
+        try FileManager.default.copyItem(atPath: Paths.app("hello"), toPath: binary + ".new")
+        #expect(rename(binary + ".new", binary) == 0)
+        kill(master.pid, SIGHUP)
+        #expect(Self.eventually(15) { master.stderrText.contains("reload: generation 2 serves") })
+        #expect(
+            Self.eventually { Self.workers(of: master.pid).isDisjoint(with: before) && Self.workers(of: master.pid).count == 2 })
+        let freshResult = try Self.benchResult(fresh)
+        let keptResult = try Self.benchResult(kept)
+        #expect(freshResult.errors == 0 && keptResult.errors == 0, "fresh \(freshResult), kept \(keptResult)")
+        print("reload under load: new connection per request \(freshResult), kept connections \(keptResult)")
+
+        let reply = try FastCGIConnection(to: address).send(FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET")]))
+        #expect(String(decoding: reply.body, as: UTF8.self) == "Hello, world!\n")
+        master.signal(SIGTERM)
+        #expect(master.waitForExit(timeout: 20) == 0)
+        #expect(Self.workers(of: master.pid).isEmpty)
+    }
+
+    @Test("a worker that traps at start-up: backoff and a clear log line; the master keeps running")
+    func startupCrash() throws {
+        let app = try RunningApp(
+            "echo", arguments: ["--processes", "1"],
+            environment: ProcessInfo.processInfo.environment.merging(["ECHO_TRAP_IN_WORKER": "1"]) { $1 })
+        #expect(Self.eventually(15) { app.child.stderrText.contains("workers keep dying at start-up") })
+        let starts = app.child.stderrText.components(separatedBy: "started worker").count - 1
+        #expect(starts < 12, "\(starts) starts: no backoff?")
+        #expect(app.child.isRunning)
+        app.child.signal(SIGTERM)
+        #expect(app.child.waitForExit(timeout: 15) == 0)
+    }
+}
