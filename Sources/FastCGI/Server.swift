@@ -235,7 +235,6 @@ public final class Server: Sendable {
             return
         }
         let engine = try Engine(server: self, listenFD: listenFD)
-        worker?.signalReady()
         let stopNow = state.withLock { s in
             s.engine = engine
             return s.stopping
@@ -247,7 +246,13 @@ public final class Server: Sendable {
                 exit()
             }
         }
+        // Ready only once a stop signal would be heard: a process manager may
+        // send one as soon as it hears this.
+        worker?.signalReady()
+        let notify = worker == nil ? SystemdNotify.fromEnvironment() : nil
+        notify?.send("READY=1")
         engine.run()
+        notify?.send("STOPPING=1")
         // A clean stop leaves no socket file behind (a stale one makes nginx log
         // "connection refused"), unless another instance has bound that path since.
         if let created { Socket.removeFile(created) }

@@ -5,6 +5,6 @@ import ArgumentParser
 struct FCGI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fcgi",
-        abstract: "Talk to any FastCGI application: send a request, query FCGI_GET_VALUES, load-test it.",
-        subcommands: [RequestCommand.self, GetValuesCommand.self, BenchCommand.self])
+        abstract: "Talk to any FastCGI application: send a request, query FCGI_GET_VALUES, load-test it, probe its health.",
+        subcommands: [RequestCommand.self, GetValuesCommand.self, BenchCommand.self, PingCommand.self])
 }

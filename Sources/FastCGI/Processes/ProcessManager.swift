@@ -25,7 +25,10 @@ final class ProcessManager: Sendable {
         /// How many workers the pool keeps (for `FCGI_GET_VALUES`).
         static let poolSize = "SWIFT_FCGI_POOL_SIZE"
         /// What the master consumed, never passed on: systemd's activation.
-        static let removed: Set<String> = [generation, readyFD, poolSize, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]
+        /// (and systemd's notification socket: the master alone speaks for the service).
+        static let removed: Set<String> = [
+            generation, readyFD, poolSize, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
+        ]
     }
 
     private let server: Server
@@ -33,6 +36,7 @@ final class ProcessManager: Sendable {
     private let size: Int
     private let maxWorkerBytes: Int?
     private let stopWakeup: Wakeup
+    private let notify: SystemdNotify?
 
     init(server: Server, listening: FileDescriptor, size: Int, maxWorkerBytes: Int?) throws(SystemError) {
         self.server = server
@@ -40,6 +44,7 @@ final class ProcessManager: Sendable {
         self.size = size
         self.maxWorkerBytes = maxWorkerBytes
         stopWakeup = try Wakeup()
+        notify = SystemdNotify.fromEnvironment()
     }
 
     /// Makes ``run()`` stop the pool (any thread).
@@ -139,6 +144,12 @@ final class ProcessManager: Sendable {
             case .notice: server.logger.notice("\(message)")
             case .warning: server.logger.warning("\(message)")
             case .error: server.logger.error("\(message)")
+            }
+        case .announce(let readiness):
+            switch readiness {
+            case .ready: notify?.send("READY=1\nSTATUS=\(size) workers serving")
+            case .reloading: notify?.send("RELOADING=1\n\(SystemdNotify.monotonicField)\nSTATUS=reloading")
+            case .stopping: notify?.send("STOPPING=1\nSTATUS=stopping")
             }
         case .finished:
             break

@@ -40,8 +40,18 @@ struct WorkerPool {
         /// SIGKILL, after the stop timeout.
         case kill(pid: Int32)
         case log(LogLevel, String)
+        /// The service's state changed (for systemd's `Type=notify`).
+        case announce(Readiness)
         /// Every worker has exited after a stop.
         case finished
+    }
+
+    /// What the pool tells a service manager.
+    enum Readiness: Hashable {
+        /// The first generation serves, or a reload ended (done or abandoned).
+        case ready
+        case reloading
+        case stopping
     }
 
     enum LogLevel: Hashable { case info, notice, warning, error }
@@ -78,6 +88,8 @@ struct WorkerPool {
     /// Workers replaced after a crash, and after reaching their request limit.
     private(set) var crashes = 0
     private(set) var recycled = 0
+    /// Whether the first generation was all ready once (`.ready` announced).
+    private(set) var announcedReady = false
 
     init(size: Int, stopTimeout: Double) {
         self.size = size
@@ -135,6 +147,10 @@ struct WorkerPool {
         guard workers[pid] != nil else { return [] }
         workers[pid]?.ready = true
         earlyDeaths = 0
+        if !announcedReady, phase == .serving, workers.values.filter(\.ready).count >= size {
+            announcedReady = true
+            return [.announce(.ready)]
+        }
         guard case .reloading(let newGeneration, _) = phase else { return [] }
         let fresh = workers.values.filter { $0.generation == newGeneration && $0.ready && !$0.retiring }
         guard fresh.count >= size else { return [] }
@@ -144,6 +160,7 @@ struct WorkerPool {
         phase = .serving
         pendingStarts.removeAll { $0.generation != newGeneration }
         return [.log(.notice, "reload: generation \(newGeneration) serves; draining \(old.count) old workers")] + drain(old)
+            + [.announce(.ready)]
     }
 
     private mutating func exited(_ pid: Int32, status: ExitStatus, at now: Double) -> [Action] {
@@ -160,7 +177,11 @@ struct WorkerPool {
         }
         if status.isClean {
             recycled += 1
-            return [.log(.info, "worker \(pid) reached its request limit: starting a fresh one")]
+            return [
+                .log(
+                    .info,
+                    "worker \(pid) stopped of its own accord (its request limit, or a stop it was sent): starting a fresh one")
+            ]
                 + replace(generation: worker.generation, early: false, at: now)
         }
         crashes += 1
@@ -197,7 +218,7 @@ struct WorkerPool {
         case .serving:
             let newGeneration = max(generation, workers.values.map(\.generation).max() ?? 0) + 1
             phase = .reloading(generation: newGeneration, deadline: now + Self.readyTimeout)
-            return [.log(.notice, "reload: starting generation \(newGeneration) (\(size) workers)")]
+            return [.announce(.reloading), .log(.notice, "reload: starting generation \(newGeneration) (\(size) workers)")]
                 + Array(repeating: .spawn(generation: newGeneration), count: size)
         case .reloading: return [.log(.warning, "reload already in progress: ignored")]
         case .idle, .stopping: return []
@@ -207,15 +228,15 @@ struct WorkerPool {
     private mutating func abandonReload(_ newGeneration: Int) -> [Action] {
         phase = .serving
         pendingStarts.removeAll { $0.generation == newGeneration }
-        return drain(workers.filter { $0.value.generation == newGeneration }.map(\.key))
+        return drain(workers.filter { $0.value.generation == newGeneration }.map(\.key)) + [.announce(.ready)]
     }
 
     private mutating func stop(at now: Double) -> [Action] {
         if case .stopping = phase { return [] }
         phase = .stopping(deadline: now + stopTimeout)
         pendingStarts = []
-        if workers.isEmpty { return [.finished] }
-        return [.log(.info, "stopping \(workers.count) workers")] + drain(Array(workers.keys))
+        if workers.isEmpty { return [.announce(.stopping), .finished] }
+        return [.announce(.stopping), .log(.info, "stopping \(workers.count) workers")] + drain(Array(workers.keys))
     }
 
     private mutating func tick(at now: Double) -> [Action] {

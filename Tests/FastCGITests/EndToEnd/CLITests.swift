@@ -82,6 +82,24 @@ struct CLITests {
         #expect(result.status == 0 && fields.count == 7 && fields[3] == "0")
     }
 
+    @Test("ping: 0 for the expected answer; 1 for another; 5 at the deadline; 4 refused")
+    func ping() throws {
+        let app = try RunningApp("echo", arguments: ["--ping-path", "/health"])
+        let ok = try ChildProcess.run(fcgi, ["ping", app.address, "--path", "/health"])
+        #expect(ok.status == 0 && String(decoding: ok.stdout, as: UTF8.self) == "pong\n")
+        let wrong = try ChildProcess.run(fcgi, ["ping", app.address, "--path", "/other"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("expected \"pong\""))
+        let silent = Net.silentListener()
+        defer { close(silent.fd) }
+        let started = Date()
+        let hung = try ChildProcess.run(fcgi, ["ping", silent.address, "--timeout", "0.5"])
+        #expect(hung.status == 5)
+        #expect(hung.stderr.contains("within 0.5 s"), "\(hung.stderr)")
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(try ChildProcess.run(fcgi, ["ping", "127.0.0.1:\(Net.freePort())"]).status == 4)
+    }
+
     @Test("clear messages and exit codes: bad address, refused, timeout, not FastCGI")
     func failures() throws {
         let bad = try ChildProcess.run(fcgi, ["request", "nonsense"])

@@ -2,13 +2,31 @@ import FastCGIClient
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// HAProxy as a real multiplexing client (`option mpxs-conns`, `option
 /// get-values`) in front of the echo app at level 2, driven by curl.
 @Suite("Behind HAProxy (multiplexing FastCGI client)", .serialized, .timeLimit(.minutes(5)))
 struct HAProxyTests {
+    @Test("health checks through the ping page: a hung app goes DOWN, UP again once it answers")
+    func healthCheck() throws {
+        let app = try RunningApp("hello", arguments: ["--ping-path", "/ping"])
+        let haproxy = try RunningHAProxy(upstream: app.address)
+        #expect(try haproxy.curl("/").code == 200)
+        app.child.signal(SIGSTOP)
+        #expect(ProcessManagerTests.eventually(15) { haproxy.child.stderrText.contains("Server app/app1 is DOWN") })
+        #expect(haproxy.child.stderrText.contains("Layer7 timeout"))
+        app.child.signal(SIGCONT)
+        #expect(ProcessManagerTests.eventually(15) { haproxy.child.stderrText.contains("Server app/app1 is UP") })
+        #expect(try haproxy.curl("/").code == 200)
+    }
+
     @Test("20 parallel clients, bodies up to 1 MiB: multiplexed on shared connections, GET_VALUES answered")
     func multiplexed() throws {
-        let app = try RunningApp("echo", arguments: ["--threading-level", "2", "--status-path", "/status"])
+        let app = try RunningApp(
+            "echo", arguments: ["--threading-level", "2", "--status-path", "/status", "--ping-path", "/ping"])
         let haproxy = try RunningHAProxy(upstream: app.address)
         let failures = Failures()
         onParallelThreads(20) { i in

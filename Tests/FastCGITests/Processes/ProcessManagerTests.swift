@@ -102,7 +102,7 @@ struct ProcessManagerTests {
         #expect(served.values.reduce(0, +) == 1000)
         #expect(served.values.allSatisfy { $0 <= 100 }, "\(served.values.sorted())")
         #expect(served.count >= 10, "\(served.count) workers served")
-        let recycled = app.child.stderrText.components(separatedBy: "reached its request limit").count - 1
+        let recycled = app.child.stderrText.components(separatedBy: "stopped of its own accord").count - 1
         #expect(recycled >= 8, "\(recycled) recycled")
     }
 
@@ -151,5 +151,57 @@ struct ProcessManagerTests {
         #expect(app.child.isRunning)
         app.child.signal(SIGTERM)
         #expect(app.child.waitForExit(timeout: 15) == 0)
+    }
+
+    @Test("Type=notify: READY=1 once the pool serves, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1")
+    func systemdNotify() throws {
+        let listener = try NotifyListener()
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = listener.path
+        let app = try RunningApp("echo", arguments: ["--processes", "2"], environment: environment)
+        let ready = try #require(listener.next(timeout: 15))
+        #expect(ready.hasPrefix("READY=1"))
+        #expect(listener.next(timeout: 0.3) == nil, "the workers do not speak for the service")
+        app.child.signal(SIGHUP)
+        #expect(listener.next(timeout: 15)?.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") == true)
+        #expect(listener.next(timeout: 15)?.hasPrefix("READY=1") == true)
+        app.child.signal(SIGTERM)
+        #expect(listener.next(timeout: 15)?.hasPrefix("STOPPING=1") == true)
+        #expect(app.child.waitForExit(timeout: 20) == 0)
+
+        // One process: READY=1 once it listens, STOPPING=1 on the way out.
+        let single = try RunningApp("echo", environment: environment)
+        #expect(listener.next(timeout: 15) == "READY=1")
+        single.child.signal(SIGTERM)
+        #expect(listener.next(timeout: 15) == "STOPPING=1")
+    }
+}
+
+/// A unix datagram socket standing in for systemd's NOTIFY_SOCKET.
+final class NotifyListener {
+    let path: String
+    private let fd: Int32
+
+    init() throws {
+        path = try TempDirectory.make().appendingPathComponent("notify").path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0 else { throw TestFailure("cannot bind \(path)") }
+    }
+
+    deinit { close(fd) }
+
+    /// The next datagram, or nil after `timeout` seconds.
+    func next(timeout: Double) -> String? {
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&ready, 1, Int32(timeout * 1000)) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
     }
 }

@@ -10,10 +10,10 @@ struct WorkerPoolTests {
         var pool = WorkerPool(size: size, stopTimeout: 5)
         #expect(pool.handle(.start, at: 0) == Array(repeating: .spawn(generation: 1), count: size))
         let pids = (1...size).map { Int32(100 + $0) }
-        for pid in pids {
-            #expect(pool.handle(.spawned(pid: pid, generation: 1), at: 0).isEmpty)
-            #expect(pool.handle(.ready(pid: pid), at: 0.1).isEmpty)
-        }
+        for pid in pids { #expect(pool.handle(.spawned(pid: pid, generation: 1), at: 0).isEmpty) }
+        for pid in pids.dropLast() { #expect(pool.handle(.ready(pid: pid), at: 0.1).isEmpty) }
+        // The whole first generation serves: systemd hears READY=1, once.
+        #expect(pool.handle(.ready(pid: pids.last!), at: 0.1) == [.announce(.ready)])
         return (pool, pids)
     }
 
@@ -56,12 +56,14 @@ struct WorkerPoolTests {
     @Test("reload: a new generation starts; the old drains only once all of it is ready")
     func reload() {
         var (pool, old) = servingPool()
-        #expect(spawns(pool.handle(.reload, at: 20)) == [2, 2])
+        let reloading = pool.handle(.reload, at: 20)
+        #expect(spawns(reloading) == [2, 2] && reloading.first == .announce(.reloading))
         _ = pool.handle(.spawned(pid: 201, generation: 2), at: 20)
         _ = pool.handle(.spawned(pid: 202, generation: 2), at: 20)
         #expect(pool.handle(.ready(pid: 201), at: 20.1).allSatisfy { if case .drain = $0 { false } else { true } })
         let actions = pool.handle(.ready(pid: 202), at: 20.2)
         #expect(actions.filter { if case .drain = $0 { true } else { false } } == old.map { .drain(pid: $0) })
+        #expect(actions.last == .announce(.ready))
         #expect(pool.generation == 2)
         // The old ones exit as asked: nothing is started for them.
         for pid in old { #expect(spawns(pool.handle(.exited(pid: pid, status: .exited(0)), at: 21)).isEmpty) }
@@ -75,7 +77,7 @@ struct WorkerPoolTests {
         _ = pool.handle(.spawned(pid: 201, generation: 2), at: 20)
         _ = pool.handle(.spawned(pid: 202, generation: 2), at: 20)
         let actions = pool.handle(.exited(pid: 201, status: .signaled(5)), at: 20.1)
-        #expect(actions.contains(.drain(pid: 202)))
+        #expect(actions.contains(.drain(pid: 202)) && actions.last == .announce(.ready))
         #expect(spawns(actions).isEmpty)
         #expect(pool.generation == 1 && pool.phase == .serving)
         #expect(Set(pool.workers.keys).isSuperset(of: old))
@@ -89,7 +91,9 @@ struct WorkerPoolTests {
     @Test("stop: every worker drains, the stragglers are killed after the timeout, then finished")
     func stop() {
         var (pool, pids) = servingPool()
-        #expect(pool.handle(.stop, at: 50).filter { if case .drain = $0 { true } else { false } } == pids.map { .drain(pid: $0) })
+        let stopping = pool.handle(.stop, at: 50)
+        #expect(stopping.first == .announce(.stopping))
+        #expect(stopping.filter { if case .drain = $0 { true } else { false } } == pids.map { .drain(pid: $0) })
         #expect(pool.handle(.exited(pid: pids[0], status: .exited(0)), at: 51).isEmpty)
         #expect(pool.handle(.tick, at: 55).contains(.kill(pid: pids[1])))
         #expect(pool.handle(.exited(pid: pids[1], status: .signaled(9)), at: 55.1).contains(.finished))

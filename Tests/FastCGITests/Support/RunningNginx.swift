@@ -7,15 +7,26 @@ final class RunningNginx: HTTPFrontEnd, @unchecked Sendable {
     let port: UInt16
     let prefix: URL
 
-    init(upstream: String) throws {
+    /// nginx in front of one app (scripts/nginx.conf.in).
+    convenience init(upstream: String) throws {
+        try self.init(template: "scripts/nginx.conf.in", ["@UPSTREAM@": upstream])
+    }
+
+    /// nginx with an `upstream` of several instances (scripts/nginx-pool.conf.in):
+    /// least_conn, kept connections, passive fail-over to the next instance.
+    convenience init(upstreams: [String]) throws {
+        let servers = upstreams.map { "        server \($0) max_fails=1 fail_timeout=10s;" }.joined(separator: "\n")
+        try self.init(template: "scripts/nginx-pool.conf.in", ["@SERVERS@": servers])
+    }
+
+    private init(template: String, _ values: [String: String]) throws {
         prefix = try TempDirectory.make()
         port = Net.freePort()
         let configURL = try fillTemplate(
-            "scripts/nginx.conf.in", into: prefix.appendingPathComponent("nginx.conf"),
-            [
-                "@PREFIX@": prefix.path, "@PORT@": "\(port)", "@UPSTREAM@": upstream,
-                "@USER_LINE@": getuid() == 0 ? "user root;" : "",
-            ])
+            template, into: prefix.appendingPathComponent("nginx.conf"),
+            values.merging(
+                ["@PREFIX@": prefix.path, "@PORT@": "\(port)", "@USER_LINE@": getuid() == 0 ? "user root;" : ""]
+            ) { $1 })
         child = try ChildProcess("nginx", ["-p", prefix.path, "-c", configURL.path], directory: prefix)
         try Net.waitUntilHTTP(port: port)
     }

@@ -26,8 +26,23 @@ enum Paths {
 enum Net {
     /// A TCP port on 127.0.0.1 that was free a moment ago.
     static func freePort() -> UInt16 {
+        let (fd, port) = boundSocket()
+        close(fd)
+        return port
+    }
+
+    /// A socket listening on 127.0.0.1 that never accepts: connections complete
+    /// in its backlog and get no byte back (a hung app, for deadlines). Close the
+    /// descriptor when done.
+    static func silentListener() -> (fd: Int32, address: String) {
+        let (fd, port) = boundSocket()
+        listen(fd, 8)
+        return (fd, "127.0.0.1:\(port)")
+    }
+
+    /// A TCP socket bound to a fresh port on 127.0.0.1, and the port.
+    private static func boundSocket() -> (Int32, UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -39,7 +54,7 @@ enum Net {
         _ = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        return UInt16(bigEndian: addr.sin_port)
+        return (fd, UInt16(bigEndian: addr.sin_port))
     }
 
     /// Waits until something accepts connections on `address`.
