@@ -210,7 +210,10 @@ public final class Server: Sendable {
             guard LibFCGI.standardInputIsListeningSocket() else {
                 throw ServerError("started as a pool worker, but fd 0 is not a listening socket")
             }
-            state.withLock { $0.poolSize = worker.poolSize }
+            state.withLock { s in
+                s.poolSize = worker.poolSize
+                s.poolSlot = worker.board
+            }
             listenFD = 0
         } else if let address {
             listenFD = try Socket.listen(on: address, permissions: socketPermissions)
@@ -316,4 +319,6 @@ struct RunState {
     var pool: ProcessManager?
     /// Workers in the pool this process belongs to (1: no pool).
     var poolSize = 1
+    /// The pool's board and this worker's slot on it.
+    var poolSlot: (board: PoolBoard, slot: Int)?
 }

@@ -16,7 +16,7 @@ final class Engine: @unchecked Sendable {
     let listenFD: Int32
     let executor: any RequestExecutor
     /// Counters for logs and the status page.
-    let statistics = ServerStatistics()
+    let statistics: ServerStatistics
     /// Slow-request log and request timeout, when ``Monitoring`` asks for them.
     let watchdog: Watchdog?
     /// Holds parked connections, and reads for connections whose thread runs a
@@ -55,6 +55,7 @@ final class Engine: @unchecked Sendable {
     init(server: Server, listenFD: Int32) throws {
         self.server = server
         self.listenFD = listenFD
+        statistics = ServerStatistics(poolSlot: server.state.withLock { $0.poolSlot })
         Socket.makeAcceptNonBlocking(listenFD)
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
         // A TCP listener reachable from other machines with no allow list lets any

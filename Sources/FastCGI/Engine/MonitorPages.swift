@@ -72,15 +72,15 @@ struct StatusReport {
     enum Value {
         case number(Int)
         case text(String)
+        /// The pool's workers (a process manager's pool), one line or object each.
+        case workers([PoolBoard.Worker])
     }
 
     init(engine: Engine) {
         let s = engine.statistics
         let server = engine.server
         let workers = engine.executor.workerCounts
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let since = max(0, Int(Double(now.tv_sec) - s.startTime))
+        let since = max(0, Int(WallClock.seconds() - s.startTime))
         fields = [
             ("pool", .text("swift-fcgi")),
             ("threading level", .number(server.threadingLevel.rawValue)),
@@ -103,6 +103,19 @@ struct StatusReport {
             ("stalled requests", .number(s.stalledRequests.value)),
             ("get-values answered", .number(s.getValuesAnswered.value)),
         ]
+        // A worker of a process manager's pool shows the whole pool too.
+        if let board = server.state.withLock({ $0.poolSlot?.board }) {
+            let workers = board.workers
+            fields += [
+                ("pool processes", .number(workers.count)),
+                ("pool generation", .number(board[.generation])),
+                ("pool crashes", .number(board[.crashes])),
+                ("pool recycled", .number(board[.recycled])),
+                ("pool reloads", .number(board[.reloads])),
+                ("pool requests served", .number(workers.reduce(0) { $0 + $1.requests })),
+                ("pool workers", .workers(workers)),
+            ]
+        }
     }
 
     /// `label: value` lines, aligned as PHP-FPM's page.
@@ -114,6 +127,13 @@ struct StatusReport {
             switch field.value {
             case .number(let n): out += "\(n)\n"
             case .text(let t): out += t + "\n"
+            case .workers(let workers):
+                out += "\(workers.count)\n"
+                for w in workers {
+                    out +=
+                        "  pid \(w.pid): generation \(w.generation), \(w.ready ? "serving" : "starting"), "
+                        + "requests \(w.requests), rss \(w.residentBytes >> 20) MiB, start time \(w.startTime)\n"
+                }
             }
         }
         return out
@@ -126,6 +146,12 @@ struct StatusReport {
             switch field.value {
             case .number(let n): items.append("\"\(field.label)\":\(n)")
             case .text(let t): items.append("\"\(field.label)\":\"\(t)\"")
+            case .workers(let workers):
+                let objects = workers.map { w in
+                    "{\"pid\":\(w.pid),\"generation\":\(w.generation),\"ready\":\(w.ready),\"requests\":\(w.requests),"
+                        + "\"rss\":\(w.residentBytes),\"start time\":\(w.startTime)}"
+                }
+                items.append("\"\(field.label)\":[" + objects.joined(separator: ",") + "]")
             }
         }
         return "{" + items.joined(separator: ",") + "}\n"

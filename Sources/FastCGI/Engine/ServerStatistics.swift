@@ -33,10 +33,12 @@ final class ServerStatistics: Sendable {
     /// The most requests seen running at once on one connection (multiplexing).
     let maxPerConnection = Atomic<Int>(0)
 
-    init() {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        startTime = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    /// This worker's slot on the pool's board, when a process manager started it.
+    private let poolSlot: (board: PoolBoard, slot: Int)?
+
+    init(poolSlot: (board: PoolBoard, slot: Int)? = nil) {
+        startTime = WallClock.seconds()
+        self.poolSlot = poolSlot
     }
 
     /// Counts a request in and keeps the highest number in flight.
@@ -45,7 +47,10 @@ final class ServerStatistics: Sendable {
         maxInFlight.raise(to: started - requestsFinished.load(ordering: .relaxed))
     }
 
-    func requestFinished() { requestsFinished.add(1, ordering: .relaxed) }
+    func requestFinished() {
+        requestsFinished.add(1, ordering: .relaxed)
+        if let poolSlot { poolSlot.board.increment(poolSlot.slot, .requests) }
+    }
 
     var inFlight: Int { requestsStarted.load(ordering: .relaxed) - requestsFinished.load(ordering: .relaxed) }
 }

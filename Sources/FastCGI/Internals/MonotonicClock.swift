@@ -21,3 +21,13 @@ enum MonotonicClock {
         return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
     }
 }
+
+/// The wall clock (seconds since the epoch): for what is shown to people (start
+/// times on the status page), never for measuring time.
+enum WallClock {
+    static func seconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}

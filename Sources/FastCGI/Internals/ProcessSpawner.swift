@@ -38,10 +38,11 @@ enum ProcessSpawner {
     }
 
     /// Starts `executable` with `arguments` and `environment` (`NAME=VALUE`),
-    /// `listening` as its fd 0 and the write end of a fresh readiness pipe as fd 3.
-    /// Signal mask and dispositions start clean.
+    /// `listening` as its fd 0, the write end of a fresh readiness pipe as fd 3 and
+    /// `board` as fd 4. Signal mask and dispositions start clean.
     static func spawn(
-        _ executable: String, arguments: [String], environment: [String], listening: FileDescriptor?
+        _ executable: String, arguments: [String], environment: [String], listening: FileDescriptor?,
+        board: FileDescriptor?
     ) throws(SystemError) -> Started {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw SystemError("pipe") }
@@ -57,6 +58,8 @@ enum ProcessSpawner {
         let listenRaw = listening?.raw ?? 0
         if listenRaw != 0 { posix_spawn_file_actions_adddup2(&actions, listenRaw, 0) }
         posix_spawn_file_actions_adddup2(&actions, childEnd.raw, 3)
+        // The board was made above fd 10 (PoolBoard.create): neither copy above touched it.
+        if let board { posix_spawn_file_actions_adddup2(&actions, board.raw, PoolBoard.workerFD) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -4,6 +4,8 @@
 struct PoolWorker {
     let generation: Int
     let poolSize: Int
+    /// The pool's board (fd 4) and this worker's slot on it.
+    let board: (board: PoolBoard, slot: Int)?
     private let ready: FileDescriptor?
 
     /// Whether a process manager started this process (its settings not yet taken).
@@ -15,7 +17,18 @@ struct PoolWorker {
         guard let generation = ProcessEnvironment.take(Names.generation).flatMap({ Int($0) }) else { return nil }
         let poolSize = ProcessEnvironment.take(Names.poolSize).flatMap { Int($0) } ?? 1
         let ready = ProcessEnvironment.take(Names.readyFD).flatMap { Int32($0) }.flatMap(ProcessEnvironment.adoptInherited)
-        return PoolWorker(generation: generation, poolSize: poolSize, ready: ready)
+        return PoolWorker(
+            generation: generation, poolSize: poolSize, board: board(ProcessEnvironment.take(Names.board)), ready: ready)
+    }
+
+    /// The board named by `CAPACITY:SLOT`, mapped from fd 4.
+    private static func board(_ text: String?) -> (board: PoolBoard, slot: Int)? {
+        let parts = text?.split(separator: ":").compactMap { Int($0) } ?? []
+        guard parts.count == 2, (0..<parts[0]).contains(parts[1]),
+            let descriptor = ProcessEnvironment.adoptInherited(PoolBoard.workerFD),
+            let board = try? PoolBoard(descriptor: descriptor, capacity: parts[0])
+        else { return nil }
+        return (board, parts[1])
     }
 
     /// Tells the manager this worker serves (one byte on the readiness pipe, which

@@ -24,10 +24,12 @@ final class ProcessManager: Sendable {
         static let readyFD = "SWIFT_FCGI_READY_FD"
         /// How many workers the pool keeps (for `FCGI_GET_VALUES`).
         static let poolSize = "SWIFT_FCGI_POOL_SIZE"
+        /// `CAPACITY:SLOT`: the pool board's size (fd 4) and this worker's slot.
+        static let board = "SWIFT_FCGI_BOARD"
         /// What the master consumed, never passed on: systemd's activation.
         /// (and systemd's notification socket: the master alone speaks for the service).
         static let removed: Set<String> = [
-            generation, readyFD, poolSize, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
+            generation, readyFD, poolSize, board, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
         ]
     }
 
@@ -37,6 +39,10 @@ final class ProcessManager: Sendable {
     private let maxWorkerBytes: Int?
     private let stopWakeup: Wakeup
     private let notify: SystemdNotify?
+    /// Who the workers are, for every worker's status page.
+    private let board: PoolBoard?
+    /// The board slot of each worker (master thread only).
+    private let slots = Guarded<[Int32: Int]>([:])
 
     init(server: Server, listening: FileDescriptor, size: Int, maxWorkerBytes: Int?) throws(SystemError) {
         self.server = server
@@ -45,6 +51,8 @@ final class ProcessManager: Sendable {
         self.maxWorkerBytes = maxWorkerBytes
         stopWakeup = try Wakeup()
         notify = SystemdNotify.fromEnvironment()
+        // Room for a whole second generation during a reload, and replacements.
+        board = try? PoolBoard.create(capacity: 2 * size + 4)
     }
 
     /// Makes ``run()`` stop the pool (any thread).
@@ -61,16 +69,19 @@ final class ProcessManager: Sendable {
         func feed(_ event: WorkerPool.Event) {
             var queue = [event]
             while !queue.isEmpty {
-                let actions = pool.handle(queue.removeFirst(), at: MonotonicClock.seconds())
+                let next = queue.removeFirst()
+                record(next)
+                let actions = pool.handle(next, at: MonotonicClock.seconds())
                 for action in actions { queue += carryOut(action, readiness: &readiness) }
             }
+            publish(pool)
         }
 
         feed(.start)
         while !pool.isFinished {
             let now = MonotonicClock.seconds()
             var wait = pool.nextDeadline.map { max(0, $0 - now) }
-            if maxWorkerBytes != nil { wait = min(wait ?? 1, max(0, nextMemoryCheck - now)) }
+            wait = min(wait ?? 1, max(0, nextMemoryCheck - now))
             let pids = Array(readiness.keys)
             let watched: [FileDescriptor?] = [signals.reader, stopWakeup.descriptor] + pids.map { readiness[$0] }
             let ready = (try? FileDescriptor.waitReadable(watched, timeoutMilliseconds: SignalPipe.milliseconds(wait))) ?? []
@@ -87,14 +98,37 @@ final class ProcessManager: Sendable {
                 readiness[pid] = nil  // one byte, or the end of file of a worker that died first
                 if count == 1 { feed(.ready(pid: pid)) }
             }
-            if let limit = maxWorkerBytes, MonotonicClock.seconds() >= nextMemoryCheck {
+            if MonotonicClock.seconds() >= nextMemoryCheck {
                 nextMemoryCheck = MonotonicClock.seconds() + 1
                 for pid in pool.workers.keys.sorted() {
-                    if let bytes = ProcessSpawner.residentBytes(of: pid), bytes > limit { feed(.tooBig(pid: pid, bytes: bytes)) }
+                    guard let bytes = ProcessSpawner.residentBytes(of: pid) else { continue }
+                    if let board, let slot = slots.withLock({ $0[pid] }) { board[slot, .residentBytes] = bytes }
+                    if let limit = maxWorkerBytes, bytes > limit { feed(.tooBig(pid: pid, bytes: bytes)) }
                 }
             }
             if let deadline = pool.nextDeadline, MonotonicClock.seconds() >= deadline { feed(.tick) }
         }
+    }
+
+    /// Keeps the board's slots in step with what happened to the workers.
+    private func record(_ event: WorkerPool.Event) {
+        guard let board else { return }
+        switch event {
+        case .ready(let pid):
+            if let slot = slots.withLock({ $0[pid] }) { board[slot, .ready] = 1 }
+        case .exited(let pid, _):
+            if let slot = slots.withLock({ $0.removeValue(forKey: pid) }) { board[slot, .pid] = 0 }
+        default: break
+        }
+    }
+
+    /// The pool's counters, for the workers' status pages.
+    private func publish(_ pool: WorkerPool) {
+        guard let board else { return }
+        board[.generation] = pool.generation
+        board[.crashes] = pool.crashes
+        board[.recycled] = pool.recycled
+        board[.reloads] = pool.reloads
     }
 
     private func handle(signal number: Int32, feed: (WorkerPool.Event) -> Void) {
@@ -124,11 +158,20 @@ final class ProcessManager: Sendable {
                 "\(WorkerEnvironment.generation)=\(generation)", "\(WorkerEnvironment.readyFD)=3",
                 "\(WorkerEnvironment.poolSize)=\(size)",
             ]
+            let slot = board?.freeSlot()
+            if let board, let slot { environment.append("\(WorkerEnvironment.board)=\(board.capacity):\(slot)") }
             do {
                 let started = try ProcessSpawner.spawn(
                     executable, arguments: Array(CommandLine.arguments.dropFirst()), environment: environment,
-                    listening: listening)
+                    listening: listening, board: slot == nil ? nil : board?.descriptor)
                 readiness[started.pid] = started.ready
+                if let board, let slot {
+                    for field in PoolBoard.Field.allCases { board[slot, field] = 0 }
+                    board[slot, .generation] = generation
+                    board[slot, .startTime] = Int(WallClock.seconds())
+                    board[slot, .pid] = Int(started.pid)
+                    slots.withLock { $0[started.pid] = slot }
+                }
                 server.logger.info("started worker \(started.pid) (generation \(generation))")
                 return [.spawned(pid: started.pid, generation: generation)]
             } catch {

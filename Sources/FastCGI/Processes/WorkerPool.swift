@@ -88,6 +88,8 @@ struct WorkerPool {
     /// Workers replaced after a crash, and after reaching their request limit.
     private(set) var crashes = 0
     private(set) var recycled = 0
+    /// Reloads completed (a new generation took over).
+    private(set) var reloads = 0
     /// Whether the first generation was all ready once (`.ready` announced).
     private(set) var announcedReady = false
 
@@ -158,6 +160,7 @@ struct WorkerPool {
         let old = workers.filter { $0.value.generation != newGeneration && !$0.value.retiring }.map(\.key)
         generation = newGeneration
         phase = .serving
+        reloads += 1
         pendingStarts.removeAll { $0.generation != newGeneration }
         return [.log(.notice, "reload: generation \(newGeneration) serves; draining \(old.count) old workers")] + drain(old)
             + [.announce(.ready)]

@@ -61,7 +61,7 @@ struct ProcessManagerTests {
 
     @Test("3 workers serve; one killed with SIGKILL under load is replaced, the others serve on")
     func crashIsolation() throws {
-        let app = try RunningApp("echo", arguments: ["--processes", "3"])
+        let app = try RunningApp("echo", arguments: ["--processes", "3", "--status-path", "/status"])
         let master = app.child.pid
         #expect(Self.eventually { Self.workers(of: master).count == 3 })
         let before = Self.workers(of: master)
@@ -80,6 +80,29 @@ struct ProcessManagerTests {
         #expect(result.requests > 100)
         #expect(app.child.stderrText.contains("worker \(victim) died: signal 9 (SIGKILL)"))
         #expect(try Self.servingPID(app.address) != nil)
+
+        // Any worker's status page shows the whole pool.
+        var pool: [String: Any] = [:]
+        #expect(
+            Self.eventually {
+                pool = (try? Self.status(app.address)) ?? [:]
+                return (pool["pool workers"] as? [[String: Any]])?.allSatisfy { ($0["rss"] as? Int ?? 0) > 0 } == true
+            })
+        let listed = Set((pool["pool workers"] as? [[String: Any]] ?? []).compactMap { ($0["pid"] as? Int).map(Int32.init) })
+        #expect(listed == Self.workers(of: master), "\(pool)")
+        #expect(pool["pool processes"] as? Int == 3 && pool["pool crashes"] as? Int == 1)
+        // The live workers' requests (the killed one's went with its slot).
+        #expect((pool["pool requests served"] as? Int ?? 0) > result.requests / 3, "\(pool)")
+    }
+
+    /// A worker's status page (`?json`), parsed.
+    static func status(_ address: String) throws -> [String: Any] {
+        let reply = try FastCGIConnection(to: address, timeout: 10).send(
+            FastCGIRequest(params: [
+                NameValuePair("REQUEST_METHOD", "GET"), NameValuePair("SCRIPT_NAME", "/status"),
+                NameValuePair("QUERY_STRING", "json"),
+            ]))
+        return try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] ?? [:]
     }
 
     @Test("maxRequests 100 with 2 workers: 1,000 requests all answered, no worker past 100")
