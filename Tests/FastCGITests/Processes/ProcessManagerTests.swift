@@ -163,6 +163,26 @@ struct ProcessManagerTests {
         #expect(Self.workers(of: master.pid).isEmpty)
     }
 
+    @Test("--max-worker-rss: a worker past the limit is replaced, the pool serves on; SIGUSR2 reloads too")
+    func memoryLimitAndUSR2() throws {
+        // 1 MiB: every worker is over it, so each is replaced about every second.
+        let app = try RunningApp("echo", arguments: ["--processes", "1", "--max-worker-rss", "1"])
+        let master = app.child.pid
+        #expect(Self.eventually { Self.workers(of: master).count == 1 })
+        let first = Self.workers(of: master)
+        #expect(Self.eventually(15) { app.child.stderrText.contains("over the limit: replacing it") })
+        #expect(Self.eventually { Self.workers(of: master).count == 1 && Self.workers(of: master).isDisjoint(with: first) })
+        #expect(try Self.servingPID(app.address) != nil)
+
+        let usr2 = try RunningApp("echo", arguments: ["--processes", "1"])
+        #expect(Self.eventually { Self.workers(of: usr2.child.pid).count == 1 })
+        let before = Self.workers(of: usr2.child.pid)
+        usr2.child.signal(SIGUSR2)
+        #expect(Self.eventually(15) { usr2.child.stderrText.contains("reload: generation 2 serves") })
+        #expect(Self.eventually { Self.workers(of: usr2.child.pid).isDisjoint(with: before) })
+        #expect(try Self.servingPID(usr2.address) != nil)
+    }
+
     @Test("a worker that traps at start-up: backoff and a clear log line; the master keeps running")
     func startupCrash() throws {
         let app = try RunningApp(
