@@ -71,6 +71,18 @@ struct GuestbookTests {
         #expect(head.headers["content-type"] == "text/html; charset=utf-8")
     }
 
+    @Test("a streamed page through nginx (default buffering) arrives line by line")
+    func streamedThroughNginx() throws {
+        let client = try ChildProcess(
+            "curl", ["-sN", nginx.url + "/stream?count=2&delay_ms=2500"], directory: try TempDirectory.make())
+        defer { client.stop() }
+        #expect(ProcessManagerTests.eventually(10) { client.stdoutText.contains("line 1") })
+        #expect(client.stdoutText == "line 1\n")
+        #expect(client.isRunning, "nginx held the first line back")
+        #expect(client.waitForExit(timeout: 20) == 0)
+        #expect(client.stdoutText == "line 1\nline 2\n")
+    }
+
     @Test("fcgi request prints a streamed response as it arrives")
     func streamedCLI() throws {
         let client = try ChildProcess(
