@@ -8,7 +8,7 @@
 /// monitoring.statusPath = "/status"
 /// monitoring.slowRequestThreshold = 2
 /// monitoring.requestTimeout = 30
-/// try Server(handlers: [.responder: App.self], monitoring: monitoring).run()
+/// try Server(factories: [.responder: .type(App.self)], monitoring: monitoring).run()
 /// ```
 ///
 /// Ping and status requests are answered by the connection's own thread without

@@ -119,3 +119,28 @@ struct InMemoryTests {
         #expect(server.respond(to: TestRequest()).stdout.isEmpty)
     }
 }
+
+/// Doc-comment samples that run no server, compiled here word for word (a
+/// sample that stops compiling fails the build). Not called.
+enum DocSamples {
+    struct App: Handler {
+        func process(_ request: Request) throws {}
+    }
+
+    /// `Monitoring`.
+    static func monitoring() throws {
+        var monitoring = Monitoring()
+        monitoring.pingPath = "/ping"
+        monitoring.statusPath = "/status"
+        monitoring.slowRequestThreshold = 2
+        monitoring.requestTimeout = 30
+        try Server(factories: [.responder: .type(App.self)], monitoring: monitoring).run()
+    }
+
+    /// `CGIRequest`.
+    static func cgiRequest() throws {
+        let request = CGIRequest()
+        try request.write("Hello\n")
+        request.close()
+    }
+}

@@ -55,7 +55,7 @@ extension Server {
 /// ```swift
 /// let request = CGIRequest()
 /// try request.write("Hello\n")
-/// try request.close()
+/// request.close()
 /// ```
 public final class CGIRequest: Request {
     /// A request over the current process's CGI environment.
