@@ -13,7 +13,7 @@ struct HAProxyTests {
     @Test("health checks through the ping page: a hung app goes DOWN, UP again once it answers")
     func healthCheck() throws {
         let app = try RunningApp("hello", arguments: ["--ping-path", "/ping"])
-        let haproxy = try RunningHAProxy(upstream: app.address)
+        let haproxy = try RunningHAProxy(upstream: app.address, checkInterval: "500ms")
         #expect(try haproxy.curl("/").code == 200)
         app.child.signal(SIGSTOP)
         #expect(ProcessManagerTests.eventually(15) { haproxy.child.stderrText.contains("Server app/app1 is DOWN") })

@@ -56,7 +56,7 @@ struct ScaleOutTests {
         let apps = try (0..<3).map { _ in try RunningApp("hello", arguments: ["--status-path", "/status"]) }
         let nginx = try RunningNginx(upstreams: apps.map(\.address))
         let stop = Atomic<Bool>(false)
-        let results = Mutex<(ok: Int, failed: Int)>((0, 0))
+        let results = Locked<(ok: Int, failed: Int)>((0, 0))
         let load = DispatchGroup()
         for _ in 0..<4 {
             load.enter()

@@ -7,12 +7,15 @@ final class RunningHAProxy: HTTPFrontEnd, @unchecked Sendable {
     let port: UInt16
     let prefix: URL
 
-    init(upstream: String) throws {
+    /// HAProxy in front of `upstream`, checking its ping page every
+    /// `checkInterval` (each check is a connection of its own: the default keeps
+    /// them out of the way of tests that count connections).
+    init(upstream: String, checkInterval: String = "60s") throws {
         prefix = try TempDirectory.make()
         port = Net.freePort()
         let configURL = try fillTemplate(
             "scripts/haproxy.cfg.in", into: prefix.appendingPathComponent("haproxy.cfg"),
-            ["@PORT@": "\(port)", "@UPSTREAM@": upstream])
+            ["@PORT@": "\(port)", "@UPSTREAM@": upstream, "@CHECK_INTERVAL@": checkInterval])
         // -db: stay in the foreground; -W is not needed (no reloads).
         child = try ChildProcess("haproxy", ["-db", "-f", configURL.path], directory: prefix)
         try Net.waitUntilHTTP(port: port)

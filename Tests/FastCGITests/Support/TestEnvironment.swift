@@ -151,3 +151,14 @@ func testBytes(_ count: Int, seed: UInt64 = 0x5eed) -> [UInt8] {
         return UInt8(truncatingIfNeeded: state >> 33)
     }
 }
+
+/// A value shared by test threads, behind an NSLock (pthread-based, which
+/// ThreadSanitizer follows; Synchronization's Mutex uses futexes it does not).
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&value) } }
+}
