@@ -78,6 +78,7 @@ struct ProcessManagerTests {
         kill(victim, SIGKILL)
         #expect(Self.eventually { Self.workers(of: master).count == 3 && !Self.workers(of: master).contains(victim) })
         let result = try Self.benchResult(bench)
+        print("SIGKILL of worker \(victim) under load: \(result)")
         // Only what the killed worker held fails: at most one request per bench connection.
         #expect(result.errors <= 4, "\(result)")
         #expect(result.requests > 100)
