@@ -472,9 +472,6 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    /// Shuts the socket down once no writer is in the middle of a write: a request
-    /// that just ended holds the write lock from telling the machine until its
-    /// END_REQUEST is written, and that END_REQUEST must not be cut off.
     /// A request that came after `maxRequests` were started: not served. Alone on
     /// the connection, the connection closes before any byte of a reply (a web
     /// server retries such a request on another connection, one of another
@@ -495,6 +492,9 @@ final class Connection: @unchecked Sendable {
         endRequest(id, endRecords: end, counted: false)
     }
 
+    /// Shuts the socket down once no writer is in the middle of a write: a request
+    /// that just ended holds the write lock from telling the machine until its
+    /// END_REQUEST is written, and that END_REQUEST must not be cut off.
     private func shutdownAfterWriters() {
         writeLock.withLock { _ in descriptor.shutdown(.readWrite) }
     }

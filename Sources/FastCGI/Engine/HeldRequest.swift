@@ -27,8 +27,8 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
     private enum Phase {
         /// Holding input.
         case held
-        /// The executor is starting it (outside the lock); an early end that
-        /// comes meanwhile is passed on once it has a sink.
+        /// The executor is starting it (outside the lock); input and an early end
+        /// that come meanwhile are passed on once it has a sink.
         case starting(pendingEnd: EarlyEnd?)
         /// Input goes to the executor's sink.
         case started(any RequestSink)
@@ -64,8 +64,8 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
         let sink = hold.withLock { h -> (any RequestSink)? in
             switch h.phase {
             case .started(let sink): return sink
-            case .ended, .starting: return nil
-            case .held:
+            case .ended: return nil
+            case .held, .starting:
                 if bytes.isEmpty {
                     if stdin { h.stdinEnded = true } else { h.dataEnded = true }
                 }
@@ -107,10 +107,15 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
             for (stdin, bytes) in input {
                 if stdin { sink.stdin(bytes) } else { sink.data(bytes) }
             }
-            let pendingEnd = hold.withLock { h -> EarlyEnd? in
-                guard case .starting(let pendingEnd) = h.phase else { return nil }
+            // Input that came while the executor started it follows, in order.
+            let (pendingEnd, late) = hold.withLock { h -> (EarlyEnd?, [(stdin: Bool, bytes: [UInt8])]) in
+                guard case .starting(let pendingEnd) = h.phase else { return (nil, []) }
                 h.phase = .started(sink)
-                return pendingEnd
+                defer { h.input = [] }
+                return (pendingEnd, h.input)
+            }
+            for (stdin, bytes) in late {
+                if stdin { sink.stdin(bytes) } else { sink.data(bytes) }
             }
             sink.commit(onServingThread: onServingThread && pendingEnd == nil)
             switch pendingEnd {

@@ -87,10 +87,7 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
 
     /// Writes all of `bytes` (a pipe or a file: `write`, not `send`).
     func write(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
-        var offset = 0
-        while offset < bytes.count {
-            offset += try SystemCall.retrying("write") { Glibc.write(raw, bytes.baseAddress! + offset, bytes.count - offset) }
-        }
+        try SystemCall.writeAll(raw, bytes, call: "write")
     }
 
     /// ``sendAll(_:)``: true when everything was written, false when the peer is
@@ -142,6 +139,15 @@ enum SystemCall {
             if result >= 0 { return result }
             let code = errno
             if code != EINTR { throw SystemError(call, code: code) }
+        }
+    }
+
+    /// `write` until all of `bytes` went to descriptor `raw` (one this code does
+    /// not own, such as stdout, or a ``FileDescriptor``'s).
+    static func writeAll(_ raw: Int32, _ bytes: UnsafeRawBufferPointer, call: String) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try retrying(call) { Glibc.write(raw, bytes.baseAddress! + offset, bytes.count - offset) }
         }
     }
 }

@@ -39,12 +39,6 @@ enum StandardStreams {
 
     /// Writes all of `bytes` to stdout, or stderr with `toError`.
     static func writeAll(_ bytes: UnsafeRawBufferPointer, toError: Bool) throws(SystemError) {
-        let fd: Int32 = toError ? 2 : 1
-        var offset = 0
-        while offset < bytes.count {
-            offset += try SystemCall.retrying(toError ? "write(stderr)" : "write(stdout)") {
-                Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            }
-        }
+        try SystemCall.writeAll(toError ? 2 : 1, bytes, call: toError ? "write(stderr)" : "write(stdout)")
     }
 }

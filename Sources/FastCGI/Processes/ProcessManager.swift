@@ -26,8 +26,9 @@ final class ProcessManager: Sendable {
         static let poolSize = "SWIFT_FCGI_POOL_SIZE"
         /// `CAPACITY:SLOT`: the pool board's size (fd 4) and this worker's slot.
         static let board = "SWIFT_FCGI_BOARD"
-        /// What the master consumed, never passed on: systemd's activation.
-        /// (and systemd's notification socket: the master alone speaks for the service).
+        /// Never passed on from the master's own environment: these, systemd's
+        /// activation (the master consumed it) and its notification socket (the
+        /// master alone speaks for the service).
         static let removed: Set<String> = [
             generation, readyFD, poolSize, board, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
         ]
