@@ -21,7 +21,7 @@ final class Engine: @unchecked Sendable {
     let watchdog: Watchdog?
     /// Holds parked connections, and reads for connections whose thread runs a
     /// handler.
-    private(set) var poller: ConnectionPoller!
+    let poller: ConnectionPoller
     /// The threads that serve connections (only while they have work).
     private let connectionThreads: ThreadPool
     /// How long a stop waits for connections that have not sent a request yet.
@@ -76,9 +76,11 @@ final class Engine: @unchecked Sendable {
         // A serving thread also runs handlers (a request whose input is complete):
         // a worker's stack. Few are kept idle: an idle connection is parked, not served.
         connectionThreads = ThreadPool(keepIdle: Self.idleServingThreads)
+        // Each connection knows its engine: the poller needs no reference to this
+        // one (so it is made here, complete, with the rest).
         poller = try ConnectionPoller(idleTimeout: server.connectionLimits.idleTimeout, logger: server.logger) {
-            [unowned self] connection, idledOut in
-            takeUp(connection, idledOut: idledOut)
+            connection, idledOut in
+            connection.engine.takeUp(connection, idledOut: idledOut)
         }
         FileLimits.raiseOpenFiles(toServe: server.connectionLimits.maxConnections, logger: server.logger)
     }
