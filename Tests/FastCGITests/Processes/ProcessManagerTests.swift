@@ -62,12 +62,18 @@ struct ProcessManagerTests {
         return (requests, errors, retried, maxMs)
     }
 
+    /// An echo pool of `size` workers started with `arguments`, once all of them
+    /// run; and their pids.
+    static func startPool(_ size: Int, _ arguments: [String] = []) throws -> (app: RunningApp, workers: Set<Int32>) {
+        let app = try RunningApp("echo", arguments: ["--processes", "\(size)"] + arguments)
+        #expect(eventually { workers(of: app.child.pid).count == size })
+        return (app, workers(of: app.child.pid))
+    }
+
     @Test("3 workers serve; one killed with SIGKILL under load is replaced, the others serve on")
     func crashIsolation() throws {
-        let app = try RunningApp("echo", arguments: ["--processes", "3", "--status-path", "/status"])
+        let (app, before) = try Self.startPool(3, ["--status-path", "/status"])
         let master = app.child.pid
-        #expect(Self.eventually { Self.workers(of: master).count == 3 })
-        let before = Self.workers(of: master)
         // Served by the workers (which one takes a connection is the kernel's choice).
         var seen: Set<Int32> = []
         for _ in 0..<20 { if let pid = try Self.servingPID(app.address) { seen.insert(pid) } }
@@ -171,17 +177,13 @@ struct ProcessManagerTests {
     @Test("--max-worker-rss: a worker past the limit is replaced, the pool serves on; SIGUSR2 reloads too")
     func memoryLimitAndUSR2() throws {
         // 1 MiB: every worker is over it, so each is replaced about every second.
-        let app = try RunningApp("echo", arguments: ["--processes", "1", "--max-worker-rss", "1"])
+        let (app, first) = try Self.startPool(1, ["--max-worker-rss", "1"])
         let master = app.child.pid
-        #expect(Self.eventually { Self.workers(of: master).count == 1 })
-        let first = Self.workers(of: master)
         #expect(Self.eventually(15) { app.child.stderrText.contains("over the limit: replacing it") })
         #expect(Self.eventually { Self.workers(of: master).count == 1 && Self.workers(of: master).isDisjoint(with: first) })
         #expect(try Self.servingPID(app.address) != nil)
 
-        let usr2 = try RunningApp("echo", arguments: ["--processes", "1"])
-        #expect(Self.eventually { Self.workers(of: usr2.child.pid).count == 1 })
-        let before = Self.workers(of: usr2.child.pid)
+        let (usr2, before) = try Self.startPool(1)
         usr2.child.signal(SIGUSR2)
         #expect(Self.eventually(15) { usr2.child.stderrText.contains("reload: generation 2 serves") })
         // The new generation serves (the old worker drains on its own time).
