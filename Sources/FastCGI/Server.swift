@@ -163,6 +163,23 @@ public final class Server: Sendable {
         self.init(factories: [.responder: .closure(responder)], threadingLevel: threadingLevel, address: address)
     }
 
+    /// Creates a server that answers every responder request with the async
+    /// `responder`.
+    ///
+    /// ```swift
+    /// let server = Server(address: "127.0.0.1:9000", asyncResponder: { request in
+    ///     try await Task.sleep(for: .milliseconds(5))
+    ///     try request.write("Hello!\n")
+    /// })
+    /// ```
+    public convenience init(
+        threadingLevel: ThreadingLevel = 1,
+        address: ListenAddress? = nil,
+        asyncResponder responder: @escaping @Sendable (Request) async throws -> Void
+    ) {
+        self.init(factories: [.responder: .async(responder)], threadingLevel: threadingLevel, address: address)
+    }
+
     /// The answers to `FCGI_GET_VALUES`: `FCGI_MAX_CONNS`, `FCGI_MAX_REQS` and
     /// `FCGI_MPXS_CONNS` by threading level (1/1/0 at level 0; the worker count and 0
     /// at level 1; the worker count and 1 at level 2), overridden and extended by
@@ -305,9 +322,20 @@ public final class Server: Sendable {
             return
         }
         let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger ?? logger))
-        factory.handle(request)
+        factory(request)
         request.closeOutput(pushingTransport: false)
     }
+
+    /// Runs the async handler for `transport`'s request in the calling task.
+    func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
+        guard let factory = handlers[transport.role] else { return }
+        let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger))
+        await factory(request)
+        request.closeOutput(pushingTransport: false)
+    }
+
+    /// Whether any handler is async: the server then runs on the Swift engine.
+    var hasAsyncHandlers: Bool { handlers.values.contains { $0.isAsync } }
 }
 
 /// What the run loop shares between threads.

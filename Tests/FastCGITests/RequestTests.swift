@@ -209,7 +209,7 @@ struct RequestTests {
         for (factory, shows) in [(HandlerFactory.type(Plain.self), false), (.type(Debug.self), true)] {
             let transport = MemoryTransport()
             let request = transport.request()
-            factory.handle(request)
+            factory(request)
             request.close()
             #expect(transport.outputText.contains("secret detail") == shows)
         }

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -59,6 +60,13 @@ final class ConnectionPoller: @unchecked Sendable {
     /// Takes up a connection on a pool thread (the engine's).
     private let resume: @Sendable (Connection, _ idledOut: Bool) -> Void
 
+    /// The poller thread's ``OSThread/currentID``, set as it starts.
+    private let threadID = Atomic<UInt>(0)
+
+    /// Whether the caller is the poller's thread, which must never wait for a
+    /// handler.
+    var isCurrentThread: Bool { threadID.load(ordering: .relaxed) == OSThread.currentID }
+
     /// The key of the poller's own wake-up (connection numbers start at 1).
     private static let wakeupKey: UInt64 = 0
 
@@ -71,7 +79,10 @@ final class ConnectionPoller: @unchecked Sendable {
         self.idleTimeout = idleTimeout
         self.logger = logger
         self.resume = resume
-        try OSThread.spawn(stackSize: 128 << 10) { [self] in loop() }
+        try OSThread.spawn(stackSize: 128 << 10) { [self] in
+            threadID.store(OSThread.currentID, ordering: .relaxed)
+            loop()
+        }
     }
 
     // MARK: Parked connections (called under the connection's state lock)

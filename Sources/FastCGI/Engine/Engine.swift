@@ -69,6 +69,7 @@ final class Engine: @unchecked Sendable {
         watchdog = server.monitoring.watchesRequests ? try Watchdog(monitoring: server.monitoring, statistics: statistics) : nil
         stopWakeup = try Wakeup()
         switch server.threadingLevel {
+        case _ where server.hasAsyncHandlers: executor = SwiftExecutor(server: server)
         case .single: executor = try LibFCGIWorkerPool(server: server, size: 1)
         case .perConnection: executor = try LibFCGIWorkerPool(server: server, size: server.workers)
         case .multiplexed: executor = SwiftExecutor(server: server)

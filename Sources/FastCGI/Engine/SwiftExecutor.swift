@@ -1,32 +1,51 @@
 import FastCGIWire
 import Synchronization
 
-/// Threading level 2: each request runs on a thread of its own, reading input the
-/// connection queues and writing records straight to the connection (serialized
-/// there). A request whose input is complete when it starts, alone on its
-/// connection (the usual case behind nginx and Apache), runs on the connection's
-/// serving thread, watched by the poller as at levels 0/1: no hand-off. Others
-/// (multiplexed, or input still arriving) run on threads from a pool.
+/// The Swift engine's executor: threading level 2, and every level when a
+/// handler is async.
+///
+/// A blocking handler runs on a thread: a request whose input is complete when it
+/// starts, alone on its connection (the usual case behind nginx and Apache), runs
+/// on the connection's serving thread, watched by the poller as at levels 0/1 (no
+/// hand-off); others (multiplexed, or input still arriving) run on threads from a
+/// pool. An async handler runs as a task on Swift concurrency's global executor:
+/// while it awaits it holds no thread. At levels 0 and 1 at most 1 or `workers`
+/// async handlers run at once (``AsyncSlots``); at level 2 there is no such bound.
 final class SwiftExecutor: RequestExecutor {
     let server: Server
     private let pool: ThreadPool
-    /// Handlers running, on a pool thread or on their connection's.
+    /// Handlers running, on a pool thread, on their connection's or as tasks.
     private let running = Atomic<Int>(0)
+    /// The bound on async handlers at levels 0 and 1.
+    private let slots: AsyncSlots?
 
     init(server: Server) {
         self.server = server
         pool = ThreadPool(keepIdle: server.workers)
+        slots = server.threadingLevel == .multiplexed ? nil : AsyncSlots(limit: server.workers)
     }
 
     /// A request whose input is complete may run on its connection's serving
     /// thread (``Monitoring/allowsInlineHandlers``).
     func start(_ request: RequestStart, on connection: Connection) -> any RequestSink {
-        SwiftTransport(
+        let isAsync = server.handlers[request.role]?.isAsync ?? false
+        return SwiftTransport(
             start: request, connection: connection, maxBuffered: server.limits.maxBufferedStdin,
-            mayRunInline: server.monitoring.allowsInlineHandlers,
-            launch: { [server, pool, self] transport, here in
+            mayRunInline: server.monitoring.allowsInlineHandlers && !isAsync,
+            launch: { [server, pool, slots, self] transport, here in
+                self.running.add(1, ordering: .relaxed)
+                guard !isAsync else {
+                    let task = Task {
+                        await slots?.enter()
+                        await server.serve(transport, logger: connection.logger)
+                        slots?.leave()
+                        transport.finish()
+                        self.running.subtract(1, ordering: .relaxed)
+                    }
+                    transport.onEarlyEnd { task.cancel() }
+                    return
+                }
                 let run: @Sendable () -> Void = {
-                    self.running.add(1, ordering: .relaxed)
                     server.serve(transport, logger: connection.logger)
                     transport.finish()
                     self.running.subtract(1, ordering: .relaxed)

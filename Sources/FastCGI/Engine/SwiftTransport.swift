@@ -1,7 +1,14 @@
 import FastCGIWire
 
-/// One request at threading level 2: input queued by the connection thread, output
-/// written as records to the connection.
+/// One request on the Swift engine (threading level 2, and async handlers at any
+/// level): input queued by the connection thread, output written as records to
+/// the connection.
+///
+/// A handler reads its input blocking (``read(_:max:)``, on its own thread) or
+/// suspending (``readAsync(_:max:)``, an async handler's task: no thread waits).
+/// A request alone on its connection is read no further than ``pauseAt`` bytes
+/// ahead of its handler: the serving thread waits (and so the web server,
+/// through TCP) until the handler takes some, returns or the request ends.
 final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     let requestID: Int
     let role: Role
@@ -32,7 +39,29 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         /// Output records not yet written: sent on flush, past `outputBufferSize`,
         /// or with END_REQUEST (one write for a small response).
         var output: [UInt8] = []
+        /// An async handler suspended in ``readAsync(_:max:)`` until input comes.
+        var reader: CheckedContinuation<Void, Never>?
+        /// Cancels an async handler's task when the request ends early.
+        var cancel: (@Sendable () -> Void)?
+
+        func isReadable(_ kind: InputKind) -> Bool {
+            aborted || (kind == .stdin ? (!stdin.isEmpty || stdinEnded) : (!data.isEmpty || dataEnded))
+        }
+
+        /// What a read of `kind` returns now (`isReadable` holds).
+        mutating func take(_ kind: InputKind, max: Int) -> Result<[UInt8], RequestError> {
+            if aborted {
+                if let failure = kind == .stdin ? stdinFailure : dataFailure { return .failure(failure) }
+                return .success([])
+            }
+            if kind == .stdin { return .success(SwiftTransport.take(&stdin, max: max, buffered: &buffered)) }
+            return .success(SwiftTransport.take(&data, max: max, buffered: &buffered))
+        }
     }
+
+    /// Input held for a handler alone on its connection before the serving
+    /// thread waits for it to read (as libfcgi's levels hold).
+    static let pauseAt = LibFCGIWorker.maxQueuedStdin
 
     /// How much output is held before it is written (libfcgi holds 8 KiB).
     static let outputBufferSize = 16 << 10
@@ -78,15 +107,22 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     func data(_ bytes: [UInt8]) { enqueue(bytes, stdin: false) }
 
     private func enqueue(_ bytes: [UInt8], stdin: Bool) {
-        let overflow = input.withLock { s -> Bool in
+        let (overflow, full, reader) = input.withLock { s -> (Bool, Bool, CheckedContinuation<Void, Never>?) in
+            defer { s.reader = nil }
             if bytes.isEmpty {
                 if stdin { s.stdinEnded = true } else { s.dataEnded = true }
-                return false
+                return (false, false, s.reader)
             }
-            guard !s.aborted else { return false }
+            guard !s.aborted else { return (false, false, nil) }
             s.buffered += bytes.count
             if stdin { s.stdin.append(bytes) } else { s.data.append(bytes) }
-            return s.buffered > maxBuffered
+            return (s.buffered > maxBuffered, s.launched && s.buffered > Self.pauseAt, s.reader)
+        }
+        reader?.resume()
+        if full && !overflow && connection.servesOneRequest && !connection.engine.poller.isCurrentThread {
+            // Backpressure: the handler reads slower than the body comes.
+            _ = input.wait(until: { $0.buffered <= Self.pauseAt || $0.aborted || $0.ended }) { _ in }
+            return
         }
         if overflow {
             connection.engine.statistics.limitHits.increment()
@@ -102,7 +138,9 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         let first = input.withLock { s in
             Self.markEnded(&s, failing: .inputCutShort(requestID: id, by: nil))
         }
-        if first { end() }
+        guard first else { return }
+        wakeAfterEarlyEnd()
+        end()
     }
 
     /// Past the request timeout or an input stall: ended like an abort, with a
@@ -116,6 +154,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
             return (s.output, !s.stdoutUsed)
         }
         guard let ending else { return }
+        wakeAfterEarlyEnd()
         end(before: ending.held + (ending.nothingWritten ? TimeoutPage.records(requestID: id, expiry: expiry) : []))
     }
 
@@ -129,22 +168,54 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         return true
     }
 
+    /// After an early end: a suspended read sees it, an async handler's task is
+    /// cancelled.
+    private func wakeAfterEarlyEnd() {
+        let (reader, cancel) = input.withLock { s in
+            defer {
+                s.reader = nil
+                s.cancel = nil
+            }
+            return (s.reader, s.cancel)
+        }
+        reader?.resume()
+        cancel?()
+    }
+
+    /// Runs `cancel` when the request ends early (an abort, a timeout, the
+    /// connection lost), or now if it already did: an async handler sees that as
+    /// the cancellation of its task.
+    func onEarlyEnd(_ cancel: @escaping @Sendable () -> Void) {
+        let already = input.withLock { s in
+            if !s.aborted { s.cancel = cancel }
+            return s.aborted
+        }
+        if already { cancel() }
+    }
+
     // MARK: Transport (handler thread)
 
     var isAborted: Bool { input.withLock { $0.aborted } }
 
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
-        let chunk = input.wait(until: { s in
-            s.aborted || (kind == .stdin ? (!s.stdin.isEmpty || s.stdinEnded) : (!s.data.isEmpty || s.dataEnded))
-        }) { s -> Result<[UInt8], RequestError> in
-            if s.aborted {
-                if let failure = kind == .stdin ? s.stdinFailure : s.dataFailure { return .failure(failure) }
-                return .success([])
-            }
-            if kind == .stdin { return .success(Self.take(&s.stdin, max: max, buffered: &s.buffered)) }
-            return .success(Self.take(&s.data, max: max, buffered: &s.buffered))
-        }
+        let chunk = input.wait(until: { $0.isReadable(kind) }) { $0.take(kind, max: max) }
         return try chunk?.get() ?? []
+    }
+
+    /// The async handler's read: suspends its task, holding no thread, until
+    /// input comes, the stream ends or the request ends early.
+    func readAsync(_ kind: InputKind, max: Int) async throws(RequestError) -> [UInt8] {
+        while true {
+            let ready = input.withLock { s in s.isReadable(kind) ? s.take(kind, max: max) : nil }
+            if let ready { return try ready.get() }
+            await withCheckedContinuation { (reader: CheckedContinuation<Void, Never>) in
+                let now = input.withLock { s in
+                    if !s.isReadable(kind) { s.reader = reader }
+                    return s.isReadable(kind)
+                }
+                if now { reader.resume() }
+            }
+        }
     }
 
     private static func take(_ queue: inout [[UInt8]], max: Int, buffered: inout Int) -> [UInt8] {
@@ -190,7 +261,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         }
         if !written {
             let error = RequestError("request \(id): the connection to the web server failed", cause: .aborted)
-            input.withLock { s in _ = Self.markEnded(&s, failing: error) }
+            if input.withLock({ s in Self.markEnded(&s, failing: error) }) { wakeAfterEarlyEnd() }
         }
         return written
     }

@@ -17,6 +17,9 @@ struct OSThread: @unchecked Sendable {
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
+    /// The calling thread's id (for "is this that thread?").
+    static var currentID: UInt { UInt(pthread_self()) }
+
     /// Starts `body` on a new detached thread.
     @discardableResult
     static func spawn(stackSize: Int = 512 << 10, _ body: @escaping @Sendable () -> Void) throws(ServerError) -> OSThread {

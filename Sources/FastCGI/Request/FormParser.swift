@@ -3,6 +3,14 @@
 enum FormParser {
     /// The fields of a query string and, for a POST, of its body (read through
     /// `body` with the form limit, and only for a form media type).
+    /// Whether ``parse(query:method:contentType:body:)`` reads the body: a POST
+    /// of a form.
+    static func readsBody(method: String?, contentType: String?) -> Bool {
+        guard method?.uppercased() == "POST" else { return false }
+        let mediaType = parseContentType(contentType ?? "").0
+        return mediaType == "application/x-www-form-urlencoded" || mediaType == "multipart/form-data"
+    }
+
     static func parse(
         query: [UInt8]?, method: String?, contentType: String?, body: (_ what: String) throws -> [UInt8]
     ) throws -> FieldCollector {

@@ -104,6 +104,33 @@ open class Request {
         get throws { try parsedForm().files }
     }
 
+    /// ``params`` for an async handler: reads a form body with `await` (holding
+    /// no thread while it arrives), then parses it as ``params`` does; ``params``
+    /// and ``files`` then answer without reading.
+    ///
+    /// ```swift
+    /// let server = Server(factories: [
+    ///     .responder: .async { request in
+    ///         let form = try await request.readForm()
+    ///         try request.write("Hello, \(form["name"]?.text ?? "world")!\n")
+    ///     }
+    /// ])
+    /// ```
+    @discardableResult
+    nonisolated(nonsending) public func readForm() async throws -> [String: FormValue] {
+        if let parsedFields { return parsedFields.result }
+        var body: [UInt8] = []
+        if FormParser.readsBody(method: environ["REQUEST_METHOD"], contentType: environ["CONTENT_TYPE"]) {
+            body = try await stdin.readAll(limit: limits.maxFormBytes, what: "form body")
+        }
+        let parsed = try FormParser.parse(
+            query: environ.bytes("QUERY_STRING"), method: environ["REQUEST_METHOD"],
+            contentType: environ["CONTENT_TYPE"]
+        ) { _ in body }
+        parsedFields = parsed
+        return parsed.result
+    }
+
     private func parsedForm() throws -> FieldCollector {
         if let parsedFields { return parsedFields }
         let parsed = try FormParser.parse(

@@ -2,6 +2,9 @@
 /// filter role's `FCGI_DATA`).
 ///
 /// Reads block until bytes arrive or the stream ends; an empty result means the end.
+/// In an async handler, read with `await`: the `async` forms suspend the handler's
+/// task instead, and the stream is an `AsyncSequence` of chunks
+/// (`for try await chunk in request.stdin`).
 public final class RequestInput {
     private let transport: any RequestTransport
     private let kind: InputKind
@@ -56,6 +59,46 @@ public final class RequestInput {
         }
     }
 
+    /// Reads at most `max` bytes, suspending until some arrive; an empty array at
+    /// the end of the stream.
+    nonisolated(nonsending) public func read(_ max: Int = 65536) async throws(RequestError) -> [UInt8] {
+        guard max > 0 else { return [] }
+        if pendingStart < pending.count {
+            let n = Swift.min(max, pending.count - pendingStart)
+            defer { consumePending(n) }
+            return Array(pending[pendingStart..<pendingStart + n])
+        }
+        guard !atEnd else { return [] }
+        let chunk = try await transport.readAsync(kind, max: max)
+        if chunk.isEmpty { atEnd = true }
+        return chunk
+    }
+
+    /// Reads the rest of the stream, suspending while it arrives.
+    nonisolated(nonsending) public func readAll() async throws(RequestError) -> [UInt8] {
+        try await readAll(limit: .max, what: "the body")
+    }
+
+    /// Reads the rest of the stream as text (UTF-8, invalid bytes replaced),
+    /// suspending while it arrives.
+    nonisolated(nonsending) public func readString() async throws(RequestError) -> String {
+        String(decoding: try await readAll(), as: UTF8.self)
+    }
+
+    /// ``readAll(limit:what:)``, suspending while the stream arrives.
+    nonisolated(nonsending) func readAll(limit: Int, what: String) async throws(RequestError) -> [UInt8] {
+        var out: [UInt8] = []
+        while true {
+            let chunk = try await read(65536)
+            if chunk.isEmpty { return out }
+            guard out.count + chunk.count <= limit else {
+                throw RequestError(
+                    "request \(transport.requestID): \(what) exceeds the \(limit)-byte limit", cause: .limitExceeded)
+            }
+            out.append(contentsOf: chunk)
+        }
+    }
+
     /// Reads one line including its `\n`; the last line may lack it. Nil at the end.
     public func readLine() throws(RequestError) -> [UInt8]? {
         while true {
@@ -94,4 +137,28 @@ public final class RequestInput {
             pendingStart = 0
         }
     }
+}
+
+extension RequestInput: AsyncSequence {
+    public typealias Element = [UInt8]
+    public typealias Failure = RequestError
+
+    /// The stream's chunks, as they arrive.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let input: RequestInput
+
+        /// The next chunk; nil at the end of the stream.
+        nonisolated(nonsending) public mutating func next() async throws(RequestError) -> [UInt8]? {
+            let chunk = try await input.read(65536)
+            return chunk.isEmpty ? nil : chunk
+        }
+
+        /// The next chunk; nil at the end of the stream.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(RequestError) -> [UInt8]? {
+            try await next()
+        }
+    }
+
+    /// Iterates the stream's chunks, suspending while they arrive.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(input: self) }
 }

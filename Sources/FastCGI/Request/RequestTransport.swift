@@ -18,12 +18,23 @@ protocol RequestTransport: AnyObject {
     var environment: Environment { get }
     /// Up to `max` bytes of `kind`; empty at the end of the stream.
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8]
+    /// Up to `max` bytes of `kind`, suspending the calling task (not blocking its
+    /// thread) until some come; empty at the end of the stream.
+    nonisolated(nonsending) func readAsync(_ kind: InputKind, max: Int) async throws(RequestError) -> [UInt8]
     /// Writes body or error bytes; returns false when the peer is gone.
     func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool
     /// Pushes buffered output to the peer; returns false when the peer is gone.
     func flush() -> Bool
     /// Whether the web server aborted the request or went away.
     var isAborted: Bool { get }
+}
+
+extension RequestTransport {
+    /// Transports whose input is at hand (in memory, CGI's stdin) read as they
+    /// always do.
+    nonisolated(nonsending) func readAsync(_ kind: InputKind, max: Int) async throws(RequestError) -> [UInt8] {
+        try read(kind, max: max)
+    }
 }
 
 /// The engine-side handle a `Request` is created from.

@@ -46,4 +46,13 @@ extension Server {
         serve(transport)
         return TestResponse(stdout: transport.stdout, stderr: transport.stderr)
     }
+
+    /// ``respond(to:)`` in the calling task: an async handler is awaited there
+    /// (the blocking form waits for it on the calling thread, which in a task
+    /// would hold one of Swift concurrency's threads).
+    public func respond(to request: TestRequest) async -> TestResponse {
+        let transport = InMemoryTransport(request)
+        await serve(transport, logger: logger)
+        return TestResponse(stdout: transport.stdout, stderr: transport.stderr)
+    }
 }
