@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "authorizer", targets: ["authorizer"]),
         .executable(name: "filter", targets: ["filter"]),
         .executable(name: "guestbook", targets: ["guestbook"]),
+        .executable(name: "async-hello", targets: ["async-hello"]),
         .executable(name: "reference-echo", targets: ["reference-echo"]),
         .executable(name: "fcgi", targets: ["fcgi"]),
     ],
@@ -76,6 +77,7 @@ let package = Package(
         .executableTarget(name: "authorizer", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "filter", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "guestbook", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        .executableTarget(name: "async-hello", dependencies: ["ExampleSupport"], swiftSettings: strict),
         // The echo contract in C on libfcgi alone: the reference for differential
         // tests and benchmarks.
         .executableTarget(name: "reference-echo", dependencies: ["CFCGI"], linkerSettings: [.linkedLibrary("pthread")]),
@@ -89,7 +91,8 @@ let package = Package(
         .testTarget(
             name: "FastCGITests",
             dependencies: [
-                "FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter", "guestbook", "reference-echo",
+                "FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter", "guestbook", "async-hello",
+                "reference-echo",
                 "fcgi",
             ],
             swiftSettings: strict

@@ -59,6 +59,35 @@ struct InMemoryTests {
         #expect(server.respond(to: TestRequest("POST", "/sign", body: Array("a=%zz".utf8))).status == 400)
     }
 
+    /// The README's async handler, word for word but for the sleep.
+    struct SlowHello: AsyncHandler {
+        func process(_ request: Request) async throws {
+            let form = try await request.readForm()  // the body read with await
+            try await Task.sleep(for: .milliseconds(2))  // no thread held meanwhile
+            try request.setHeader("Content-Type", "text/plain")
+            try request.write("Hello, \(form["name"]?.string ?? "world")!\n")
+        }
+    }
+
+    @Test("an async handler in memory: a form post, the body as chunks, an error page")
+    func asyncHandler() async throws {
+        let server = Server(factories: [.responder: .type(SlowHello.self)], threadingLevel: 2)
+        let post = TestRequest(
+            "POST", "/", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array("name=Zoë".utf8))
+        #expect(await server.respond(to: post).text == "Hello, Zoë!\n")
+        let chunks = Server(factories: [
+            .responder: .async { request in
+                var count = 0
+                for try await chunk in request.stdin { count += chunk.count }
+                try request.write("\(count) bytes")
+            }
+        ])
+        #expect(
+            await chunks.respond(to: TestRequest("POST", "/", body: Array(repeating: 7, count: 200_000))).text == "200000 bytes")
+        let failing = Server(asyncResponder: { _ in throw HTTPError(.notFound, "none here") })
+        #expect(await failing.respond(to: TestRequest("GET", "/x")).status == 404)
+    }
+
     @Test("an address as a string literal, as the README writes it")
     func addressLiteral() {
         let server = Server(address: "unix:/run/app/app.sock") { request in try request.write("hi") }

@@ -18,6 +18,25 @@ struct NginxTests {
         #expect(String(decoding: body, as: UTF8.self) == "Hello, nginx!\n")
     }
 
+    @Test("async-hello through nginx at levels 1 and 2, with 16 clients awaiting at once", arguments: ["1", "2"])
+    func asyncHello(level: String) throws {
+        let app = try RunningApp("async-hello", arguments: ["--threading-level", level, "--workers", "16"])
+        let nginx = try RunningNginx(upstream: app.address)
+        let start = Date()
+        let failures = Failures()
+        onParallelThreads(16) { i in
+            do {
+                let (code, body) = try nginx.curl("/?name=n\(i)&delay_ms=300")
+                if code != 200 || body != Data("Hello, n\(i)!\n".utf8) { failures.add("client \(i): \(code)") }
+            } catch {
+                failures.add("client \(i): \(error)")
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        // Sixteen 300 ms waits at once, not one after another.
+        #expect(Date().timeIntervalSince(start) < 3)
+    }
+
     @Test("POST of 1 MiB echoed back byte for byte")
     func post() throws {
         let app = try RunningApp("echo")
