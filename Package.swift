@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "FastCGIWire", targets: ["FastCGIWire"]),
         .library(name: "FastCGIClient", targets: ["FastCGIClient"]),
+        .library(name: "FastCGIService", targets: ["FastCGIService"]),
         .executable(name: "hello", targets: ["hello"]),
         .executable(name: "echo", targets: ["echo"]),
         .executable(name: "authorizer", targets: ["authorizer"]),
@@ -27,6 +28,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // libfcgi (Debian libfcgi-dev): the C engine behind threading levels 0 and 1.
@@ -61,6 +63,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Server as a swift-service-lifecycle Service: its own target, so an app
+        // that only imports FastCGI never builds ServiceLifecycle.
+        .target(
+            name: "FastCGIService",
+            dependencies: ["FastCGI", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strict
+        ),
         // Command-line options shared by the example apps.
         .target(
             name: "ExampleSupport",
@@ -91,9 +100,10 @@ let package = Package(
         .testTarget(
             name: "FastCGITests",
             dependencies: [
-                "FastCGI", "FastCGIWire", "FastCGIClient", "hello", "echo", "authorizer", "filter", "guestbook", "async-hello",
+                "FastCGI", "FastCGIWire", "FastCGIClient", "FastCGIService", "hello", "echo", "authorizer", "filter", "guestbook",
+                "async-hello",
                 "reference-echo",
-                "fcgi",
+                "fcgi", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -278,6 +278,35 @@ public final class Server: Sendable {
         if let created { Socket.removeFile(created) }
     }
 
+    /// ``run()`` from async code: runs it on a thread of its own (it blocks) and
+    /// returns when it does. Cancelling the calling task stops the server as
+    /// ``exit()`` does: requests in flight finish first.
+    ///
+    /// ```swift
+    /// let server = Server(address: "127.0.0.1:9000", asyncResponder: { request in try request.write("hi") })
+    /// let serving = Task { try await server.runUntilStopped() }
+    /// ```
+    public func runUntilStopped() async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                do {
+                    try OSThread.spawn(stackSize: 1 << 20) { [self] in
+                        do {
+                            try run()
+                            done.resume()
+                        } catch {
+                            done.resume(throwing: error)
+                        }
+                    }
+                } catch {
+                    done.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            exit()
+        }
+    }
+
     /// Makes ``run()`` return: callable from any thread, a handler included. No new
     /// connections are accepted; requests in flight finish first (up to
     /// ``shutdownTimeout``).
