@@ -10,7 +10,13 @@ import FastCGIWire
 /// status, plus the 504 page of a request that timed out.
 enum MonitorPage {
     case ping
-    case status(json: Bool)
+    case status(StatusFormat)
+
+    /// How the status page is written: PHP-FPM's text (the default), `?json`,
+    /// or `?openmetrics` (the Prometheus / OpenMetrics text format).
+    enum StatusFormat {
+        case text, json, openMetrics
+    }
 
     /// The page `start` asks for, if monitoring serves it.
     init?(_ start: RequestStart, monitoring: Monitoring) {
@@ -21,8 +27,9 @@ enum MonitorPage {
         if let ping = monitoring.pingPath, path == ping {
             self = .ping
         } else if let status = monitoring.statusPath, path == status {
-            let query = params["QUERY_STRING"] ?? ""
-            self = .status(json: query.split(separator: "&").contains { $0 == "json" || $0.hasPrefix("json=") })
+            let items = (params["QUERY_STRING"] ?? "").split(separator: "&")
+            func asks(_ name: String) -> Bool { items.contains { $0 == name || $0.hasPrefix(name + "=") } }
+            self = .status(asks("openmetrics") ? .openMetrics : asks("json") ? .json : .text)
         } else {
             return nil
         }
@@ -35,12 +42,15 @@ enum MonitorPage {
         case .ping:
             let body = engine.server.monitoring.pingResponse + "\n"
             response = "Content-Type: text/plain\r\nCache-Control: no-cache\r\n\r\n" + body
-        case .status(let json):
+        case .status(let format):
             let status = StatusReport(engine: engine)
-            response =
-                json
-                ? "Content-Type: application/json\r\nCache-Control: no-cache\r\n\r\n" + status.json
-                : "Content-Type: text/plain\r\nCache-Control: no-cache\r\n\r\n" + status.text
+            let (type, body) =
+                switch format {
+                case .text: ("text/plain", status.text)
+                case .json: ("application/json", status.json)
+                case .openMetrics: ("application/openmetrics-text; version=1.0.0; charset=utf-8", status.openMetrics)
+                }
+            response = "Content-Type: \(type)\r\nCache-Control: no-cache\r\n\r\n" + body
         }
         var out: [UInt8] = []
         StreamWriter.append(Array(response.utf8), type: .stdout, requestID: requestID, close: false, into: &out)
@@ -155,5 +165,35 @@ struct StatusReport {
             }
         }
         return "{" + items.joined(separator: ",") + "}\n"
+    }
+
+    /// The figures that only grow: OpenMetrics counters (the rest are gauges).
+    static let counters: Set<String> = [
+        "accepted conn", "requests served", "limit hits", "refused requests", "aborted requests", "slow requests",
+        "timed out requests", "stalled requests", "get-values answered", "pool crashes", "pool recycled",
+        "pool reloads", "pool requests served",
+    ]
+
+    /// The OpenMetrics text format (Prometheus scrapes it): each number as
+    /// `fastcgi_<label>`, counters with `_total`, the pool's workers labelled by pid.
+    var openMetrics: String {
+        var out = ""
+        for field in fields {
+            let name = "fastcgi_" + field.label.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+            switch field.value {
+            case .number(let n):
+                let counter = Self.counters.contains(field.label)
+                out += "# TYPE \(name) \(counter ? "counter" : "gauge")\n# HELP \(name) \(field.label)\n"
+                out += "\(name)\(counter ? "_total" : "") \(n)\n"
+            case .text:
+                continue
+            case .workers(let workers):
+                out += "# TYPE \(name)_requests counter\n# HELP \(name)_requests requests served by each worker\n"
+                for w in workers { out += "\(name)_requests_total{pid=\"\(w.pid)\"} \(w.requests)\n" }
+                out += "# TYPE \(name)_rss_bytes gauge\n# HELP \(name)_rss_bytes each worker's resident memory\n"
+                for w in workers { out += "\(name)_rss_bytes{pid=\"\(w.pid)\"} \(w.residentBytes)\n" }
+            }
+        }
+        return out + "# EOF\n"
     }
 }

@@ -117,6 +117,18 @@ struct OperationsTests {
         #expect(body.contains("slow requests:"))
         // Ping and status requests are not counted as served requests.
         #expect(try Self.status(app.address)["requests served"] as? Int == 1)
+        // The same figures in the OpenMetrics text format, for Prometheus.
+        let metrics = try app.send(.http(uri: "/status?openmetrics"))
+        #expect(metrics.header("Content-Type")?.hasPrefix("application/openmetrics-text") == true)
+        let lines = String(decoding: metrics.body, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(lines.contains("# TYPE fastcgi_requests_served counter"))
+        #expect(lines.contains("fastcgi_requests_served_total 1"))
+        #expect(lines.contains("fastcgi_threading_level \(level)"))
+        #expect(lines.last == "# EOF")
+        // Every sample line is `name value`, with a name OpenMetrics allows.
+        for line in lines where !line.hasPrefix("#") {
+            #expect(line.wholeMatch(of: /[a-z_]+(\{pid="\d+"\})? -?\d+/) != nil, "\(line)")
+        }
         // Other paths still reach the handler.
         #expect(try app.send(.http(method: "POST", uri: "/pingx", body: [2])).body == [2])
     }
