@@ -10,6 +10,9 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-fcgi",
+    // Linux only: the engine is built on epoll and eventfd, and libfcgi comes
+    // from Debian's packages. SwiftPM cannot name Linux here; the macOS line only
+    // states the Synchronization module's minimum, not support for macOS.
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "FastCGI", targets: ["FastCGI"]),
