@@ -170,11 +170,13 @@ struct OperationsTests {
         let app = try RunningApp("echo", arguments: ["--threading-level", "2", "--request-timeout", timeout])
         let connection = try FastCGIConnection(to: app.address, timeout: 20)
         // Two stdin records (past the 64 KiB a request is held for before it
-        // starts), echoed and sent at once (past the transport's 16 KiB buffer);
-        // then the handler waits for more stdin that never comes.
+        // starts), each chunk echoed and flushed as it is read (ECHO_FLUSH: the
+        // handler may read the two records in one chunk or two, and a last small
+        // chunk would otherwise wait in the request's buffer); then the handler
+        // waits for more stdin that never comes.
         let stdin = testBytes(66000)
         try connection.write(
-            Raw.begin(1, params: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "100000"])
+            Raw.begin(1, params: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "100000", "ECHO_FLUSH": "1"])
                 + Raw.stream(.stdin, 1, stdin, close: false))
         let reply = try connection.readResponse(requestID: 1)
         #expect(reply.header("Content-Type") == "application/octet-stream", "no 504 page after output")
