@@ -25,11 +25,7 @@ public final class RequestInput {
     public func read(_ max: Int = .max) throws(RequestError) -> [UInt8] {
         if max == .max { return try readAll() }
         guard max > 0 else { return [] }
-        if pendingStart < pending.count {
-            let n = Swift.min(max, pending.count - pendingStart)
-            defer { consumePending(n) }
-            return Array(pending[pendingStart..<pendingStart + n])
-        }
+        if let held = takePending(max) { return held }
         return try fill(max)
     }
 
@@ -52,8 +48,7 @@ public final class RequestInput {
             let chunk = try fill(65536)
             if chunk.isEmpty { return out }
             guard out.count + chunk.count <= limit else {
-                throw RequestError(
-                    "request \(transport.requestID): \(what) exceeds the \(limit)-byte limit", cause: .limitExceeded)
+                throw overLimit(limit, what)
             }
             out.append(contentsOf: chunk)
         }
@@ -63,11 +58,7 @@ public final class RequestInput {
     /// the end of the stream.
     nonisolated(nonsending) public func read(_ max: Int = 65536) async throws(RequestError) -> [UInt8] {
         guard max > 0 else { return [] }
-        if pendingStart < pending.count {
-            let n = Swift.min(max, pending.count - pendingStart)
-            defer { consumePending(n) }
-            return Array(pending[pendingStart..<pendingStart + n])
-        }
+        if let held = takePending(max) { return held }
         guard !atEnd else { return [] }
         let chunk = try await transport.readAsync(kind, max: max)
         if chunk.isEmpty { atEnd = true }
@@ -92,8 +83,7 @@ public final class RequestInput {
             let chunk = try await read(65536)
             if chunk.isEmpty { return out }
             guard out.count + chunk.count <= limit else {
-                throw RequestError(
-                    "request \(transport.requestID): \(what) exceeds the \(limit)-byte limit", cause: .limitExceeded)
+                throw overLimit(limit, what)
             }
             out.append(contentsOf: chunk)
         }
@@ -128,6 +118,18 @@ public final class RequestInput {
         let chunk = try transport.read(kind, max: max)
         if chunk.isEmpty { atEnd = true }
         return chunk
+    }
+
+    /// Up to `max` bytes kept back by ``readLine()``; nil when none are.
+    private func takePending(_ max: Int) -> [UInt8]? {
+        guard pendingStart < pending.count else { return nil }
+        let n = Swift.min(max, pending.count - pendingStart)
+        defer { consumePending(n) }
+        return Array(pending[pendingStart..<pendingStart + n])
+    }
+
+    private func overLimit(_ limit: Int, _ what: String) -> RequestError {
+        RequestError("request \(transport.requestID): \(what) exceeds the \(limit)-byte limit", cause: .limitExceeded)
     }
 
     private func consumePending(_ n: Int) {
