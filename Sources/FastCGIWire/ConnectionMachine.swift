@@ -115,6 +115,16 @@ public struct ConnectionMachine: Sendable {
     /// Requests begun and not yet ended.
     public var activeCount: Int { active.count }
 
+    /// Whether a request in flight still waits for input from the peer (its
+    /// params, its stdin or its filter data have not ended). When none does, the
+    /// peer owes nothing until a request ends, so the connection's thread may go.
+    public var awaitsInput: Bool {
+        active.values.contains { request in
+            if case .params = request.phase { return true }
+            return !request.inputComplete
+        }
+    }
+
     /// How many FCGI_GET_VALUES records were answered on this connection.
     public private(set) var getValuesAnswered = 0
 

@@ -255,6 +255,31 @@ struct ConnectionMachineTests {
         return out
     }
 
+    @Test("awaitsInput: true from BEGIN until every stream of every request in flight ended")
+    func awaitsInput() {
+        var m = machine(multiplexing: true, roles: [.responder, .filter, .authorizer])
+        #expect(!m.awaitsInput)
+        var filter = Record.beginRequest(requestID: 2, role: .filter, keepConnection: true).encoded
+        #expect(m.receive(filter).isEmpty)
+        #expect(m.awaitsInput)  // in params
+        filter = []
+        StreamWriter.appendParams([NameValuePair("A", "1")], requestID: 2, into: &filter)
+        StreamWriter.append([], type: .stdin, requestID: 2, close: true, into: &filter)
+        _ = m.receive(filter)
+        #expect(m.awaitsInput)  // its FCGI_DATA is still open
+        _ = m.receive(Record(type: .data, requestID: 2, content: []).encoded)
+        #expect(!m.awaitsInput)  // running, all its input in
+        _ = m.receive(authorizerRequest(3))
+        #expect(!m.awaitsInput)  // an authorizer's input ends with its params
+        var open = Record.beginRequest(requestID: 4, role: .responder, keepConnection: true).encoded
+        StreamWriter.appendParams([NameValuePair("A", "1")], requestID: 4, into: &open)
+        open += Record(type: .stdin, requestID: 4, content: Array("part".utf8)).encoded
+        _ = m.receive(open)
+        #expect(m.awaitsInput)  // its stdin has not ended
+        _ = m.requestEnded(4)
+        #expect(!m.awaitsInput)
+    }
+
     @Test("an authorizer's input is complete when its params end: no STDIN awaited")
     func authorizerWithoutStdin() {
         var m = machine(roles: [.responder, .authorizer])

@@ -120,6 +120,12 @@ final class Connection: @unchecked Sendable {
 
         /// Nothing in flight, nothing to do: the connection may wait for input.
         var isQuiet: Bool { sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed }
+        /// Requests in flight, but none waits for input and nothing is queued:
+        /// until a request ends (which wakes the connection) only new input
+        /// matters, so the connection may wait in the poller like a quiet one.
+        var onlyRunning: Bool {
+            !sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed && !machine.awaitsInput
+        }
     }
 
     private let state: Guarded<State>
@@ -182,23 +188,26 @@ final class Connection: @unchecked Sendable {
 
     /// Waits for input (or a wake-up) and feeds what arrives to the machine.
     private func waitForInput(_ buffer: inout [UInt8], wakeup: Wakeup) -> Wait {
-        let (quiet, readClosed, deadline) = state.withLock { s -> (Bool, Bool, Double?) in
+        let (quiet, mayPark, readClosed, deadline) = state.withLock { s -> (Bool, Bool, Bool, Double?) in
             let quiet = s.isQuiet
             // Nothing in flight: no other thread has anything for this one but a
             // drain (which shuts the read side down), so it blocks in read alone.
             if quiet { s.inQuietRead = true }
-            return (quiet, s.machine.readClosed, s.stalls.nextDeadline)
+            return (quiet, s.onlyRunning, s.machine.readClosed, s.stalls.nextDeadline)
         }
         if quiet {
             // Nothing came for `linger`: the thread goes back to the pool.
-            guard readAndFeed(&buffer, endingQuietRead: true) else { return park() ? .parked : .done }
+            guard readAndFeed(&buffer, endingQuietRead: true) else { return park(whileRunning: false) ? .parked : .done }
             return .done
         }
         // Requests in flight: their threads may queue actions (an end, a close)
         // and signal `wakeup`. Once the peer's side is closed only that matters:
         // requests whose input was complete run on and are answered. A request
-        // waiting for input is ended once it stalls past the input timeout.
-        let timeout = deadline.map { Int32(clamping: Int((($0 - MonotonicClock.seconds()) * 1000).rounded(.up))) }
+        // waiting for input is ended once it stalls past the input timeout. When
+        // none waits for input (an async handler awaiting, a long handler), the
+        // thread waits `linger` and then parks the connection, work and all.
+        var timeout = deadline.map { Int32(clamping: Int((($0 - MonotonicClock.seconds()) * 1000).rounded(.up))) }
+        if mayPark { timeout = Int32(Self.linger * 1000) }
         let ready: [Bool]
         do {
             ready = try FileDescriptor.waitReadable(
@@ -207,6 +216,7 @@ final class Connection: @unchecked Sendable {
             closedByPeer()
             return .done
         }
+        if mayPark && !ready[0] && !ready[1] { return park(whileRunning: true) ? .parked : .done }
         if ready[1] { wakeup.clear() }
         if ready[0] { _ = readAndFeed(&buffer) }
         if deadline != nil { endStalledRequests() }
@@ -247,14 +257,16 @@ final class Connection: @unchecked Sendable {
         return true
     }
 
-    /// Parks the quiet connection in the poller; false if something came up.
-    private func park() -> Bool {
+    /// Parks the connection in the poller — a quiet one, or one whose requests
+    /// only run (`whileRunning`: exempt from the idle timeout until they end);
+    /// false if something came up.
+    private func park(whileRunning: Bool) -> Bool {
         state.withLock { s in
-            guard s.isQuiet else { return false }
+            guard whileRunning ? s.onlyRunning : s.isQuiet else { return false }
             s.parked = true
             s.serving = nil
             // Under the lock: registered before anyone can take it up and close it.
-            engine.poller.park(self)
+            engine.poller.park(self, idle: !whileRunning)
             return true
         }
     }
@@ -554,6 +566,8 @@ final class Connection: @unchecked Sendable {
             if s.sinks.removeValue(forKey: requestID) == nil { s.ended.insert(requestID) }
             s.stalls.ended(requestID)
             s.pending += s.machine.requestEnded(requestID)
+            // Parked while its requests ran: idle from now on.
+            if s.parked && s.sinks.isEmpty { engine.poller.becameIdle(self) }
             return !s.pending.isEmpty || s.draining
         }
     }

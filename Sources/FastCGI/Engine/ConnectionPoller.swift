@@ -43,8 +43,9 @@ final class ConnectionPoller: @unchecked Sendable {
     private struct State {
         /// Connections whose thread runs a handler.
         var busy: [Int: Busy] = [:]
-        /// Parked connections and when they were parked (milliseconds).
-        var parked: [Int: (connection: Connection, since: Int)] = [:]
+        /// Parked connections and since when they are idle (milliseconds; nil
+        /// while requests run on them: not swept).
+        var parked: [Int: (connection: Connection, since: Int?)] = [:]
         /// Connections in the epoll set (armed or not).
         var registered: Set<Int> = []
         /// The poller waits without ticking: ``busy(_:)`` must wake it.
@@ -89,19 +90,32 @@ final class ConnectionPoller: @unchecked Sendable {
 
     /// Parks `connection`: the poller takes it up again when it is readable. Called
     /// by the connection under its state lock, so it is registered before anyone
-    /// can take it up and close it (which ``forget(_:)``s it).
-    func park(_ connection: Connection) {
+    /// can take it up and close it (which ``forget(_:)``s it). A connection whose
+    /// requests still run (not `idle`) is not swept until ``becameIdle(_:)``.
+    func park(_ connection: Connection, idle: Bool = true) {
         let now = MonotonicClock.coarseMilliseconds()
         let (failure, wakeForSweep) = state.withLock { s -> (SystemError?, Bool) in
             // A poller asleep with nothing parked has no sweep to do: now it has.
-            let wakeForSweep = idleTimeout != nil && s.sleeping && s.parked.isEmpty
-            s.parked[connection.number] = (connection, now)
+            let wakeForSweep = idle && idleTimeout != nil && s.sleeping && s.parked.isEmpty
+            s.parked[connection.number] = (connection, idle ? now : nil)
             let adding = s.registered.insert(connection.number).inserted
             return (epoll.armResult(connection.descriptor, key: UInt64(connection.number), adding: adding), wakeForSweep)
         }
         // Cannot happen for a live socket; if it does, the idle sweep still ends it.
         if let failure { logger.error("cannot watch connection \(connection.number): \(failure)") }
         if wakeForSweep { wake() }
+    }
+
+    /// The last request of a connection parked while they ran ended: its idle
+    /// time starts now (under the connection's state lock, as ``park(_:idle:)``).
+    func becameIdle(_ connection: Connection) {
+        let now = MonotonicClock.coarseMilliseconds()
+        // Parked, so the poller already sweeps (it never sleeps with parked ones).
+        state.withLock { s in
+            if s.parked[connection.number] != nil && s.parked[connection.number]?.since == nil {
+                s.parked[connection.number]?.since = now
+            }
+        }
     }
 
     // MARK: Busy connections (levels 0 and 1)
@@ -220,7 +234,7 @@ final class ConnectionPoller: @unchecked Sendable {
             var expired: [Connection] = []
             if let idleTimeout {
                 let limit = Int(idleTimeout * 1000)
-                for (number, entry) in s.parked where now - entry.since >= limit {
+                for (number, entry) in s.parked where entry.since.map({ now - $0 >= limit }) ?? false {
                     expired.append(entry.connection)
                     s.parked.removeValue(forKey: number)
                 }

@@ -23,13 +23,18 @@ struct ServiceTests {
             threadingLevel: 2, address: .unix(path: "\(directory.path)/service.sock"), handleSignals: false)
         let group = ServiceGroup(services: [FastCGIService(server)], logger: Logger(label: "test"))
         let running = Task { try await group.run() }
-        try Net.waitUntilListening(address)
-        let connection = try FastCGIConnection(to: address)
-        try connection.write(FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET")]))
+        // Blocking client code off the cooperative pool: the group and the async
+        // handler need it.
+        let connection = try await OffPool.run {
+            try Net.waitUntilListening(address)
+            let connection = try FastCGIConnection(to: address)
+            try connection.write(FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET")]))
+            return Lent(connection)
+        }
         // The request is in flight (sleeping) when the group shuts down.
         try await Task.sleep(for: .milliseconds(100))
         await group.triggerGracefulShutdown()
-        let reply = try connection.readResponse()
+        let reply = try await OffPool.run { try connection.value.readResponse() }
         #expect(String(decoding: reply.body, as: UTF8.self) == "done\n")
         try await running.value
         #expect(server.isStopping)
