@@ -57,6 +57,11 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "End a request whose body stops arriving for this many seconds (default 60; 0: never).")
     public var inputTimeout: Double?
 
+    /// `--idle-timeout SECONDS`: close a kept connection with nothing in flight
+    /// after this long (``ConnectionLimits/idleTimeout``; 0 turns it off).
+    @Option(name: .long, help: "Close a kept connection idle for this many seconds (default 300; 0: never).")
+    public var idleTimeout: Double?
+
     /// `--processes N`: run as a process manager keeping N worker processes.
     @Option(
         name: .long,
@@ -107,7 +112,9 @@ public struct ServerOptions: ParsableArguments {
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
-        if let inputTimeout, !(inputTimeout >= 0) { throw ValidationError("--input-timeout must not be negative") }
+        for (name, seconds) in [("--input-timeout", inputTimeout), ("--idle-timeout", idleTimeout)] {
+            if let seconds, !(seconds >= 0) { throw ValidationError("\(name) must not be negative") }
+        }
         for (name, seconds) in [("--slow-request", slowRequest), ("--request-timeout", requestTimeout)] {
             if let seconds, !(seconds > 0) { throw ValidationError("\(name) takes a number of seconds above 0") }
         }
@@ -132,6 +139,7 @@ public struct ServerOptions: ParsableArguments {
     private var connectionLimits: ConnectionLimits {
         var limits = ConnectionLimits()
         if let inputTimeout { limits.inputTimeout = inputTimeout > 0 ? inputTimeout : nil }
+        if let idleTimeout { limits.idleTimeout = idleTimeout > 0 ? idleTimeout : nil }
         return limits
     }
 

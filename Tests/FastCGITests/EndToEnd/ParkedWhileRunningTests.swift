@@ -1,4 +1,3 @@
-import FastCGI
 import FastCGIClient
 import FastCGIWire
 import Foundation
@@ -8,70 +7,64 @@ import Testing
 /// they run (issue 19), and the idle timeout does not count that time: a request
 /// running longer than the timeout is answered, its kept connection stays usable,
 /// and only then, idle, is it closed.
-@Suite("Parked while running", .serialized, .timeLimit(.minutes(2)))
+///
+/// The servers are example apps in their own processes: an async server inside
+/// the test process would share the cooperative pool with tests that block it.
+@Suite("Parked while running", .timeLimit(.minutes(2)))
 struct ParkedWhileRunningTests {
     static let idleTimeout = 0.3
 
-    /// Runs `body` against a server on a fresh unix socket whose connections idle
-    /// out after ``idleTimeout``; its responder runs `work` for `?long` only.
-    static func withServer(
-        level: ThreadingLevel, async: Bool, _ body: @escaping @Sendable (String) throws -> Void
-    ) async throws {
-        let directory = try TempDirectory.make()
-        let path = "\(directory.path)/parked.sock"
-        var limits = ConnectionLimits()
-        limits.idleTimeout = idleTimeout
-        let factory: HandlerFactory =
-            async
-            ? .async { request in
-                if request.environ["QUERY_STRING"] == "long" { try await Task.sleep(for: .seconds(1)) }
-                try request.write("done\n")
-            }
-            : .closure { request in
-                if request.environ["QUERY_STRING"] == "long" { usleep(1_000_000) }
-                try request.write("done\n")
-            }
-        let server = Server(
-            factories: [.responder: factory], threadingLevel: level, address: .unix(path: path),
-            connectionLimits: limits, handleSignals: false)
-        let serving = Task { try await server.runUntilStopped() }
-        defer { serving.cancel() }
-        // Blocking client code off the cooperative pool: the async handlers need it.
-        try await OffPool.run {
-            try Net.waitUntilListening("unix:\(path)")
-            try body("unix:\(path)")
-        }
+    /// What one app is asked, and answers, for a request running 1 s and a quick one.
+    struct Workload: Sendable {
+        var app: String
+        var slow: [NameValuePair]
+        var slowAnswer: String
+        var quick: [NameValuePair]
+        var quickAnswer: String
     }
 
-    /// `ids` requests of 1 s each at once on one kept connection, then a quick one
-    /// on it; then the connection idles out, not sooner than the timeout.
-    static func check(_ address: String, ids: [UInt16]) throws {
-        let connection = try FastCGIConnection(to: address, timeout: 10)
-        func request(_ id: UInt16, _ query: String) -> [UInt8] {
+    static let asyncSleep = Workload(
+        app: "async-hello", slow: [NameValuePair("QUERY_STRING", "delay_ms=1000")], slowAnswer: "Hello, world!\n",
+        quick: [NameValuePair("QUERY_STRING", "name=you")], quickAnswer: "Hello, you!\n")
+    static let blockingSleep = Workload(
+        app: "echo", slow: [NameValuePair("ECHO_SLEEP_MS", "1000"), NameValuePair("ECHO_PARAM", "ECHO_SLEEP_MS")],
+        slowAnswer: "1000", quick: [NameValuePair("ECHO_PARAM", "ECHO_SLEEP_MS")], quickAnswer: "(absent)")
+
+    /// `ids` requests of 1 s each at once on one kept connection to a fresh `app`
+    /// at `level`, then a quick one on it; then the connection idles out, not
+    /// sooner than the timeout.
+    static func check(_ work: Workload, level: Int, ids: [UInt16]) throws {
+        let app = try RunningApp(
+            work.app, unix: true, arguments: ["--threading-level", "\(level)", "--idle-timeout", "\(idleTimeout)"])
+        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        func request(_ id: UInt16, _ params: [NameValuePair]) -> [UInt8] {
             FastCGIRequest(
-                requestID: id, params: [NameValuePair("REQUEST_METHOD", "GET"), NameValuePair("QUERY_STRING", query)],
-                keepConnection: true
+                requestID: id, params: [NameValuePair("REQUEST_METHOD", "GET")] + params, keepConnection: true
             ).encoded
         }
-        try connection.write(ids.flatMap { request($0, "long") })
+        try connection.write(ids.flatMap { request($0, work.slow) })
         for id in ids {
-            #expect(String(decoding: try connection.readResponse(requestID: id).body, as: UTF8.self) == "done\n")
+            let reply = try connection.readResponse(requestID: id)
+            #expect(reply.protocolStatus == .requestComplete)
+            #expect(String(decoding: reply.body, as: UTF8.self) == work.slowAnswer)
         }
-        try connection.write(request(1, ""))
-        #expect(String(decoding: try connection.readResponse().body, as: UTF8.self) == "done\n")
+        try connection.write(request(1, work.quick))
+        let quick = String(decoding: try connection.readResponse().body, as: UTF8.self)
+        #expect(quick == work.quickAnswer)
         let idleSince = Date()
         #expect(try connection.readRecord() == nil, "the idle connection is closed")
         #expect(Date().timeIntervalSince(idleSince) >= idleTimeout * 0.8, "closed before the idle timeout")
     }
 
     @Test("async handlers awaiting 1 s (idle timeout 0.3 s): answered on a kept connection, which then idles out")
-    func asyncHandlers() async throws {
-        try await Self.withServer(level: .multiplexed, async: true) { try Self.check($0, ids: [1, 2, 3]) }
+    func asyncHandlers() throws {
+        try Self.check(Self.asyncSleep, level: 2, ids: [1, 2, 3])
     }
 
-    @Test("blocking handlers running 1 s (idle timeout 0.3 s): the same, at levels 1 and 2")
-    func blockingHandlers() async throws {
-        try await Self.withServer(level: .perConnection, async: false) { try Self.check($0, ids: [1]) }
-        try await Self.withServer(level: .multiplexed, async: false) { try Self.check($0, ids: [1, 2]) }
+    @Test(
+        "blocking handlers running 1 s (idle timeout 0.3 s): the same, at levels 1 and 2",
+        arguments: [(1, [UInt16(1)]), (2, [1, 2])])
+    func blockingHandlers(level: Int, ids: [UInt16]) throws {
+        try Self.check(Self.blockingSleep, level: level, ids: ids)
     }
 }
