@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(name: "authorizer", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "filter", dependencies: ["ExampleSupport"], swiftSettings: strict),
         .executableTarget(name: "guestbook", dependencies: ["ExampleSupport"], swiftSettings: strict),
-        .executableTarget(name: "async-hello", dependencies: ["ExampleSupport"], swiftSettings: strict),
+        .executableTarget(name: "async-hello", dependencies: ["ExampleSupport", "FastCGIService"], swiftSettings: strict),
         // The echo contract in C on libfcgi alone: the reference for differential
         // tests and benchmarks.
         .executableTarget(name: "reference-echo", dependencies: ["CFCGI"], linkerSettings: [.linkedLibrary("pthread")]),

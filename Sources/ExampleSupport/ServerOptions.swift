@@ -158,9 +158,10 @@ public struct ServerOptions: ParsableArguments {
         return params
     }
 
-    /// A server with these options and `handlers`.
+    /// A server with these options and `handlers`; `handleSignals` as
+    /// ``FastCGI/Server/handleSignals`` (false when a `ServiceGroup` owns them).
     public func makeServer(
-        handlers: [Role: HandlerFactory], requestType: Request.Type = Request.self
+        handlers: [Role: HandlerFactory], requestType: Request.Type = Request.self, handleSignals: Bool = true
     ) throws -> Server {
         var handlers = handlers
         var requestType = requestType
@@ -185,6 +186,7 @@ public struct ServerOptions: ParsableArguments {
             connectionLimits: connectionLimits,
             logLevel: Logger.Level(rawValue: logLevel),
             shutdownTimeout: shutdownTimeout,
+            handleSignals: handleSignals,
             monitoring: monitoring,
             activationSocketName: socketName,
             socketPermissions: try socketPermissions(),

@@ -6,39 +6,29 @@ import Logging
 import ServiceLifecycle
 import Testing
 
-/// `FastCGIService`: a Server in a swift-service-lifecycle ServiceGroup.
-@Suite("Service lifecycle", .serialized, .timeLimit(.minutes(2)))
+/// `FastCGIService`: a Server in a swift-service-lifecycle ServiceGroup, as
+/// `async-hello` runs it (in its own process: the group owns its signals).
+@Suite("Service lifecycle", .timeLimit(.minutes(2)))
 struct ServiceTests {
-    @Test("a graceful shutdown lets the request in flight finish, then run() returns")
-    func gracefulShutdown() async throws {
-        let directory = try TempDirectory.make()
-        let address = "unix:\(directory.path)/service.sock"
-        let server = Server(
-            factories: [
-                .responder: .async { request in
-                    try await Task.sleep(for: .milliseconds(500))
-                    try request.write("done\n")
-                }
-            ],
-            threadingLevel: 2, address: .unix(path: "\(directory.path)/service.sock"), handleSignals: false)
-        let group = ServiceGroup(services: [FastCGIService(server)], logger: Logger(label: "test"))
-        let running = Task { try await group.run() }
-        // Blocking client code off the cooperative pool: the group and the async
-        // handler need it.
-        let connection = try await OffPool.run {
-            try Net.waitUntilListening(address)
-            let connection = try FastCGIConnection(to: address)
-            try connection.write(FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET")]))
-            return Lent(connection)
+    @Test(
+        "async-hello in a ServiceGroup: a signal lets the request in flight finish, then the process exits 0",
+        arguments: [SIGTERM, SIGINT, SIGUSR1])
+    func gracefulShutdown(signal: Int32) throws {
+        let app = try RunningApp(
+            "async-hello", unix: true, arguments: ["--threading-level", "2", "--status-path", "/status"])
+        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        try connection.write(FastCGIRequest.http(uri: "/?delay_ms=700&name=drain").encoded)
+        // Signal once the request is in flight (sleeping), as the status page says.
+        let deadline = Date().addingTimeInterval(10)
+        while try OperationsTests.status(app.address)["requests in flight"] as? Int != 1 {
+            guard Date() < deadline else { throw TestFailure("the request never showed as in flight") }
+            usleep(10_000)
         }
-        // The request is in flight (sleeping) when the group shuts down.
-        try await Task.sleep(for: .milliseconds(100))
-        await group.triggerGracefulShutdown()
-        let reply = try await OffPool.run { try connection.value.readResponse() }
-        #expect(String(decoding: reply.body, as: UTF8.self) == "done\n")
-        try await running.value
-        #expect(server.isStopping)
-        #expect(throws: (any Error).self) { try FastCGIConnection(to: address, timeout: 1) }
+        app.child.signal(signal)
+        let reply = try connection.readResponse()
+        #expect(String(decoding: reply.body, as: UTF8.self) == "Hello, drain!\n")
+        #expect(app.child.waitForExit(timeout: 10) == 0)
+        #expect(throws: (any Error).self) { try FastCGIConnection(to: app.address, timeout: 1) }
     }
 }
 
