@@ -10,7 +10,8 @@
 // makes the handler throw; ECHO_EXIT=1 calls
 // Server.exit() from inside the handler; ECHO_SLEEP_MS=N (or the header
 // X-Echo-Sleep-Ms: N) sleeps N ms first;
-// ECHO_FLUSH=1 flushes after each chunk echoed (a gzip sync flush with --gzip);
+// ECHO_FLUSH=1 flushes after each chunk echoed, and the filter after its stdin
+// (a gzip sync flush with --gzip);
 // ECHO_PAGE=N answers with N bytes of a generated HTML table instead (a page for
 // the gzip benchmark; repeated past 1 MiB); ECHO_DISCARD=1 answers `ok` without
 // reading the body (an upload the handler ignores; the C reference reads and
@@ -120,6 +121,7 @@ struct EchoFilter: Handler {
         try request.setHeader("Content-Type", "text/plain")
         try request.outputHeaders()
         try request.write(try request.stdin.readAll())
+        if request.environ["ECHO_FLUSH"] == "1" { request.flush() }
         try request.write(try request.fastcgiData.readAll())
     }
 }

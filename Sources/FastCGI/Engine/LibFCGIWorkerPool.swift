@@ -122,6 +122,9 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         /// stdout (and stderr behind it) as records not yet written: sent once
         /// ``LibFCGIWorker/outputBatch`` bytes wait, on a flush, or with END_REQUEST.
         var heldOutput: [UInt8] = []
+        /// A flush (or stderr) came while the output was held for the end of
+        /// stdin (``RequestLimits/maxOutputBeforeBodyEnd``): sent once it ended.
+        var flushPending = false
         /// The request's params (with FCGI_ROLE, as libfcgi's envp has them).
         var environment = Environment(block: NameValueBlock())
     }
@@ -201,13 +204,8 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// written once ``outputBatch`` bytes wait, on a flush, before stderr, or with
     /// END_REQUEST (the usual small response: no write here at all).
     func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool, pushing: Bool) -> Bool {
-        enum Next {
-            case gone
-            case kept
-            case send(Connection, generation: Int, [UInt8])
-        }
         let next = current.withLock { c -> Next in
-            guard !c.endedEarly, let connection = c.connection else { return .gone }
+            guard !c.endedEarly, c.connection != nil else { return .gone }
             if !bytes.isEmpty {
                 if toError { c.stderrUsed = true } else { c.stdoutSent = true }
                 let needed = c.heldOutput.count + bytes.count + 16 * (bytes.count / 65535 + 1) + 40
@@ -217,9 +215,17 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
                 StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: c.id, close: false, into: &c.heldOutput)
             }
             guard !closing || toError else { return .kept }  // stdout's last bytes leave with END_REQUEST
-            guard !c.heldOutput.isEmpty, toError || pushing || c.heldOutput.count >= Self.outputBatch else { return .kept }
-            defer { c.heldOutput = [] }
-            return .send(connection, generation: c.generation, c.heldOutput)
+            let now = toError || pushing
+            // nginx sends no more of the body once it has the response's head:
+            // until stdin's end, output waits (up to a limit).
+            if !c.stdinEnded && c.heldOutput.count < server.limits.maxOutputBeforeBodyEnd {
+                if now { c.flushPending = true }
+                return .kept
+            }
+            guard !c.heldOutput.isEmpty, now || c.flushPending || c.heldOutput.count >= Self.outputBatch else {
+                return .kept
+            }
+            return Self.takeOutput(&c)
         }
         switch next {
         case .gone:
@@ -227,15 +233,44 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         case .kept:
             return true
         case .send(let connection, let generation, let records):
-            let written = sending.withLock { _ in
-                // Checked again under the send lock: an abort may have ended it meanwhile.
-                current.withLock { $0.generation == generation && !$0.endedEarly }
-                    && records.withUnsafeBytes { connection.write($0) }
-            }
-            if written { return true }
+            if send(records, on: connection, generation: generation) { return true }
             abortFlag.set()
             return false
         }
+    }
+
+    private enum Next {
+        case gone
+        case kept
+        case send(Connection, generation: Int, [UInt8])
+    }
+
+    private static func takeOutput(_ c: inout Current) -> Next {
+        guard let connection = c.connection else { return .gone }
+        defer {
+            c.heldOutput = []
+            c.flushPending = false
+        }
+        return .send(connection, generation: c.generation, c.heldOutput)
+    }
+
+    private func send(_ records: [UInt8], on connection: Connection, generation: Int) -> Bool {
+        sending.withLock { _ in
+            // Checked again under the send lock: an abort may have ended it meanwhile.
+            current.withLock { $0.generation == generation && !$0.endedEarly }
+                && records.withUnsafeBytes { connection.write($0) }
+        }
+    }
+
+    /// A flush held for the end of stdin, once libfcgi read that end (the
+    /// handler's thread, so the output keeps its order).
+    private func sendPendingFlush() {
+        let next = current.withLock { c -> Next in
+            guard c.flushPending, !c.endedEarly, c.stdinEnded, !c.heldOutput.isEmpty else { return .kept }
+            return Self.takeOutput(&c)
+        }
+        guard case .send(let connection, let generation, let records) = next else { return }
+        if !send(records, on: connection, generation: generation) { abortFlag.set() }
     }
 
     /// libfcgi finished the request: end it (unless an abort already did) and take
@@ -284,6 +319,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.stdoutSent = false
             c.stderrUsed = false
             c.heldOutput.removeAll(keepingCapacity: true)
+            c.flushPending = false
             c.environment = environment
             // libfcgi gets an empty PARAMS stream: the handler's environment is the
             // block the firewall validated, and libfcgi's own copy of the params (one
@@ -344,6 +380,12 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// The next direct stdin bytes for libfcgi (the handler's thread): waits for
     /// some; 0 at the end of the stream, or once the request was ended early.
     func libfcgiInput(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let count = nextStdin(into: buffer)
+        if count == 0 { sendPendingFlush() }
+        return count
+    }
+
+    private func nextStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         current.wait(until: { c in !c.stdinChunks.isEmpty || c.stdinEnded || c.endedEarly }) { c -> Int in
             guard !c.endedEarly, let first = c.stdinChunks.first else { return 0 }
             let count = min(buffer.count, first.count - c.stdinOffset)

@@ -30,7 +30,7 @@ final class SwiftExecutor: RequestExecutor {
     func start(_ request: RequestStart, on connection: Connection) -> any RequestSink {
         let isAsync = server.handlers[request.role]?.isAsync ?? false
         return SwiftTransport(
-            start: request, connection: connection, maxBuffered: server.limits.maxBufferedStdin,
+            start: request, connection: connection, limits: server.limits,
             mayRunInline: server.monitoring.allowsInlineHandlers && !isAsync,
             launch: { [server, pool, slots, self] transport, here in
                 self.running.add(1, ordering: .relaxed)

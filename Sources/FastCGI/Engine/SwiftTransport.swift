@@ -16,6 +16,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     private let id: UInt16
     private let connection: Connection
     private let maxBuffered: Int
+    private let maxHeldOutput: Int
     /// Runs the handler: on the calling (serving) thread when `here`, else on a
     /// pool thread.
     private let launch: @Sendable (SwiftTransport, _ here: Bool) -> Void
@@ -39,10 +40,18 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         /// Output records not yet written: sent on flush, past `outputBufferSize`,
         /// or with END_REQUEST (one write for a small response).
         var output: [UInt8] = []
+        /// The handler flushed while the output was held for the body's end: it
+        /// goes out once stdin has ended.
+        var flushPending = false
         /// An async handler suspended in ``readAsync(_:max:)`` until input comes.
         var reader: CheckedContinuation<Void, Never>?
         /// Cancels an async handler's task when the request ends early.
         var cancel: (@Sendable () -> Void)?
+
+        /// Output waits for the end of stdin (see
+        /// ``RequestLimits/maxOutputBeforeBodyEnd``): nginx sends no more of the
+        /// body once it has the response's head.
+        func holdsOutput(upTo limit: Int) -> Bool { !stdinEnded && output.count < limit }
 
         func isReadable(_ kind: InputKind) -> Bool {
             aborted || (kind == .stdin ? (!stdin.isEmpty || stdinEnded) : (!data.isEmpty || dataEnded))
@@ -74,7 +83,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     private let sending = Guarded(false)
 
     init(
-        start: RequestStart, connection: Connection, maxBuffered: Int, mayRunInline: Bool,
+        start: RequestStart, connection: Connection, limits: RequestLimits, mayRunInline: Bool,
         launch: @escaping @Sendable (SwiftTransport, _ here: Bool) -> Void
     ) {
         self.launch = launch
@@ -84,7 +93,8 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         role = start.role
         environment = Environment(request: start)
         self.connection = connection
-        self.maxBuffered = maxBuffered
+        maxBuffered = limits.maxBufferedStdin
+        maxHeldOutput = limits.maxOutputBeforeBodyEnd
         if start.role != .filter { input.withLock { $0.dataEnded = true } }
     }
 
@@ -199,6 +209,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
 
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
         let chunk = input.wait(until: { $0.isReadable(kind) }) { $0.take(kind, max: max) }
+        sendPendingFlush()
         return try chunk?.get() ?? []
     }
 
@@ -207,7 +218,10 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     func readAsync(_ kind: InputKind, max: Int) async throws(RequestError) -> [UInt8] {
         while true {
             let ready = input.withLock { s in s.isReadable(kind) ? s.take(kind, max: max) : nil }
-            if let ready { return try ready.get() }
+            if let ready {
+                sendPendingFlush()
+                return try ready.get()
+            }
             await withCheckedContinuation { (reader: CheckedContinuation<Void, Never>) in
                 let now = input.withLock { s in
                     if !s.isReadable(kind) { s.reader = reader }
@@ -237,21 +251,44 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
             guard !s.aborted && !s.ended else { return (false, []) }
             if toError { s.stderrUsed = true } else { s.stdoutUsed = true }
             if s.output.isEmpty { s.output = records } else { s.output += records }
-            guard s.output.count >= Self.outputBufferSize else { return (true, []) }
-            defer { s.output = [] }
-            return (true, s.output)
+            guard !s.holdsOutput(upTo: maxHeldOutput), s.flushPending || s.output.count >= Self.outputBufferSize
+            else { return (true, []) }
+            return (true, Self.takeOutput(&s))
         }
         guard ok else { return false }
         return send(ready)
     }
 
-    /// Writes held output now (the handler's thread; output order is its order).
+    /// Writes held output now (the handler's thread; output order is its order),
+    /// or once stdin has ended if the output is held for it.
     func flush() -> Bool {
         let ready = input.withLock { s -> [UInt8] in
-            defer { s.output = [] }
-            return s.aborted ? [] : s.output
+            guard !s.aborted else { return [] }
+            if s.holdsOutput(upTo: maxHeldOutput) {
+                s.flushPending = !s.output.isEmpty
+                return []
+            }
+            return Self.takeOutput(&s)
         }
         return send(ready) && !isAborted
+    }
+
+    /// A flush held for the end of stdin, once it came (the handler's thread,
+    /// after a read).
+    private func sendPendingFlush() {
+        let ready = input.withLock { s -> [UInt8] in
+            guard s.flushPending, !s.aborted, !s.holdsOutput(upTo: maxHeldOutput) else { return [] }
+            return Self.takeOutput(&s)
+        }
+        _ = send(ready)
+    }
+
+    private static func takeOutput(_ s: inout Input) -> [UInt8] {
+        defer {
+            s.output = []
+            s.flushPending = false
+        }
+        return s.output
     }
 
     private func send(_ records: [UInt8]) -> Bool {

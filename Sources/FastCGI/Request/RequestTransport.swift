@@ -61,6 +61,13 @@ public struct RequestLimits: Sendable, Hashable {
     /// Largest amount of stdin kept when a filter reads `FCGI_DATA` before stdin's
     /// end at threading levels 0 and 1 (default 16 MiB).
     public var maxBufferedStdin: Int = 16 << 20
+    /// Largest amount of output held back while the request's body is still
+    /// arriving (default 16 MiB). nginx stops sending a request's body once it
+    /// has the response's head, so a handler that answers while it reads (an
+    /// echo, an upload's progress) would wait for the rest of the body forever:
+    /// until `FCGI_STDIN` ends, output — `flush()` included — stays here, and
+    /// only past this limit is it written early.
+    public var maxOutputBeforeBodyEnd: Int = 16 << 20
 
     /// The defaults.
     public init() {}
