@@ -19,6 +19,9 @@ let package = Package(
         .library(name: "FastCGIWire", targets: ["FastCGIWire"]),
         .library(name: "FastCGIClient", targets: ["FastCGIClient"]),
         .library(name: "FastCGIService", targets: ["FastCGIService"]),
+        // The command-line options the examples share, for the examples of the
+        // integration packages (Integrations/): not an API with stability promises.
+        .library(name: "ExampleSupport", targets: ["ExampleSupport"]),
         .executable(name: "hello", targets: ["hello"]),
         .executable(name: "echo", targets: ["echo"]),
         .executable(name: "authorizer", targets: ["authorizer"]),
