@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // libfcgi (Debian libfcgi-dev): the C engine behind threading levels 0 and 1.
@@ -66,6 +67,8 @@ let package = Package(
                 "CEpoll",
                 "FastCGIWire",
                 .product(name: "Logging", package: "swift-log"),
+                // The request metrics (Server.metricsFactory): API only, no backend.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -110,6 +113,7 @@ let package = Package(
                 "async-hello",
                 "reference-echo",
                 "fcgi", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),

@@ -1,3 +1,4 @@
+import CoreMetrics
 import FastCGIWire
 import Logging
 
@@ -62,6 +63,13 @@ public final class Server: Sendable {
     /// With processes: a worker whose resident memory passes this many bytes is
     /// replaced (nil: no limit).
     public let maxWorkerMemory: Int?
+    /// Where the request metrics go (swift-metrics; see docs/DEPLOYMENT.md):
+    /// `http.server.request.duration`, `http.server.active_requests` and
+    /// `fastcgi.server.errors`. Nil uses `MetricsSystem.factory`, which records
+    /// nothing unless the app bootstrapped a backend (swift-prometheus, swift-otel).
+    public let metricsFactory: (any MetricsFactory)?
+    /// The metrics made from that factory; nil when it records nothing.
+    let metrics: RequestMetrics?
     let state = Guarded(RunState())
 
     /// Creates a server.
@@ -91,6 +99,7 @@ public final class Server: Sendable {
     ///     runs no handler itself (see docs/DEPLOYMENT.md).
     ///   - maxWorkerMemory: with processes, replace a worker whose resident memory
     ///     passes this many bytes.
+    ///   - metricsFactory: where the request metrics go (nil: `MetricsSystem.factory`).
     public init(
         factories handlers: [Role: HandlerFactory],
         maxRequests: Int = 0,
@@ -109,8 +118,11 @@ public final class Server: Sendable {
         activationSocketName: String? = nil,
         socketPermissions: SocketPermissions = SocketPermissions(),
         processes: Int = 0,
-        maxWorkerMemory: Int? = nil
+        maxWorkerMemory: Int? = nil,
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
+        self.metricsFactory = metricsFactory
+        metrics = RequestMetrics(factory: metricsFactory ?? MetricsSystem.factory)
         self.processes = max(0, processes)
         self.maxWorkerMemory = maxWorkerMemory
         self.socketPermissions = socketPermissions
@@ -351,16 +363,26 @@ public final class Server: Sendable {
             return
         }
         let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger ?? logger))
+        let started = metrics?.started()
         factory(request)
         request.closeOutput(pushingTransport: false)
+        if let started { record(request, since: started) }
     }
 
     /// Runs the async handler for `transport`'s request in the calling task.
     func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
         guard let factory = handlers[transport.role] else { return }
         let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger))
+        let started = metrics?.started()
         await factory(request)
         request.closeOutput(pushingTransport: false)
+        if let started { record(request, since: started) }
+    }
+
+    private func record(_ request: Request, since start: ContinuousClock.Instant) {
+        metrics?.finished(
+            since: start, method: request.environ["REQUEST_METHOD"], status: request.responseStatusCode,
+            handlerError: request.handlerFailure)
     }
 
     /// Whether any handler is async: the server then runs on the Swift engine.

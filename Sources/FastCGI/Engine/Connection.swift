@@ -1,5 +1,6 @@
 import FastCGIWire
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -84,6 +85,10 @@ final class Connection: @unchecked Sendable {
     let number: Int
     let peer: PeerAddress
     let engine: Engine
+    /// When it was accepted (seconds since the epoch), for the status page.
+    let openedAt = WallClock.seconds()
+    /// Requests ended on it, for the status page.
+    private let served = Atomic<Int>(0)
     var logger: Logger
 
     /// How long a thread waits for the next request on a quiet connection before
@@ -230,7 +235,7 @@ final class Connection: @unchecked Sendable {
             s.stalls.takeStalled(at: now).compactMap { id in s.sinks[id].map { (id, $0) } }
         }
         for (id, sink) in stalled {
-            engine.statistics.stalledRequests.increment()
+            engine.statistics.count(.inputTimeout)
             logger.warning(
                 "request \(id): no input for \(engine.server.connectionLimits.inputTimeout ?? 0) s before its end; ending it",
                 metadata: ["peer": "\(peer)"])
@@ -345,6 +350,14 @@ final class Connection: @unchecked Sendable {
         if state.withLock({ $0.drainedOut }) { shutdownAfterWriters() }
     }
 
+    /// What the full status page shows of it (any thread).
+    var snapshot: ConnectionSnapshot {
+        let (parked, inFlight) = state.withLock { s in (s.parked, s.sinks.count) }
+        return ConnectionSnapshot(
+            number: number, peer: peer.description, openedAt: openedAt, parked: parked, inFlight: inFlight,
+            served: served.value)
+    }
+
     /// Carries out one action; returns the sink it gave input to, if any.
     private func carryOut(_ action: ConnectionAction) -> (any RequestSink)? {
         switch action {
@@ -395,20 +408,20 @@ final class Connection: @unchecked Sendable {
             sink?.data(bytes)
             return sink
         case .abort(let id):
-            engine.statistics.abortedRequests.increment()
+            engine.statistics.count(.aborted)
             logger.debug("the web server aborted the request", metadata: ["request": "\(id)"])
             sink(id)?.abort()
             return nil
         case .refused(let id, let reason):
-            engine.statistics.refusedRequests.increment()
-            if case .overloaded = reason { engine.statistics.limitHits.increment() }
+            engine.statistics.count(.refused)
+            if case .overloaded = reason { engine.statistics.count(.limit) }
             logger.warning("refused a request: \(reason)", metadata: ["request": "\(id)", "peer": "\(peer)"])
             return nil
         case .close(let reason):
             if reason.isOrdinary {
                 logger.debug("closing connection: \(reason)")
             } else {
-                if reason.isLimit { engine.statistics.limitHits.increment() }
+                if reason.isLimit { engine.statistics.count(.limit) }
                 logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])
             }
             let running = state.withLock { Array($0.sinks.values) }
@@ -543,7 +556,10 @@ final class Connection: @unchecked Sendable {
             let needWake = requestEnded(requestID)
             // Counted as served before the peer can see its end: a status page it
             // asks for next already counts it.
-            if counted { engine.statistics.requestFinished() }
+            if counted {
+                engine.statistics.requestFinished()
+                served.increment()
+            }
             if !closed && !endRecords.withUnsafeBytes({ descriptor.sendAllResult($0) }) { closed = true }
             return needWake
         }

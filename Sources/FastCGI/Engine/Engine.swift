@@ -55,7 +55,7 @@ final class Engine: @unchecked Sendable {
     init(server: Server, listenFD: Int32) throws {
         self.server = server
         self.listenFD = listenFD
-        statistics = ServerStatistics(poolSlot: server.state.withLock { $0.poolSlot })
+        statistics = ServerStatistics(poolSlot: server.state.withLock { $0.poolSlot }, metrics: server.metrics)
         Socket.makeAcceptNonBlocking(listenFD)
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
         // A TCP listener reachable from other machines with no allow list lets any
@@ -127,7 +127,7 @@ final class Engine: @unchecked Sendable {
                 return connection
             }
             guard let connection else {
-                statistics.limitHits.increment()
+                statistics.count(.limit)
                 server.logger.warning("refused a connection: \(server.connectionLimits.maxConnections) connections already open")
                 continue
             }
@@ -209,6 +209,12 @@ final class Engine: @unchecked Sendable {
         }
         if case .admitted = admission { statistics.requestStarted() }
         return admission
+    }
+
+    /// The open connections as the full status page shows them, by number.
+    var connectionSnapshots: [ConnectionSnapshot] {
+        let connections = state.withLock { s in Array(s.connections.values) }
+        return connections.map(\.snapshot).sorted { $0.number < $1.number }
     }
 
     /// A request's END_REQUEST was written (its statistics counted it already).

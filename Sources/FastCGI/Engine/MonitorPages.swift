@@ -10,7 +10,8 @@ import FastCGIWire
 /// status, plus the 504 page of a request that timed out.
 enum MonitorPage {
     case ping
-    case status(StatusFormat)
+    /// With `full` (`?full`, as PHP-FPM's), each open connection too.
+    case status(StatusFormat, full: Bool)
 
     /// How the status page is written: PHP-FPM's text (the default), `?json`,
     /// or `?openmetrics` (the Prometheus / OpenMetrics text format).
@@ -29,7 +30,7 @@ enum MonitorPage {
         } else if let status = monitoring.statusPath, path == status {
             let items = (params["QUERY_STRING"] ?? "").split(separator: "&")
             func asks(_ name: String) -> Bool { items.contains { $0 == name || $0.hasPrefix(name + "=") } }
-            self = .status(asks("openmetrics") ? .openMetrics : asks("json") ? .json : .text)
+            self = .status(asks("openmetrics") ? .openMetrics : asks("json") ? .json : .text, full: asks("full"))
         } else {
             return nil
         }
@@ -42,8 +43,8 @@ enum MonitorPage {
         case .ping:
             let body = engine.server.monitoring.pingResponse + "\n"
             response = "Content-Type: text/plain\r\nCache-Control: no-cache\r\n\r\n" + body
-        case .status(let format):
-            let status = StatusReport(engine: engine)
+        case .status(let format, let full):
+            let status = StatusReport(engine: engine, full: full)
             let (type, body) =
                 switch format {
                 case .text: ("text/plain", status.text)
@@ -84,9 +85,11 @@ struct StatusReport {
         case text(String)
         /// The pool's workers (a process manager's pool), one line or object each.
         case workers([PoolBoard.Worker])
+        /// The open connections (`?full`), one line or object each.
+        case connections([ConnectionSnapshot])
     }
 
-    init(engine: Engine) {
+    init(engine: Engine, full: Bool = false) {
         let s = engine.statistics
         let server = engine.server
         let workers = engine.executor.workerCounts
@@ -126,6 +129,7 @@ struct StatusReport {
                 ("pool workers", .workers(workers)),
             ]
         }
+        if full { fields.append(("connections", .connections(engine.connectionSnapshots))) }
     }
 
     /// `label: value` lines, aligned as PHP-FPM's page.
@@ -144,6 +148,14 @@ struct StatusReport {
                         "  pid \(w.pid): generation \(w.generation), \(w.ready ? "serving" : "starting"), "
                         + "requests \(w.requests), rss \(w.residentBytes >> 20) MiB, start time \(w.startTime)\n"
                 }
+            case .connections(let connections):
+                out += "\(connections.count)\n"
+                let now = WallClock.seconds()
+                for c in connections {
+                    out +=
+                        "  connection \(c.number): peer \(c.peer), \(c.parked ? "parked" : "served"), "
+                        + "in flight \(c.inFlight), served \(c.served), open \(Int(now - c.openedAt)) s\n"
+                }
             }
         }
         return out
@@ -160,6 +172,12 @@ struct StatusReport {
                 let objects = workers.map { w in
                     "{\"pid\":\(w.pid),\"generation\":\(w.generation),\"ready\":\(w.ready),\"requests\":\(w.requests),"
                         + "\"rss\":\(w.residentBytes),\"start time\":\(w.startTime)}"
+                }
+                items.append("\"\(field.label)\":[" + objects.joined(separator: ",") + "]")
+            case .connections(let connections):
+                let objects = connections.map { c in
+                    "{\"connection\":\(c.number),\"peer\":\"\(c.peer)\",\"state\":\"\(c.parked ? "parked" : "served")\","
+                        + "\"in flight\":\(c.inFlight),\"served\":\(c.served),\"start time\":\(Int(c.openedAt))}"
                 }
                 items.append("\"\(field.label)\":[" + objects.joined(separator: ",") + "]")
             }
@@ -185,8 +203,8 @@ struct StatusReport {
                 let counter = Self.counters.contains(field.label)
                 out += "# TYPE \(name) \(counter ? "counter" : "gauge")\n# HELP \(name) \(field.label)\n"
                 out += "\(name)\(counter ? "_total" : "") \(n)\n"
-            case .text:
-                continue
+            case .text, .connections:
+                continue  // a series per connection would churn: ?full is for people
             case .workers(let workers):
                 out += "# TYPE \(name)_requests counter\n# HELP \(name)_requests requests served by each worker\n"
                 for w in workers { out += "\(name)_requests_total{pid=\"\(w.pid)\"} \(w.requests)\n" }
@@ -196,4 +214,18 @@ struct StatusReport {
         }
         return out + "# EOF\n"
     }
+}
+
+/// One open connection as the full status page (`?full`) shows it.
+struct ConnectionSnapshot: Sendable {
+    var number: Int
+    /// The peer's address (`unix` for a unix socket).
+    var peer: String
+    /// When it was accepted (seconds since the epoch).
+    var openedAt: Double
+    /// Idle in the poller, holding no thread.
+    var parked: Bool
+    var inFlight: Int
+    /// Requests ended on it so far.
+    var served: Int
 }

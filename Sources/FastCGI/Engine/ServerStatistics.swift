@@ -35,10 +35,26 @@ final class ServerStatistics: Sendable {
 
     /// This worker's slot on the pool's board, when a process manager started it.
     private let poolSlot: (board: PoolBoard, slot: Int)?
+    /// The same events through swift-metrics, when a factory is set.
+    private let metrics: RequestMetrics?
 
-    init(poolSlot: (board: PoolBoard, slot: Int)? = nil) {
+    init(poolSlot: (board: PoolBoard, slot: Int)? = nil, metrics: RequestMetrics? = nil) {
         startTime = WallClock.seconds()
         self.poolSlot = poolSlot
+        self.metrics = metrics
+    }
+
+    /// Counts a request that went wrong, on the status page and in the metrics.
+    func count(_ kind: RequestMetrics.ErrorKind) {
+        switch kind {
+        case .handler: break  // counted by Server.serve, which sees the error
+        case .aborted: abortedRequests.increment()
+        case .timeout: timedOutRequests.increment()
+        case .inputTimeout: stalledRequests.increment()
+        case .refused: refusedRequests.increment()
+        case .limit: limitHits.increment()
+        }
+        metrics?.count(kind)
     }
 
     /// Counts a request in and keeps the highest number in flight.

@@ -135,7 +135,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
             return
         }
         if overflow {
-            connection.engine.statistics.limitHits.increment()
+            connection.engine.statistics.count(.limit)
             connection.logger.warning(
                 "request \(id): the handler left more than \(maxBuffered) bytes of input unread; ending the request")
             abort()

@@ -91,7 +91,7 @@ final class Watchdog: @unchecked Sendable {
                     metadata: ["SCRIPT_NAME": "\(entry.scriptName)", "REQUEST_URI": "\(entry.uri)"])
             }
             for entry in expired {
-                statistics.timedOutRequests.increment()
+                statistics.count(.timeout)
                 entry.logger.error(
                     "request timed out after \(Self.format(now - entry.started)) s: ended, its handler runs on until it returns",
                     metadata: ["SCRIPT_NAME": "\(entry.scriptName)", "REQUEST_URI": "\(entry.uri)"])

@@ -48,6 +48,9 @@ open class Request {
     @exclusivity(unchecked) private var peerGone = false
     /// A `HEAD` request: the body the handler writes is counted, not sent.
     private let omitsBody: Bool
+    /// The type of the error that ``traceback(_:detail:)`` answered with a 5xx
+    /// page (the metrics' `error.type`).
+    private(set) var handlerFailure: String?
 
     /// Whether the headers have been sent (after which they cannot change).
     @exclusivity(unchecked) public private(set) var headersSent = false
@@ -323,6 +326,13 @@ open class Request {
         if !omitsBody { send(encoded, toError: false) }
     }
 
+    /// The response's status code: its `Status` header, else 302 with a
+    /// `Location` (CGI's rule), else 200.
+    var responseStatusCode: Int {
+        if let status = headers.get("Status", index: 0)?.trimmingSpaces.prefix(3), let code = Int(status) { return code }
+        return headers.get("Location", index: 0) != nil ? 302 : 200
+    }
+
     /// 1xx, 204 and 304 responses have no body (no length, no coding).
     var statusForbidsBody: Bool {
         guard let status = headers.get("Status", index: 0)?.trimmingSpaces.prefix(3), let code = Int(status) else {
@@ -362,6 +372,7 @@ open class Request {
     /// (``DebugHandler``; for development only).
     public func traceback(_ error: any Error, detail: Bool = false) {
         let status = HTTPError.status(for: error)
+        if status.code >= 500 { handlerFailure = "\(type(of: error))" }
         let path = environ["REQUEST_URI"] ?? environ["SCRIPT_NAME"] ?? ""
         let metadata: Logger.Metadata = ["path": "\(path)", "status": "\(status.code)"]
         // A client's mistake is a notice; the handler's own failure an error.

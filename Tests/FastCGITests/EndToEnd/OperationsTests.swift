@@ -12,8 +12,8 @@ import Testing
 @Suite("Operations: socket activation, IPv6, status, timeouts", .serialized, .timeLimit(.minutes(5)))
 struct OperationsTests {
     /// The status page as JSON, fetched with a FastCGI request.
-    static func status(_ address: String, path: String = "/status") throws -> [String: Any] {
-        let reply = try FastCGIConnection(to: address).send(.http(uri: "\(path)?json"))
+    static func status(_ address: String, path: String = "/status", query: String = "json") throws -> [String: Any] {
+        let reply = try FastCGIConnection(to: address).send(.http(uri: "\(path)?\(query)"))
         #expect(reply.header("Content-Type") == "application/json")
         let object = try JSONSerialization.jsonObject(with: Data(reply.body))
         return object as? [String: Any] ?? [:]
@@ -131,6 +131,33 @@ struct OperationsTests {
         }
         // Other paths still reach the handler.
         #expect(try app.send(.http(method: "POST", uri: "/pingx", body: [2])).body == [2])
+    }
+
+    @Test("?full lists each open connection: peer, state, requests served and in flight", arguments: [1, 2])
+    func fullStatus(level: Int) throws {
+        let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--status-path", "/status"])
+        let kept = try FastCGIConnection(to: app.address, timeout: 10)
+        for i in 1...2 {
+            let reply = try kept.send(.http(method: "POST", body: [UInt8(i)], keepConnection: true))
+            #expect(reply.body == [UInt8(i)])
+        }
+        // The kept connection, quiet now, is parked by its thread (soon: wait for it).
+        var entry: [String: Any]?
+        for _ in 0..<250 {
+            let connections = try Self.status(app.address, query: "json&full")["connections"] as? [[String: Any]] ?? []
+            entry = connections.first { $0["served"] as? Int == 2 }
+            if entry?["state"] as? String == "parked" { break }
+            usleep(20_000)
+        }
+        #expect(entry?["state"] as? String == "parked")
+        #expect(entry?["peer"] as? String == "127.0.0.1")
+        #expect(entry?["in flight"] as? Int == 0)
+        #expect((entry?["start time"] as? Int ?? 0) > 1_700_000_000)
+        // The text form has a line for it; without ?full there is no list.
+        let text = String(decoding: try app.send(.http(uri: "/status?full")).body, as: UTF8.self)
+        #expect(text.contains("peer 127.0.0.1, parked, in flight 0, served 2, open "))
+        #expect(try Self.status(app.address)["connections"] == nil)
+        kept.close()
     }
 
     // MARK: Slow requests and timeouts
