@@ -36,7 +36,7 @@ public struct RequestError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The input was larger than a configured limit (``RequestLimits``): the
         /// client's doing, answered `413 Content Too Large`.
         case limitExceeded
-        /// No input came for ``ConnectionLimits/inputTimeout`` before the body's
+        /// No input came for `ConnectionLimits.inputTimeout` before the body's
         /// end: the request was ended (`408 Request Timeout`).
         case inputStalled
         /// The web server aborted the request or went away before the body's end:

@@ -161,7 +161,7 @@ public struct HandlerFactory: Sendable {
     /// Runs the handler for `request`, as the server does. Lets one factory wrap
     /// another, e.g. to prepare each request before the real handler sees it.
     /// An async handler runs in a task while this thread waits for it (CGI mode,
-    /// ``Server/respond(to:)``); the server itself never waits so.
+    /// `Server.respond(to:)`); the server itself never waits so.
     public func callAsFunction(_ request: Request) {
         switch body {
         case .blocking(let handle): handle(request)

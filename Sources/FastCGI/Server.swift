@@ -147,7 +147,7 @@ public final class Server: Sendable {
     }
 
     /// Creates a server from handler types: a new instance of the type serves each
-    /// request. Parameters as in ``init(factories:maxRequests:params:requestType:threadingLevel:workers:address:limits:connectionLimits:logger:logLevel:shutdownTimeout:handleSignals:monitoring:activationSocketName:)``.
+    /// request. Parameters as in ``init(factories:maxRequests:params:requestType:threadingLevel:workers:address:limits:connectionLimits:logger:logLevel:shutdownTimeout:handleSignals:monitoring:activationSocketName:socketPermissions:processes:maxWorkerMemory:metricsFactory:)``.
     public convenience init(
         handlers: [Role: any Handler.Type],
         maxRequests: Int = 0,

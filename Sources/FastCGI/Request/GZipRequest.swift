@@ -2,7 +2,7 @@
 /// module's `GZipRequest`, the `Request` with `cgi.GZipMixIn` mixed in).
 ///
 /// ```swift
-/// try Server(handlers: [.responder: .type(Hello.self)], requestType: GZipRequest.self).run()
+/// try Server(handlers: [.responder: App.self], requestType: GZipRequest.self).run()
 /// ```
 ///
 /// When the headers go out, compression is negotiated from `HTTP_ACCEPT_ENCODING`:
@@ -12,7 +12,7 @@
 /// removed. A response that already has a `Content-Encoding`, or whose `Status` is
 /// 1xx, 204 or 304 (no body), is left alone.
 ///
-/// The body is compressed as it is written; ``flush()`` makes a zlib sync flush so
+/// The body is compressed as it is written; ``Request/flush()`` makes a zlib sync flush so
 /// everything written so far can be decoded by the client, and the end of the
 /// request finishes the gzip member. Memory stays bounded for any body size.
 open class GZipRequest: Request {

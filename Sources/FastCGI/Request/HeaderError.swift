@@ -3,10 +3,16 @@
 /// and let the rest be read as more headers or as the body: response splitting).
 ///
 /// ```swift
-/// do {
-///     try request.setHeader("Location", userSuppliedURL)
-/// } catch let error as HeaderError {
-///     request.error("refused: \(error)\n")
+/// struct Next: Handler {
+///     func process(_ request: Request) throws {
+///         let userSuppliedURL = try request.params["next"]?.string ?? "/"
+///         do {
+///             try request.redirect(to: userSuppliedURL)
+///         } catch let error as HeaderError {
+///             request.error("refused: \(error)\n")
+///             throw HTTPError(.badRequest, "not a place to go")
+///         }
+///     }
 /// }
 /// ```
 public struct HeaderError: Error, Hashable, Sendable, CustomStringConvertible {

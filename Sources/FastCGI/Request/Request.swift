@@ -115,7 +115,7 @@ open class Request {
     /// let server = Server(factories: [
     ///     .responder: .async { request in
     ///         let form = try await request.readForm()
-    ///         try request.write("Hello, \(form["name"]?.text ?? "world")!\n")
+    ///         try request.write("Hello, \(form["name"]?.string ?? "world")!\n")
     ///     }
     /// ])
     /// ```

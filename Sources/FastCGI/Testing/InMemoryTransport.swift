@@ -1,5 +1,5 @@
 /// A request transport over a ``TestRequest``'s bytes, collecting the output:
-/// what ``Server/respond(to:)`` runs a handler on.
+/// what `Server.respond(to:)` runs a handler on.
 final class InMemoryTransport: RequestTransport {
     let environment: Environment
     let role: Role
@@ -47,7 +47,7 @@ extension Server {
         return TestResponse(stdout: transport.stdout, stderr: transport.stderr)
     }
 
-    /// ``respond(to:)`` in the calling task: an async handler is awaited there
+    /// `respond(to:)` in the calling task: an async handler is awaited there
     /// (the blocking form waits for it on the calling thread, which in a task
     /// would hold one of Swift concurrency's threads).
     public func respond(to request: TestRequest) async -> TestResponse {

@@ -1,18 +1,18 @@
 import FastCGIWire
 
-/// A request for ``Server/respond(to:)``: what a web server would send, built from
+/// A request for `Server.respond(to:)`: what a web server would send, built from
 /// a method, a URI, headers and a body, with the params nginx's `fastcgi_params`
 /// sets. For an app's unit tests: no socket, no thread, no client.
 ///
 /// ```swift
-/// let server = Server(handlers: [.responder: Hello.self])
+/// let server = Server(handlers: [.responder: Greeter.self])
 /// let response = server.respond(to: TestRequest("GET", "/hello?name=Zoë"))
 /// assert(response.status == 200 && response.text == "Hello, Zoë!\n")
 /// ```
 public struct TestRequest: Sendable {
     /// The role asked for (a responder unless set).
     public var role: Role
-    /// The params the handler sees, by name; ``init(_:_:headers:body:params:)``
+    /// The params the handler sees, by name; ``init(_:_:headers:body:params:role:data:)``
     /// fills them, and any can be changed before the request is run.
     public var params: [String: String]
     /// The body (`FCGI_STDIN`).

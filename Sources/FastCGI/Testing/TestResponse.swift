@@ -1,6 +1,6 @@
 import FastCGIWire
 
-/// What ``Server/respond(to:)`` got back: the status, headers and body a web
+/// What `Server.respond(to:)` got back: the status, headers and body a web
 /// server would make of the handler's output, and what it wrote to its error stream.
 public struct TestResponse: Sendable {
     /// The response as written (`FCGI_STDOUT`): headers, a blank line, the body.
