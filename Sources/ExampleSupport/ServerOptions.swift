@@ -127,26 +127,32 @@ public struct ServerOptions: ParsableArguments {
         }
     }
 
-    private var monitoring: Monitoring {
-        var monitoring = Monitoring()
-        monitoring.pingPath = pingPath
-        monitoring.statusPath = statusPath
-        monitoring.slowRequestThreshold = slowRequest
-        monitoring.requestTimeout = requestTimeout
-        return monitoring
-    }
-
-    private var connectionLimits: ConnectionLimits {
-        var limits = ConnectionLimits()
-        if let inputTimeout { limits.inputTimeout = inputTimeout > 0 ? inputTimeout : nil }
-        if let idleTimeout { limits.idleTimeout = idleTimeout > 0 ? idleTimeout : nil }
-        return limits
-    }
-
-    private var requestLimits: RequestLimits {
-        var limits = RequestLimits()
-        if let maxFormBytes { limits.maxFormBytes = maxFormBytes }
-        return limits
+    /// The options as a server configuration (the times as `Duration`).
+    public func configuration(requestType: Request.Type = Request.self, handleSignals: Bool = true) throws
+        -> Server.Configuration
+    {
+        var configuration = Server.Configuration()
+        configuration.maxRequests = maxRequests
+        configuration.params = values.isEmpty ? nil : managementParams
+        configuration.requestType = requestType
+        configuration.threadingLevel = ThreadingLevel(rawValue: threadingLevel) ?? 1
+        configuration.workers = workers
+        configuration.address = try bind.map { try Endpoint(parsing: $0) }
+        if let maxFormBytes { configuration.limits.maxFormBytes = maxFormBytes }
+        if let inputTimeout { configuration.inputTimeout = inputTimeout > 0 ? .seconds(inputTimeout) : nil }
+        if let idleTimeout { configuration.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }
+        if let level = Logger.Level(rawValue: logLevel) { configuration.logger.logLevel = level }
+        configuration.shutdownTimeout = .seconds(shutdownTimeout)
+        configuration.handleSignals = handleSignals
+        configuration.monitoring.pingPath = pingPath
+        configuration.monitoring.statusPath = statusPath
+        configuration.slowRequestThreshold = slowRequest.map { .seconds($0) }
+        configuration.requestTimeout = requestTimeout.map { .seconds($0) }
+        configuration.activationSocketName = socketName
+        configuration.socketPermissions = try socketPermissions()
+        configuration.processes = processes
+        configuration.maxWorkerMemory = maxWorkerRss.map { $0 << 20 }
+        return configuration
     }
 
     private var managementParams: [String: String] {
@@ -175,23 +181,7 @@ public struct ServerOptions: ParsableArguments {
             }
         }
         return Server(
-            factories: handlers,
-            maxRequests: maxRequests,
-            params: values.isEmpty ? nil : managementParams,
-            requestType: requestType,
-            threadingLevel: ThreadingLevel(rawValue: threadingLevel) ?? 1,
-            workers: workers,
-            address: try bind.map { try Endpoint(parsing: $0) },
-            limits: requestLimits,
-            connectionLimits: connectionLimits,
-            logLevel: Logger.Level(rawValue: logLevel),
-            shutdownTimeout: shutdownTimeout,
-            handleSignals: handleSignals,
-            monitoring: monitoring,
-            activationSocketName: socketName,
-            socketPermissions: try socketPermissions(),
-            processes: processes,
-            maxWorkerMemory: maxWorkerRss.map { $0 << 20 })
+            factories: handlers, configuration: try configuration(requestType: requestType, handleSignals: handleSignals))
     }
 
     /// `--socket-mode`, `--socket-owner`, `--socket-group`.

@@ -177,11 +177,15 @@ open class Request {
         headers.get(name, index: index)
     }
 
-    /// Removes every header named `name`.
+    /// Removes every header named `name` (the original's `del_header`; also
+    /// ``removeHeader(_:)``).
     public func delHeader(_ name: String) throws(SequencingError) {
         try checkHeadersOpen("delHeader(\(name))")
         headers.remove(name)
     }
+
+    /// Removes every header named `name`: ``delHeader(_:)`` in Swift's words.
+    public func removeHeader(_ name: String) throws(SequencingError) { try delHeader(name) }
 
     /// Adds `value` to the comma-separated list of header `name`, unless present;
     /// refused as ``setHeader(_:_:)`` refuses.
@@ -269,8 +273,13 @@ open class Request {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Number of body bytes written so far (buffered or sent).
+    /// Number of body bytes written so far (buffered or sent): the original's
+    /// `tell()`; also ``bytesWritten``.
     public func tell() -> Int { position }
+
+    /// Number of body bytes written so far (buffered or sent): ``tell()`` in
+    /// Swift's words.
+    public var bytesWritten: Int { position }
 
     /// Sends everything and ends the body; later writes throw. Called by the server
     /// when the handler returns.
