@@ -45,9 +45,11 @@ struct AsyncHandlerTests {
         }
         let elapsed = Date().timeIntervalSince(start)
         print("1,000 sleeping requests: \(String(format: "%.2f", elapsed)) s, \(asleep) threads while asleep")
-        let limit = ProcessInfo.processInfo.environment["SWIFT_FCGI_SANITIZER"] == nil ? 2.0 : 6.0
-        #expect(elapsed < limit, "200 ms sleeps run one after another, not together")
-        #expect(asleep <= bound, "\(asleep) threads for 1,000 sleeping requests")
+        let sanitized = ProcessInfo.processInfo.environment["SWIFT_FCGI_SANITIZER"] != nil
+        #expect(elapsed < (sanitized ? 6.0 : 2.0), "200 ms sleeps run one after another, not together")
+        // Under a sanitizer the requests are still arriving when the sleep's
+        // window ends: the count says nothing there (the run checks for races).
+        if !sanitized { #expect(asleep <= bound, "\(asleep) threads for 1,000 sleeping requests") }
     }
 
     @Test("level 1 runs at most `workers` async handlers at once; waiting ones are answered too")
