@@ -208,19 +208,19 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     var isAborted: Bool { input.withLock { $0.aborted } }
 
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
-        let chunk = input.wait(until: { $0.isReadable(kind) }) { $0.take(kind, max: max) }
-        sendPendingFlush()
-        return try chunk?.get() ?? []
+        let taken = input.wait(until: { $0.isReadable(kind) }) { s in (s.take(kind, max: max), dueFlush(&s)) }
+        if let flushed = taken?.1 { _ = send(flushed) }
+        return try taken?.0.get() ?? []
     }
 
     /// The async handler's read: suspends its task, holding no thread, until
     /// input comes, the stream ends or the request ends early.
     func readAsync(_ kind: InputKind, max: Int) async throws(RequestError) -> [UInt8] {
         while true {
-            let ready = input.withLock { s in s.isReadable(kind) ? s.take(kind, max: max) : nil }
+            let ready = input.withLock { s in s.isReadable(kind) ? (s.take(kind, max: max), dueFlush(&s)) : nil }
             if let ready {
-                sendPendingFlush()
-                return try ready.get()
+                _ = send(ready.1)
+                return try ready.0.get()
             }
             await withCheckedContinuation { (reader: CheckedContinuation<Void, Never>) in
                 let now = input.withLock { s in
@@ -273,14 +273,11 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         return send(ready) && !isAborted
     }
 
-    /// A flush held for the end of stdin, once it came (the handler's thread,
-    /// after a read).
-    private func sendPendingFlush() {
-        let ready = input.withLock { s -> [UInt8] in
-            guard s.flushPending, !s.aborted, !s.holdsOutput(upTo: maxHeldOutput) else { return [] }
-            return Self.takeOutput(&s)
-        }
-        _ = send(ready)
+    /// A flush held for the end of stdin, once it came: taken with a read, under
+    /// the same lock, and sent by the handler's thread (so in its order).
+    private func dueFlush(_ s: inout Input) -> [UInt8] {
+        guard s.flushPending, !s.aborted, !s.holdsOutput(upTo: maxHeldOutput) else { return [] }
+        return Self.takeOutput(&s)
     }
 
     private static func takeOutput(_ s: inout Input) -> [UInt8] {
