@@ -335,18 +335,21 @@ open class Request {
         if !omitsBody { send(encoded, toError: false) }
     }
 
+    /// The code of the `Status` header, if it has one.
+    private var statusHeaderCode: Int? {
+        guard let status = headers.get("Status", index: 0)?.trimmingSpaces.prefix(3) else { return nil }
+        return Int(status)
+    }
+
     /// The response's status code: its `Status` header, else 302 with a
     /// `Location` (CGI's rule), else 200.
     var responseStatusCode: Int {
-        if let status = headers.get("Status", index: 0)?.trimmingSpaces.prefix(3), let code = Int(status) { return code }
-        return headers.get("Location", index: 0) != nil ? 302 : 200
+        statusHeaderCode ?? (headers.get("Location", index: 0) != nil ? 302 : 200)
     }
 
     /// 1xx, 204 and 304 responses have no body (no length, no coding).
     var statusForbidsBody: Bool {
-        guard let status = headers.get("Status", index: 0)?.trimmingSpaces.prefix(3), let code = Int(status) else {
-            return false
-        }
+        guard let code = statusHeaderCode else { return false }
         return (100..<200).contains(code) || code == 204 || code == 304
     }
 
