@@ -94,7 +94,6 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         var connection: Connection?
         var id: UInt16 = 0
         var isFilter = false
-        var stdinEnded = false
         var dataEnded = false
         var heldData: [UInt8] = []
         /// Every role but the filter: stdin goes to libfcgi's in-stream from
@@ -115,24 +114,23 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         /// Why the handler's reads fail once its input, cut short by an early
         /// end, runs out (nil: the input had ended; reads just end).
         var inputFailure: RequestError?
-        /// Some stdout was handed over, sent or held (a timeout then sends what
-        /// the handler wrote, not a 504 page).
-        var stdoutSent = false
-        var stderrUsed = false
-        /// stdout (and stderr behind it) as records not yet written: sent once
-        /// ``LibFCGIWorker/outputBatch`` bytes wait, on a flush, or with END_REQUEST.
-        var heldOutput: [UInt8] = []
-        /// A flush (or stderr) came while the output was held for the end of
-        /// stdin (``RequestLimits/maxOutputBeforeBodyEnd``): sent once it ended.
-        var flushPending = false
         /// The request's params (with FCGI_ROLE, as libfcgi's envp has them).
         var environment = Environment(block: NameValueBlock())
+        /// The handler's output and the request's end: stdout (and stderr behind
+        /// it) held until ``LibFCGIWorker/outputBatch`` bytes wait, a flush, or
+        /// END_REQUEST.
+        var output: RequestOutputMachine
+
+        /// The output machine keeps the one record of stdin's end: its hold
+        /// depends on it.
+        var stdinEnded: Bool { output.stdinEnded }
     }
 
-    private let current = Guarded(Current())
-    /// Serializes the handler's output with an early end (abort, timeout): output
-    /// reaches the peer before that END_REQUEST or not at all (a record after it
-    /// could be read as the next request's with the same id).
+    private let current: Guarded<Current>
+    /// Serializes the handler's output with the request's end: output is taken
+    /// from the machine and written under this lock (`current`'s inside it), so
+    /// it reaches the peer in the order taken and before END_REQUEST (a record
+    /// after it could be read as the next request's with the same id).
     private let sending = Guarded(())
     /// Wakes the worker's thread for a request whose input is still arriving.
     private let handOff = Guarded((go: false, stopped: false))
@@ -144,6 +142,11 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         self.server = server
         self.index = index
         input = try InputPipe()
+        current = Guarded(
+            Current(
+                output: RequestOutputMachine(
+                    requestID: 0, batchSize: Self.outputBatch,
+                    maxHeldBeforeBodyEnd: server.limits.maxOutputBeforeBodyEnd)))
     }
 
     func startThreads(pool: LibFCGIWorkerPool) throws {
@@ -200,96 +203,51 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// segment per 8 KiB (C libfcgi programs pay that too).
     static let outputBatch = 64 << 10
 
-    /// Output from libfcgi's buffers (worker thread): stdout is kept as records and
-    /// written once ``outputBatch`` bytes wait, on a flush, before stderr, or with
-    /// END_REQUEST (the usual small response: no write here at all).
+    /// Output from libfcgi's buffers (the handler's thread): stdout's last bytes
+    /// leave with END_REQUEST (the usual small response: no write here at all);
+    /// stderr and a flush go out now (unless held for the end of stdin).
     func libfcgiOutput(_ bytes: UnsafeRawBufferPointer, toError: Bool, closing: Bool, pushing: Bool) -> Bool {
-        let next = current.withLock { c -> Next in
-            guard !c.endedEarly, c.connection != nil else { return .gone }
-            if !bytes.isEmpty {
-                if toError { c.stderrUsed = true } else { c.stdoutSent = true }
-                let needed = c.heldOutput.count + bytes.count + 16 * (bytes.count / 65535 + 1) + 40
-                if c.heldOutput.capacity < needed { c.heldOutput.reserveCapacity(Swift.max(needed, Self.outputBatch + 8 << 10)) }
-                // stderr goes after the stdout held so far: the peer sees both in
-                // the order they were written.
-                StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: c.id, close: false, into: &c.heldOutput)
+        output { $0.write(bytes, toError: toError, push: toError || (pushing && !closing)) }
+    }
+
+    /// Takes output from the machine and writes it, in the order taken; false
+    /// (and the handler sees an abort) once the request is over for it.
+    private func output(_ take: (inout RequestOutputMachine) -> RequestOutputMachine.Action) -> Bool {
+        let outcome = sending.withLock { _ -> Bool? in
+            let (action, connection) = current.withLock { c in
+                c.connection == nil ? (.dropped, nil) : (take(&c.output), c.connection)
             }
-            guard !closing || toError else { return .kept }  // stdout's last bytes leave with END_REQUEST
-            let now = toError || pushing
-            // nginx sends no more of the body once it has the response's head:
-            // until stdin's end, output waits (up to a limit).
-            if !c.stdinEnded && c.heldOutput.count < server.limits.maxOutputBeforeBodyEnd {
-                if now { c.flushPending = true }
-                return .kept
+            switch action {
+            case .dropped: return false
+            case .held: return true
+            case .send(let records):
+                if records.isEmpty || records.withUnsafeBytes({ connection?.write($0) ?? false }) { return true }
+                return nil  // the write failed
             }
-            guard !c.heldOutput.isEmpty, now || c.flushPending || c.heldOutput.count >= Self.outputBatch else {
-                return .kept
-            }
-            return Self.takeOutput(&c)
         }
-        switch next {
-        case .gone:
-            return false
-        case .kept:
-            return true
-        case .send(let connection, let generation, let records):
-            if send(records, on: connection, generation: generation) { return true }
+        guard let outcome else {
+            current.withLock { $0.output.dropFurther() }
             abortFlag.set()
             return false
         }
-    }
-
-    private enum Next {
-        case gone
-        case kept
-        case send(Connection, generation: Int, [UInt8])
-    }
-
-    private static func takeOutput(_ c: inout Current) -> Next {
-        guard let connection = c.connection else { return .gone }
-        defer {
-            c.heldOutput = []
-            c.flushPending = false
-        }
-        return .send(connection, generation: c.generation, c.heldOutput)
-    }
-
-    private func send(_ records: [UInt8], on connection: Connection, generation: Int) -> Bool {
-        sending.withLock { _ in
-            // Checked again under the send lock: an abort may have ended it meanwhile.
-            current.withLock { $0.generation == generation && !$0.endedEarly }
-                && records.withUnsafeBytes { connection.write($0) }
-        }
-    }
-
-    /// A flush held for the end of stdin, once libfcgi read that end (the
-    /// handler's thread, so the output keeps its order).
-    private func sendPendingFlush() {
-        let next = current.withLock { c -> Next in
-            guard c.flushPending, !c.endedEarly, c.stdinEnded, !c.heldOutput.isEmpty else { return .kept }
-            return Self.takeOutput(&c)
-        }
-        guard case .send(let connection, let generation, let records) = next else { return }
-        if !send(records, on: connection, generation: generation) { abortFlag.set() }
+        return outcome
     }
 
     /// libfcgi finished the request: end it (unless an abort already did) and take
     /// the next one.
     private func requestDone() {
-        let (connection, id, endedEarly, end) = current.withLock { c -> (Connection?, UInt16, Bool, [UInt8]) in
-            defer {
-                c.connection = nil
-                c.endedEarly = true
+        sending.withLock { _ in
+            let (connection, id, end) = current.withLock { c -> (Connection?, UInt16, [UInt8]?) in
+                defer {
+                    c.connection = nil
+                    c.endedEarly = true
+                }
+                c.stdinChunks = []
+                c.stdinQueued = 0
+                return (c.connection, c.id, c.output.end(.finished))
             }
-            c.stdinChunks = []
-            c.stdinQueued = 0
-            guard !c.endedEarly else { return (c.connection, c.id, true, []) }
-            var end = c.heldOutput
-            c.heldOutput = []
-            StreamWriter.appendRequestEnd(requestID: c.id, stderrUsed: c.stderrUsed, into: &end)
-            return (c.connection, c.id, false, end)
+            if let end, let connection { connection.endRequest(id, endRecords: end) }
         }
-        if !endedEarly, let connection { connection.endRequest(id, endRecords: end) }
         pool?.release(self)
     }
 
@@ -309,17 +267,13 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.stdinChunks.removeAll(keepingCapacity: true)
             c.stdinOffset = 0
             c.stdinQueued = 0
-            c.stdinEnded = false
             c.dataEnded = false
             if !c.heldData.isEmpty { c.heldData = [] }
             c.queued.removeAll(keepingCapacity: true)
             c.running = false
             c.endedEarly = false
             c.inputFailure = nil
-            c.stdoutSent = false
-            c.stderrUsed = false
-            c.heldOutput.removeAll(keepingCapacity: true)
-            c.flushPending = false
+            c.output.reset(requestID: request.requestID)
             c.environment = environment
             // libfcgi gets an empty PARAMS stream: the handler's environment is the
             // block the firewall validated, and libfcgi's own copy of the params (one
@@ -362,7 +316,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
                 return false
             }
             if bytes.isEmpty {
-                c.stdinEnded = true
+                c.output.stdinDidEnd()
             } else {
                 c.stdinChunks.append(bytes)
                 c.stdinQueued += bytes.count
@@ -380,14 +334,16 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// The next direct stdin bytes for libfcgi (the handler's thread): waits for
     /// some; 0 at the end of the stream, or once the request was ended early.
     func libfcgiInput(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let count = nextStdin(into: buffer)
-        if count == 0 { sendPendingFlush() }
+        let (count, flushDue) = nextStdin(into: buffer)
+        // A flush held for the end of stdin goes out now, from the handler's
+        // thread (so the output keeps its order).
+        if flushDue { _ = output { .send($0.takeDueFlush()) } }
         return count
     }
 
-    private func nextStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        current.wait(until: { c in !c.stdinChunks.isEmpty || c.stdinEnded || c.endedEarly }) { c -> Int in
-            guard !c.endedEarly, let first = c.stdinChunks.first else { return 0 }
+    private func nextStdin(into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, flushDue: Bool) {
+        current.wait(until: { c in !c.stdinChunks.isEmpty || c.stdinEnded || c.endedEarly }) { c in
+            guard !c.endedEarly, let first = c.stdinChunks.first else { return (0, c.output.hasDueFlush) }
             let count = min(buffer.count, first.count - c.stdinOffset)
             first.withUnsafeBytes { source in
                 buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[c.stdinOffset..<c.stdinOffset + count]))
@@ -398,15 +354,15 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
                 c.stdinChunks.removeFirst()
                 c.stdinOffset = 0
             }
-            return count
-        } ?? 0
+            return (count, false)
+        } ?? (0, false)
     }
 
     /// Stdin (and the filter's data held behind it) as records for the pipe.
     private func queueForPipe(_ bytes: [UInt8], _ c: inout Current) {
         if bytes.isEmpty {
             guard !c.stdinEnded else { return }
-            c.stdinEnded = true
+            c.output.stdinDidEnd()
         }
         StreamWriter.append(bytes, type: .stdin, requestID: c.id, close: bytes.isEmpty, into: &c.queued)
         // libfcgi reads FCGI_DATA only after stdin's end: data that came early waited.
@@ -432,15 +388,11 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
 
     /// Abort (spec §5.4): the handler sees `aborted`, its output is dropped, the web
     /// server gets END_REQUEST now; the worker is released when libfcgi finishes.
+    /// A timeout ends it the same way, but what the handler wrote still goes out
+    /// (or a 504 or 408 page if it wrote nothing).
     func abort(generation: Int, timedOut expiry: Expiry? = nil) {
-        let (connection, id, nothingSent, stderrUsed, queued, held) = current.withLock {
-            c -> (Connection?, UInt16, Bool, Bool, [UInt8], [UInt8]) in
-            guard c.generation == generation, !c.endedEarly else { return (nil, 0, false, false, [], []) }
-            // Output held for a later write: sent before the end of a timed-out
-            // request that already wrote (what it wrote goes out), dropped on an
-            // abort (the web server asked for no more).
-            let held = expiry != nil ? c.heldOutput : []
-            c.heldOutput = []
+        let ended = current.withLock { c -> (connection: Connection?, id: UInt16, queued: [UInt8], end: [UInt8]?)? in
+            guard c.generation == generation, !c.endedEarly else { return nil }
             abortFlag.set()
             if !c.stdinEnded || (c.isFilter && !c.dataEnded) {
                 c.inputFailure = .inputCutShort(requestID: c.id, by: expiry)
@@ -454,19 +406,19 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
                 StreamWriter.append(noBytes, type: .data, requestID: c.id, close: true, into: &c.queued)
             }
             c.endedEarly = true
-            c.stdinEnded = true
+            c.output.stdinDidEnd()
             c.dataEnded = true
+            let end = c.output.end(expiry.map { .timedOut($0) } ?? .aborted)
             // Not started yet: its first commit starts it, with its input complete.
-            guard c.running else { return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, [], held) }
+            guard c.running else { return (c.connection, c.id, [], end) }
             defer { c.queued = [] }
-            return (c.connection, c.id, !c.stdoutSent, c.stderrUsed, c.queued, held)
+            return (c.connection, c.id, c.queued, end)
         }
-        guard let connection else { return }
-        if !queued.isEmpty { _ = queued.withUnsafeBytes { input.write($0) } }
-        // The same ending as the Swift engine's: stdout closed, then END_REQUEST.
-        var end: [UInt8] = if let expiry, nothingSent { TimeoutPage.records(requestID: id, expiry: expiry) } else { held }
-        StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &end)
-        sending.withLock { _ in connection.endRequest(id, endRecords: end) }
+        guard let ended, let connection = ended.connection else { return }
+        if !ended.queued.isEmpty { _ = ended.queued.withUnsafeBytes { input.write($0) } }
+        // Written under the send lock: after any output the handler took before.
+        guard let end = ended.end else { return }
+        sending.withLock { _ in connection.endRequest(ended.id, endRecords: end) }
     }
 
     /// The content of a stream's end record.

@@ -59,23 +59,6 @@ enum MonitorPage {
     }
 }
 
-/// The response sent for a request ended by a timeout before it sent anything:
-/// `504 Gateway Timeout` past the request timeout, `408 Request Timeout` when its
-/// input stalled.
-enum TimeoutPage {
-    static func records(requestID: UInt16, expiry: Expiry) -> [UInt8] {
-        let page =
-            switch expiry {
-            case .request: "Status: 504 Gateway Timeout\r\nContent-Type: text/plain\r\n\r\nThe request timed out.\n"
-            case .input:
-                "Status: 408 Request Timeout\r\nContent-Type: text/plain\r\n\r\nThe request body stopped arriving.\n"
-            }
-        var out: [UInt8] = []
-        StreamWriter.append(Array(page.utf8), type: .stdout, requestID: requestID, close: false, into: &out)
-        return out
-    }
-}
-
 /// The figures on the status page, in PHP-FPM's terms where they exist.
 struct StatusReport {
     var fields: [(label: String, value: Value)] = []

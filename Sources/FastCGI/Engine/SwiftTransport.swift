@@ -16,7 +16,6 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     private let id: UInt16
     private let connection: Connection
     private let maxBuffered: Int
-    private let maxHeldOutput: Int
     /// Runs the handler: on the calling (serving) thread when `here`, else on a
     /// pool thread.
     private let launch: @Sendable (SwiftTransport, _ here: Bool) -> Void
@@ -25,33 +24,26 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     private struct Input {
         var stdin: [[UInt8]] = []
         var data: [[UInt8]] = []
-        var stdinEnded = false
         var dataEnded = false
         var buffered = 0
         var aborted = false
         /// Why reads of a stream cut short by the early end fail (nil: they end).
         var stdinFailure: RequestError?
         var dataFailure: RequestError?
-        var ended = false
-        var stderrUsed = false
-        var stdoutUsed = false
         /// The handler was started (by the first ``commit(onServingThread:)``).
         var launched = false
-        /// Output records not yet written: sent on flush, past `outputBufferSize`,
-        /// or with END_REQUEST (one write for a small response).
-        var output: [UInt8] = []
-        /// The handler flushed while the output was held for the body's end: it
-        /// goes out once stdin has ended.
-        var flushPending = false
+        /// The handler's output and the request's end (held until
+        /// ``SwiftTransport/outputBufferSize`` bytes wait, a flush, or the end).
+        var output: RequestOutputMachine
         /// An async handler suspended in ``readAsync(_:max:)`` until input comes.
         var reader: CheckedContinuation<Void, Never>?
         /// Cancels an async handler's task when the request ends early.
         var cancel: (@Sendable () -> Void)?
 
-        /// Output waits for the end of stdin (see
-        /// ``RequestLimits/maxOutputBeforeBodyEnd``): nginx sends no more of the
-        /// body once it has the response's head.
-        func holdsOutput(upTo limit: Int) -> Bool { !stdinEnded && output.count < limit }
+        /// The output machine keeps the one record of stdin's end: its hold
+        /// depends on it.
+        var stdinEnded: Bool { output.stdinEnded }
+        var ended: Bool { output.phase == .ended }
 
         func isReadable(_ kind: InputKind) -> Bool {
             aborted || (kind == .stdin ? (!stdin.isEmpty || stdinEnded) : (!data.isEmpty || dataEnded))
@@ -75,12 +67,12 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// How much output is held before it is written (libfcgi holds 8 KiB).
     static let outputBufferSize = 16 << 10
 
-    private let input = Guarded(Input())
-    /// Serializes this request's writes with its end: output taken for sending
-    /// reaches the peer before END_REQUEST or not at all (a record after
-    /// END_REQUEST could be read as the next request's with the same id).
-    /// True once END_REQUEST is written.
-    private let sending = Guarded(false)
+    private let input: Guarded<Input>
+    /// Serializes this request's output with its end: output is taken from the
+    /// machine and written under this lock (then `input`'s, briefly, inside it),
+    /// so it reaches the peer in the order taken and before END_REQUEST (a record
+    /// after END_REQUEST could be read as the next request's with the same id).
+    private let sending = Guarded(())
 
     init(
         start: RequestStart, connection: Connection, limits: RequestLimits, mayRunInline: Bool,
@@ -94,8 +86,12 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         environment = Environment(request: start)
         self.connection = connection
         maxBuffered = limits.maxBufferedStdin
-        maxHeldOutput = limits.maxOutputBeforeBodyEnd
-        if start.role != .filter { input.withLock { $0.dataEnded = true } }
+        var state = Input(
+            output: RequestOutputMachine(
+                requestID: start.requestID, batchSize: Self.outputBufferSize,
+                maxHeldBeforeBodyEnd: limits.maxOutputBeforeBodyEnd))
+        state.dataEnded = start.role != .filter
+        input = Guarded(state)
     }
 
     // MARK: Sink (connection thread)
@@ -120,7 +116,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         let (overflow, full, reader) = input.withLock { s -> (Bool, Bool, CheckedContinuation<Void, Never>?) in
             defer { s.reader = nil }
             if bytes.isEmpty {
-                if stdin { s.stdinEnded = true } else { s.dataEnded = true }
+                if stdin { s.output.stdinDidEnd() } else { s.dataEnded = true }
                 return (false, false, s.reader)
             }
             guard !s.aborted else { return (false, false, nil) }
@@ -144,28 +140,18 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
 
     /// Marks the request aborted and ends it now (spec §5.4): the web server gets
     /// its END_REQUEST; whatever the handler writes later is dropped.
-    func abort() {
-        let first = input.withLock { s in
-            Self.markEnded(&s, failing: .inputCutShort(requestID: id, by: nil))
-        }
-        guard first else { return }
-        wakeAfterEarlyEnd()
-        end()
+    func abort() { endEarly(.aborted, failing: .inputCutShort(requestID: id, by: nil)) }
+
+    /// Past the request timeout or an input stall: ended like an abort, but what
+    /// the handler wrote still goes out, or a 504 or 408 page if it wrote nothing.
+    func timeOut(_ expiry: Expiry) {
+        endEarly(.timedOut(expiry), failing: .inputCutShort(requestID: id, by: expiry))
     }
 
-    /// Past the request timeout or an input stall: ended like an abort, with a
-    /// 504 or 408 page if the handler sent nothing yet.
-    func timeOut(_ expiry: Expiry) {
-        // Output written before the timeout still goes out; a page only if the
-        // handler wrote nothing at all.
-        let ending = input.withLock { s -> (held: [UInt8], nothingWritten: Bool)? in
-            guard Self.markEnded(&s, failing: .inputCutShort(requestID: id, by: expiry)) else { return nil }
-            defer { s.output = [] }
-            return (s.output, !s.stdoutUsed)
-        }
-        guard let ending else { return }
+    private func endEarly(_ ending: RequestOutputMachine.Ending, failing error: RequestError) {
+        guard input.withLock({ s in Self.markEnded(&s, failing: error) }) else { return }
         wakeAfterEarlyEnd()
-        end(before: ending.held + (ending.nothingWritten ? TimeoutPage.records(requestID: id, expiry: expiry) : []))
+        end(ending)
     }
 
     /// Marks the request ended early; a stream not at its end yet fails reads
@@ -208,8 +194,8 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     var isAborted: Bool { input.withLock { $0.aborted } }
 
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
-        let taken = input.wait(until: { $0.isReadable(kind) }) { s in (s.take(kind, max: max), dueFlush(&s)) }
-        if let flushed = taken?.1 { _ = send(flushed) }
+        let taken = input.wait(until: { $0.isReadable(kind) }) { s in (s.take(kind, max: max), s.output.hasDueFlush) }
+        if taken?.1 == true { sendDueFlush() }
         return try taken?.0.get() ?? []
     }
 
@@ -217,9 +203,9 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// input comes, the stream ends or the request ends early.
     func readAsync(_ kind: InputKind, max: Int) async throws(RequestError) -> [UInt8] {
         while true {
-            let ready = input.withLock { s in s.isReadable(kind) ? (s.take(kind, max: max), dueFlush(&s)) : nil }
+            let ready = input.withLock { s in s.isReadable(kind) ? (s.take(kind, max: max), s.output.hasDueFlush) : nil }
             if let ready {
-                _ = send(ready.1)
+                if ready.1 { sendDueFlush() }
                 return try ready.0.get()
             }
             await withCheckedContinuation { (reader: CheckedContinuation<Void, Never>) in
@@ -245,79 +231,52 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool {
-        var records: [UInt8] = []
-        StreamWriter.append(bytes, type: toError ? .stderr : .stdout, requestID: id, close: false, into: &records)
-        let (ok, ready) = input.withLock { s -> (Bool, [UInt8]) in
-            guard !s.aborted && !s.ended else { return (false, []) }
-            if toError { s.stderrUsed = true } else { s.stdoutUsed = true }
-            if s.output.isEmpty { s.output = records } else { s.output += records }
-            guard !s.holdsOutput(upTo: maxHeldOutput), s.flushPending || s.output.count >= Self.outputBufferSize
-            else { return (true, []) }
-            return (true, Self.takeOutput(&s))
-        }
-        guard ok else { return false }
-        return send(ready)
+        output { $0.write(bytes, toError: toError) }
     }
 
     /// Writes held output now (the handler's thread; output order is its order),
     /// or once stdin has ended if the output is held for it.
-    func flush() -> Bool {
-        let ready = input.withLock { s -> [UInt8] in
-            guard !s.aborted else { return [] }
-            if s.holdsOutput(upTo: maxHeldOutput) {
-                s.flushPending = !s.output.isEmpty
-                return []
+    func flush() -> Bool { output { $0.flush() } && !isAborted }
+
+    /// A flush held for the end of stdin, once the handler's read saw that end.
+    private func sendDueFlush() { _ = output { .send($0.takeDueFlush()) } }
+
+    /// Takes output from the machine and writes it, in the order taken; false
+    /// once the request is over for the handler.
+    private func output(_ take: (inout RequestOutputMachine) -> RequestOutputMachine.Action) -> Bool {
+        let outcome = sending.withLock { _ -> Bool? in
+            switch input.withLock({ s in s.aborted ? .dropped : take(&s.output) }) {
+            case .dropped: return false
+            case .held: return true
+            case .send(let records):
+                if records.isEmpty || records.withUnsafeBytes({ connection.write($0) }) { return true }
+                return nil  // the write failed
             }
-            return Self.takeOutput(&s)
         }
-        return send(ready) && !isAborted
+        guard let outcome else {
+            failed()
+            return false
+        }
+        return outcome
     }
 
-    /// A flush held for the end of stdin, once it came: taken with a read, under
-    /// the same lock, and sent by the handler's thread (so in its order).
-    private func dueFlush(_ s: inout Input) -> [UInt8] {
-        guard s.flushPending, !s.aborted, !s.holdsOutput(upTo: maxHeldOutput) else { return [] }
-        return Self.takeOutput(&s)
-    }
-
-    private static func takeOutput(_ s: inout Input) -> [UInt8] {
-        defer {
-            s.output = []
-            s.flushPending = false
+    /// Writing to the connection failed: the request is over for the handler.
+    private func failed() {
+        let error = RequestError("request \(id): the connection to the web server failed", cause: .aborted)
+        let first = input.withLock { s in
+            s.output.dropFurther()
+            return Self.markEnded(&s, failing: error)
         }
-        return s.output
-    }
-
-    private func send(_ records: [UInt8]) -> Bool {
-        guard !records.isEmpty else { return true }
-        let written = sending.withLock { ended in
-            !ended && records.withUnsafeBytes { connection.write($0) }
-        }
-        if !written {
-            let error = RequestError("request \(id): the connection to the web server failed", cause: .aborted)
-            if input.withLock({ s in Self.markEnded(&s, failing: error) }) { wakeAfterEarlyEnd() }
-        }
-        return written
+        if first { wakeAfterEarlyEnd() }
     }
 
     /// The handler returned: close the streams and end the request.
-    func finish() { end() }
+    func finish() { end(.finished) }
 
-    private func end(before: [UInt8] = []) {
-        let (first, stderrUsed, held) = input.withLock { s -> (Bool, Bool, [UInt8]) in
-            defer {
-                s.ended = true
-                s.output = []
-            }
-            // Output held when the request was aborted or timed out is dropped.
-            return (!s.ended, s.stderrUsed, s.aborted ? [] : s.output)
-        }
-        guard first else { return }
-        var out = held + before
-        StreamWriter.appendRequestEnd(requestID: id, stderrUsed: stderrUsed, into: &out)
-        sending.withLock { ended in
-            ended = true
-            connection.endRequest(id, endRecords: out)
+    private func end(_ ending: RequestOutputMachine.Ending) {
+        sending.withLock { _ in
+            guard let records = input.withLock({ $0.output.end(ending) }) else { return }
+            connection.endRequest(id, endRecords: records)
         }
     }
 }
