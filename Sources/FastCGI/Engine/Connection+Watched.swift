@@ -1,0 +1,55 @@
+import FastCGIWire
+
+// While the connection's thread runs a handler, the engine's poller reads for it.
+extension Connection {
+    /// Whether exactly one request is in flight here (level 2 runs it on this
+    /// thread when its input is complete).
+    var servesOneRequest: Bool { state.withLock { $0.sinks.count == 1 } }
+
+    /// Runs `body` — a request's handler, on this connection's thread — while the
+    /// engine's poller reads the connection: management records are answered and
+    /// an abort ends the request at once, as when this thread reads (SPEC §4).
+    func runWatched(_ body: () -> Void) {
+        watched.withLock { $0 = true }
+        engine.poller.busy(self)
+        body()
+        watched.withLock { $0 = false }
+        engine.poller.idle(self)
+    }
+
+    /// The poller's read (poller thread): feeds the machine and carries out what
+    /// need not wait for the handler to return — replies, refusals, aborts, a close.
+    /// At levels 0/1 anything else (a pipelined request's start, input for a
+    /// libfcgi worker, which may block) stays queued, in order, for this
+    /// connection's thread; at level 2 nothing blocks, so everything is carried
+    /// out (a multiplexed request starts on a pool thread at once).
+    func readWhileBusy(into buffer: inout [UInt8], poller: ConnectionPoller) {
+        watched.withLock { watching in
+            guard watching else { return }
+            _ = readAndFeed(&buffer, waiting: false)
+            if engine.server.threadingLevel == .multiplexed {
+                carryOutPending(onServingThread: false)
+            } else {
+                carryOutSafeWhileBusy()
+            }
+            if !state.withLock({ $0.machine.isClosed || $0.machine.readClosed }) { poller.rearm(self) }
+        }
+    }
+
+    /// Levels 0/1, on the poller: the queued actions that cannot block, up to the
+    /// first that must wait for this connection's thread.
+    private func carryOutSafeWhileBusy() {
+        while let action = state.withLock({ s -> ConnectionAction? in
+            guard let first = s.pending.first else { return nil }
+            switch first {
+            case .send, .refused, .abort, .close:
+                s.pending.removeFirst()
+                return first
+            case .start, .stdin, .data:
+                return nil
+            }
+        }) {
+            _ = carryOut(action)
+        }
+    }
+}
