@@ -88,56 +88,70 @@ final class Engine: @unchecked Sendable {
 
     /// Accepts connections until stopped, then drains and returns.
     func run() {
-        while !isStopping {
-            if server.maxRequests > 0 {
-                // Every request left is spoken for: wait for one to start (or a
-                // fresh connection to close), or for the stop.
-                _ = state.wait(until: { $0.stopping || $0.hasRoom(maxRequests: server.maxRequests) }) { _ in () }
-                if isStopping { break }
-            }
-            let ready: [Bool]
-            do {
-                ready = try Socket.waitReadable(listening: listenFD, or: stopWakeup)
-            } catch {
-                server.logger.error("waiting on the listening socket failed: \(error)")
-                break
-            }
-            if ready[1] { break }
-            guard ready[0] else { continue }
-            let accepted: (descriptor: FileDescriptor, peer: PeerAddress)
-            do {
-                accepted = try Socket.accept(listenFD)
-            } catch {
-                if error.wouldBlock || error.code == ECONNABORTED { continue }
-                server.logger.warning("accept failed: \(error)")
-                if error.code == EMFILE || error.code == ENFILE { usleep(10_000) }
-                continue
-            }
-            guard allowList.allows(accepted.peer) else {
-                server.logger.warning("refused a connection from \(accepted.peer): not in FCGI_WEB_SERVER_ADDRS")
-                continue  // the descriptor goes with `accepted`
-            }
-            let connection = state.withLock { s -> Connection? in
-                guard s.connections.count < server.connectionLimits.maxConnections else { return nil }
-                s.nextConnection += 1
-                s.fresh.insert(s.nextConnection)
-                let connection = Connection(
-                    descriptor: accepted.descriptor, number: s.nextConnection, peer: accepted.peer, engine: self)
-                s.connections[s.nextConnection] = connection
-                return connection
-            }
-            guard let connection else {
-                statistics.count(.limit)
-                server.logger.warning("refused a connection: \(server.connectionLimits.maxConnections) connections already open")
-                continue
-            }
-            statistics.acceptedConnections.increment()
-            statistics.openConnections.increment()
-            // Served on a pool thread while it has work; parked when idle (at
-            // every level: an idle connection must not keep the next one waiting).
-            serve(connection)
+        while !isStopping && acceptNext() {}
+        drainAndStop()
+    }
+
+    /// Waits for the next connection and starts serving it; false once the
+    /// engine stops (or the listening socket fails).
+    private func acceptNext() -> Bool {
+        if server.maxRequests > 0 {
+            // Every request left is spoken for: wait for one to start (or a
+            // fresh connection to close), or for the stop.
+            _ = state.wait(until: { $0.stopping || $0.hasRoom(maxRequests: server.maxRequests) }) { _ in () }
+            if isStopping { return false }
         }
-        // Stop: no new connections; idle ones close now, busy ones after their requests.
+        let ready: [Bool]
+        do {
+            ready = try Socket.waitReadable(listening: listenFD, or: stopWakeup)
+        } catch {
+            server.logger.error("waiting on the listening socket failed: \(error)")
+            return false
+        }
+        if ready[1] { return false }
+        guard ready[0] else { return true }
+        do {
+            let accepted = try Socket.accept(listenFD)
+            admit(accepted.descriptor, from: accepted.peer)
+        } catch {
+            if error.wouldBlock || error.code == ECONNABORTED { return true }
+            server.logger.warning("accept failed: \(error)")
+            // Out of descriptors: give the connections a moment to close some.
+            if error.code == EMFILE || error.code == ENFILE { MonotonicClock.sleep(seconds: 0.01) }
+        }
+        return true
+    }
+
+    /// Registers a new connection and serves it, unless the address is not
+    /// allowed or too many are open (then `descriptor` closes with its owner).
+    private func admit(_ descriptor: FileDescriptor, from peer: PeerAddress) {
+        guard allowList.allows(peer) else {
+            server.logger.warning("refused a connection from \(peer): not in FCGI_WEB_SERVER_ADDRS")
+            return
+        }
+        let connection = state.withLock { s -> Connection? in
+            guard s.connections.count < server.connectionLimits.maxConnections else { return nil }
+            s.nextConnection += 1
+            s.fresh.insert(s.nextConnection)
+            let connection = Connection(descriptor: descriptor, number: s.nextConnection, peer: peer, engine: self)
+            s.connections[s.nextConnection] = connection
+            return connection
+        }
+        guard let connection else {
+            statistics.count(.limit)
+            server.logger.warning("refused a connection: \(server.connectionLimits.maxConnections) connections already open")
+            return
+        }
+        statistics.acceptedConnections.increment()
+        statistics.openConnections.increment()
+        // Served on a pool thread while it has work; parked when idle (at
+        // every level: an idle connection must not keep the next one waiting).
+        serve(connection)
+    }
+
+    /// The stop: no new connections; idle ones close now, busy ones after their
+    /// requests (bounded by the shutdown timeout); then the threads end.
+    private func drainAndStop() {
         let connections = state.withLock { s in
             s.stopping = true
             return Array(s.connections.values)

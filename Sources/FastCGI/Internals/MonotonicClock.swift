@@ -20,6 +20,13 @@ enum MonotonicClock {
         clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
         return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
     }
+
+    /// Sleeps the calling thread for about `seconds` (a short back-off).
+    static func sleep(seconds: Double) {
+        let whole = seconds.rounded(.down)
+        var span = timespec(tv_sec: Int(whole), tv_nsec: Int((seconds - whole) * 1e9))
+        _ = try? SystemCall.retrying("nanosleep") { Int(nanosleep(&span, nil)) }
+    }
 }
 
 /// The wall clock (seconds since the epoch): for what is shown to people (start

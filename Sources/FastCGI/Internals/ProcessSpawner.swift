@@ -89,12 +89,12 @@ enum ProcessSpawner {
         var ended: [(pid: Int32, status: ExitStatus)] = []
         while true {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid < 0 && errno == EINTR { continue }
+            // 0: none has ended; ECHILD: there are none.
+            let pid = (try? SystemCall.retrying("waitpid") { Int(waitpid(-1, &status, WNOHANG)) }) ?? 0
             guard pid > 0 else { return ended }
             // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (macros).
             let signal = status & 0x7f
-            ended.append((pid, signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)))
+            ended.append((Int32(pid), signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)))
         }
     }
 
