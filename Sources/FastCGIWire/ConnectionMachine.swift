@@ -138,29 +138,49 @@ public struct ConnectionMachine: Sendable {
         guard !closed else { return [] }
         decoder.append(bytes)
         var actions: [ConnectionAction] = []
-        decodeRecords(into: &actions)
+        var input = UnsafeRawBufferPointer(start: nil, count: 0)
+        decodeRecords(taking: &input, into: &actions)
         return actions
     }
 
     /// Bytes arrived from the peer: the actions are appended to `actions` (a buffer
-    /// the caller reuses, and no generic code on the per-read path).
+    /// the caller reuses, and no generic code on the per-read path). Records are
+    /// taken from `bytes` in place; only a record cut by its end is kept.
     public mutating func receive(_ bytes: UnsafeRawBufferPointer, into actions: inout [ConnectionAction]) {
         guard !closed else { return }
-        decoder.append(bytes)
-        decodeRecords(into: &actions)
+        var input = bytes
+        decodeRecords(taking: &input, into: &actions)
     }
 
-    private mutating func decodeRecords(into actions: inout [ConnectionAction]) {
+    private mutating func decodeRecords(taking input: inout UnsafeRawBufferPointer, into actions: inout [ConnectionAction]) {
         while !closed {
             let record: Record?
             do {
-                record = try decoder.next()
+                guard let header = try decoder.nextHeader(taking: &input) else { break }
+                if ignores(header) {
+                    decoder.skipNext(taking: &input)
+                    continue
+                }
+                record = try decoder.next(taking: &input)
             } catch {
                 actions.append(close(.malformedRecord(error)))
                 break
             }
             guard let record else { break }
             handle(record, into: &actions)
+        }
+    }
+
+    /// Whether ``handle(_:into:)`` would do nothing with a record of this header
+    /// whatever its content — stream content for a request not in flight (spec
+    /// §3.3; the usual case: the rest of a body its handler did not read, after
+    /// the request ended) — so the decoder may pass it over without copying it.
+    /// Never while pipelined records are held: those are kept for later.
+    private func ignores(_ header: RecordHeader) -> Bool {
+        guard header.contentLength > 0, backlog.isEmpty, !header.isManagement else { return false }
+        switch header.type {
+        case .params, .stdin, .data: return active[header.requestID] == nil
+        default: return false
         }
     }
 

@@ -48,6 +48,71 @@ struct ConnectionMachineTests {
         }
     }
 
+    @Test("the rest of a body after its request ended is passed over; the next request is served")
+    func bodyAfterEnd() {
+        var m = machine()
+        var begin = Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded
+        StreamWriter.appendParams([NameValuePair("A", "1")], requestID: 1, into: &begin)
+        StreamWriter.append(Array(repeating: 1, count: 100), type: .stdin, requestID: 1, close: false, into: &begin)
+        #expect(m.receive(begin).count == 2)
+        // The handler answered without reading: the request ends while its body
+        // is still arriving.
+        #expect(m.requestEnded(1).isEmpty)
+        var rest: [UInt8] = []
+        StreamWriter.append(Array(repeating: 2, count: 200_000), type: .stdin, requestID: 1, close: true, into: &rest)
+        rest += request(1, body: Array("next".utf8))
+        // In pieces that cut records anywhere: nothing of the old body comes out.
+        var actions: [ConnectionAction] = []
+        for offset in stride(from: 0, to: rest.count, by: 5000) {
+            actions += receiveRaw(&m, rest[offset..<min(rest.count, offset + 5000)])
+        }
+        #expect(
+            actions == [
+                .start(RequestStart(requestID: 1, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])),
+                .stdin(requestID: 1, bytes: Array("next".utf8)), .stdin(requestID: 1, bytes: []),
+            ])
+    }
+
+    @Test("records of a pipelined request are held, not passed over, while the one before runs")
+    func pipelinedNotSkipped() {
+        var m = machine()
+        let first = m.receive(request(1))
+        #expect(first.count == 3)
+        // Request 1's input is complete; a second request with the same id waits.
+        #expect(m.receive(request(1, body: Array("second".utf8))).isEmpty)
+        #expect(
+            m.requestEnded(1) == [
+                .start(RequestStart(requestID: 1, role: .responder, keepConnection: true, params: [NameValuePair("A", "1")])),
+                .stdin(requestID: 1, bytes: Array("second".utf8)), .stdin(requestID: 1, bytes: []),
+            ])
+    }
+
+    /// Feeds `bytes` the way a connection does: a raw read buffer, records taken in place.
+    func receiveRaw(_ m: inout ConnectionMachine, _ bytes: ArraySlice<UInt8>) -> [ConnectionAction] {
+        var actions: [ConnectionAction] = []
+        bytes.withUnsafeBytes { m.receive($0, into: &actions) }
+        return actions
+    }
+
+    @Test("raw read buffers: every split gives the same actions as one piece, big records included")
+    func rawSplits() {
+        let stream = request(1, body: Array(repeating: 9, count: 70000)) + request(2) + request(3, body: [])
+        var whole = machine(multiplexing: true)
+        let expected = whole.receive(stream)
+        #expect(expected.count == 9)
+        for split in [1, 5, 8, 9, 16, 17, 30, 65550, 65560, 70050, stream.count - 8, stream.count - 1] {
+            var m = machine(multiplexing: true)
+            #expect(receiveRaw(&m, stream[..<split]) + receiveRaw(&m, stream[split...]) == expected, "split at \(split)")
+        }
+        var m = machine(multiplexing: true)
+        var bytewise: [ConnectionAction] = []
+        for offset in stride(from: 0, to: stream.count, by: 7) {
+            bytewise += receiveRaw(&m, stream[offset..<min(stream.count, offset + 7)])
+        }
+        // Seven bytes at a time, stdin arrives as whole records all the same.
+        #expect(bytewise == expected)
+    }
+
     @Test("GET_VALUES answered once per known name, repeats and unknown names dropped")
     func getValues() throws {
         var m = machine()

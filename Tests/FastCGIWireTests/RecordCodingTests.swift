@@ -103,6 +103,48 @@ struct RecordCodingTests {
         #expect(records == expected)
     }
 
+    @Test("a skipped record is passed over whole, at every split, even before its content arrives")
+    func decoderSkips() throws {
+        var stream: [UInt8] = []
+        StreamWriter.append(Array(repeating: 7, count: 70000), type: .stdin, requestID: 1, close: false, into: &stream)
+        let kept = Record(type: .stdin, requestID: 2, content: Array("kept".utf8))
+        kept.encode(into: &stream)
+        // Skip every record of request 1, whatever has arrived of it.
+        func take(_ decoder: inout RecordDecoder, into records: inout [Record]) throws {
+            while let header = try decoder.nextHeader() {
+                if header.requestID == 1 {
+                    decoder.skipNext()
+                    continue
+                }
+                guard let record = try decoder.next() else { break }
+                records.append(record)
+            }
+        }
+        func decode(_ chunks: [ArraySlice<UInt8>]) throws -> [Record] {
+            var decoder = RecordDecoder()
+            var records: [Record] = []
+            for chunk in chunks {
+                decoder.append(chunk)
+                try take(&decoder, into: &records)
+            }
+            #expect(decoder.bufferedCount == 0)
+            return records
+        }
+        #expect(try decode([stream[...]]) == [kept])
+        for split in [1, 7, 8, 9, 100, 65535, 65544, 65551, 70000, stream.count - 9, stream.count - 1] {
+            #expect(try decode([stream[..<split], stream[split...]]) == [kept], "split at \(split)")
+        }
+        // Raw buffers (the connection's path) drop the skipped bytes as they come.
+        var decoder = RecordDecoder()
+        var records: [Record] = []
+        for offset in stride(from: 0, to: stream.count, by: 4096) {
+            stream[offset..<min(stream.count, offset + 4096)].withUnsafeBytes { decoder.append($0) }
+            try take(&decoder, into: &records)
+            #expect(decoder.bufferedCount < 4096 + 8, "nothing of a skipped record is kept")
+        }
+        #expect(records == [kept])
+    }
+
     @Test("property: random records survive encode, any split, decode", arguments: 0..<20)
     func randomRecords(seed: Int) throws {
         var rng = SplitMix(seed: UInt64(seed))
