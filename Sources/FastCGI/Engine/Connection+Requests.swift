@@ -153,7 +153,7 @@ extension Connection {
     /// that just ended holds the write lock from telling the machine until its
     /// END_REQUEST is written, and that END_REQUEST must not be cut off.
     private func shutdownAfterWriters() {
-        writeLock.withLock { _ in descriptor.shutdown(.readWrite) }
+        writeLock.withLock { $0.shutDown(descriptor) }
     }
 
     private func sink(_ id: UInt16) -> (any RequestSink)? {
@@ -171,10 +171,10 @@ extension Connection {
     /// Writes bytes to the peer, serialized with every other writer; false once the
     /// connection is closed or the peer went away.
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        writeLock.withLock { closed in
-            guard !closed else { return false }
-            if !descriptor.sendAllResult(bytes) { closed = true }
-            return !closed
+        writeLock.withLock { side in
+            guard side == .open else { return false }
+            if !descriptor.sendAllResult(bytes) { side = .failed }
+            return side == .open
         }
     }
 
@@ -184,7 +184,7 @@ extension Connection {
     /// request at once) and no output of a request started next can precede it.
     /// Never blocks on the connection thread.
     func endRequest(_ requestID: UInt16, endRecords: [UInt8], counted: Bool = true) {
-        let needWake = writeLock.withLock { closed in
+        let needWake = writeLock.withLock { side in
             let needWake = requestEnded(requestID)
             // Counted as served before the peer can see its end: a status page it
             // asks for next already counts it.
@@ -192,7 +192,7 @@ extension Connection {
                 engine.statistics.requestFinished()
                 served.increment()
             }
-            if !closed && !endRecords.withUnsafeBytes({ descriptor.sendAllResult($0) }) { closed = true }
+            if side == .open && !endRecords.withUnsafeBytes({ descriptor.sendAllResult($0) }) { side = .failed }
             return needWake
         }
         // Counted out of the engine only once END_REQUEST is written: run()

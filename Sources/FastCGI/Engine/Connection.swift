@@ -82,7 +82,8 @@ final class Connection: @unchecked Sendable {
     }
 
     let state: Guarded<State>
-    let writeLock = Guarded(false)  // true once the connection is closed for writing
+    /// Every write to the socket, and whether it may still be written to.
+    let writeLock = Guarded(SendSide.open)
     /// True while this connection's thread runs a handler and the engine's
     /// ``ConnectionPoller`` reads for it; held by the poller while it reads,
     /// so the thread takes its socket back between two of the poller's reads.
@@ -98,29 +99,26 @@ final class Connection: @unchecked Sendable {
         var logger = engine.server.logger
         logger[metadataKey: "connection"] = "\(number)"
         self.logger = logger
-        // A quiet read gives up after `linger` (then the connection is parked).
-        try? descriptor.setReceiveTimeout(Self.linger)
         state = Guarded(
             State(
                 machine: ConnectionMachine(
-                    multiplexing: engine.server.threadingLevel == .multiplexed, roles: Set(engine.server.handlers.keys),
+                    multiplexing: engine.server.threadingLevel == .multiplexed, roles: engine.roles,
                     managementValues: engine.server.managementValues, limits: engine.server.connectionLimits),
                 stalls: InputStalls(timeout: engine.server.connectionLimits.inputTimeout)))
     }
 
     /// Serves the connection on the calling pool thread until it closes (then
-    /// waits for its requests and lets go) or goes quiet (then parks it). Called
-    /// for a new connection and for each time a parked one is taken up;
-    /// `idledOut` when the poller found it idle past the timeout.
-    func serve(wakeup: Wakeup, idledOut: Bool = false) {
-        wakeup.clear()
+    /// waits for its requests and lets go) or goes quiet (then parks it), reading
+    /// into `buffer`. Called for a new connection and for each time a parked one
+    /// is taken up; `idledOut` when the poller found it idle past the timeout.
+    func serve(wakeup: Wakeup, buffer: inout [UInt8], idledOut: Bool = false) {
+        // Not cleared first: a signal left from its last connection only wakes
+        // this thread once for nothing (one system call saved per connection).
         state.withLock { $0.serving = wakeup }
         if idledOut {
             logger.info("closing idle connection", metadata: ["seconds": "\(engine.server.connectionLimits.idleTimeout ?? 0)"])
             closedByPeer()
         }
-        // Left uninitialised: a read touches only the pages it fills.
-        var buffer = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
         while true {
             carryOutPending()
             if state.withLock({ $0.machine.isClosed }) { break }
@@ -227,10 +225,7 @@ final class Connection: @unchecked Sendable {
         let deadline = engine.server.shutdownTimeout
         _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
         state.withLock { $0.serving = nil }
-        writeLock.withLock { closed in
-            closed = true
-            descriptor.shutdown(.readWrite)
-        }
+        writeLock.withLock { $0.shutDown(descriptor) }
         engine.poller.forget(self)
         engine.connectionClosed(self)
     }
@@ -287,5 +282,21 @@ final class Connection: @unchecked Sendable {
             return s.parked
         }
         if takeUp { engine.takeUp(self) }
+    }
+}
+
+/// The sending side of a connection (under its write lock): shut down once,
+/// whoever gets there first — the machine's close or the connection's end.
+enum SendSide {
+    case open
+    /// A write failed (the peer went away, or stopped reading past the send
+    /// timeout): nothing more is sent.
+    case failed
+    case shutDown
+
+    mutating func shutDown(_ descriptor: FileDescriptor) {
+        guard self != .shutDown else { return }
+        descriptor.shutdown(.readWrite)
+        self = .shutDown
     }
 }

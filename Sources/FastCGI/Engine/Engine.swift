@@ -14,6 +14,8 @@ import Logging
 final class Engine: @unchecked Sendable {
     let server: Server
     let listenFD: Int32
+    /// Accepts connections ready to serve (non-blocking on a shared socket).
+    private let acceptor: Acceptor
     let executor: any RequestExecutor
     /// Counters for logs and the status page.
     let statistics: ServerStatistics
@@ -28,8 +30,11 @@ final class Engine: @unchecked Sendable {
     static let freshGrace = 0.5
     /// Serving threads kept parked for the next connection (and wake-ups kept).
     static let idleServingThreads = 8
-    /// Wake-ups for serving threads, reused from connection to connection.
-    private let spareWakeups = Guarded<[Wakeup]>([])
+    /// What a serving thread needs (a wake-up, a read buffer), reused from
+    /// connection to connection.
+    private let spareKits = Guarded<[ServingKit]>([])
+    /// The roles the application handles, for each connection's machine.
+    let roles: Set<Role>
     private let allowList: WebServerAllowList
     /// Wakes the accept loop for ``stop()``.
     private let stopWakeup: Wakeup
@@ -55,8 +60,10 @@ final class Engine: @unchecked Sendable {
     init(server: Server, listenFD: Int32) throws {
         self.server = server
         self.listenFD = listenFD
+        roles = Set(server.handlers.keys)
         statistics = ServerStatistics(poolSlot: server.state.withLock { $0.poolSlot }, metrics: server.metrics)
-        Socket.makeAcceptNonBlocking(listenFD)
+        // A quiet connection's read gives up after `linger` (then it is parked).
+        acceptor = Acceptor(listening: listenFD, receiveTimeout: Connection.linger)
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
         // A TCP listener reachable from other machines with no allow list lets any
         // peer that can connect send params the app trusts because "the web server
@@ -111,7 +118,7 @@ final class Engine: @unchecked Sendable {
         if ready[1] { return false }
         guard ready[0] else { return true }
         do {
-            let accepted = try Socket.accept(listenFD)
+            let accepted = try acceptor.accept()
             admit(accepted.descriptor, from: accepted.peer)
         } catch {
             if error.wouldBlock || error.code == ECONNABORTED { return true }
@@ -174,18 +181,18 @@ final class Engine: @unchecked Sendable {
         connectionThreads.shutdown()
     }
 
-    /// Serves `connection` on a pool thread with a wake-up of its own.
+    /// Serves `connection` on a pool thread with a wake-up and a buffer of its own.
     private func serve(_ connection: Connection, idledOut: Bool = false) {
         connectionThreads.run { [self] in
-            let wakeup = spareWakeups.withLock { $0.popLast() } ?? (try? Wakeup())
-            guard let wakeup else {
+            let kit = spareKits.withLock { $0.popLast() } ?? (try? ServingKit())
+            guard let kit else {
                 server.logger.error("cannot serve connection \(connection.number): no descriptor for its wake-up")
                 connection.abandon()
                 return
             }
-            connection.serve(wakeup: wakeup, idledOut: idledOut)
+            connection.serve(wakeup: kit.wakeup, buffer: &kit.buffer, idledOut: idledOut)
             // As many kept as threads are: more are let go (their descriptors with them).
-            spareWakeups.withLock { if $0.count < Self.idleServingThreads { $0.append(wakeup) } }
+            spareKits.withLock { if $0.count < Self.idleServingThreads { $0.append(kit) } }
         }
     }
 
@@ -242,5 +249,16 @@ final class Engine: @unchecked Sendable {
             _ = s.connections.removeValue(forKey: connection.number)
             s.fresh.remove(connection.number)
         }
+    }
+}
+
+/// A serving thread's wake-up and read buffer (used by one thread at a time).
+final class ServingKit: @unchecked Sendable {
+    let wakeup: Wakeup
+    /// Left uninitialised: a read touches only the pages it fills.
+    @exclusivity(unchecked) var buffer = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
+
+    init() throws(SystemError) {
+        wakeup = try Wakeup()
     }
 }

@@ -43,15 +43,6 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
         _ = Glibc.shutdown(raw, direction.how)
     }
 
-    /// A blocking read on a socket gives up after `seconds` (`SO_RCVTIMEO`; fails
-    /// with `EAGAIN`).
-    func setReceiveTimeout(_ seconds: Double) throws(SystemError) {
-        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
-        guard setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
-            throw SystemError("setsockopt(SO_RCVTIMEO)")
-        }
-    }
-
     /// Reads into `buffer` (blocking as the descriptor does): the count read, 0 at
     /// end of stream.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {

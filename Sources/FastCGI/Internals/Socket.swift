@@ -95,7 +95,7 @@ enum Socket {
     }
 
     /// The address a socket is bound to (`getsockname`), nil if it cannot be read.
-    private static func localAddress(_ fd: Int32) -> sockaddr_storage? {
+    static func localAddress(_ fd: Int32) -> sockaddr_storage? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
@@ -201,63 +201,6 @@ extension Socket {
         ]
         _ = try SystemCall.retrying("poll") { Int(poll(&fds, 2, -1)) }
         return fds.map { $0.revents != 0 }
-    }
-
-    /// Makes `accept` on the listening socket return `EAGAIN` instead of waiting:
-    /// when several processes serve one socket (a process manager's workers,
-    /// spawn-fcgi children), all wake for one connection and one gets it; a
-    /// blocking accept would then hold the others deaf to a stop. (Accepted
-    /// sockets do not inherit the flag on Linux.)
-    static func makeAcceptNonBlocking(_ listenFD: Int32) {
-        let flags = fcntl(listenFD, F_GETFL)
-        if flags >= 0 { _ = fcntl(listenFD, F_SETFL, flags | O_NONBLOCK) }
-    }
-
-    /// Accepts a connection: its descriptor, owned from here on, and the peer.
-    static func accept(_ listenFD: Int32) throws(SystemError) -> (descriptor: FileDescriptor, peer: PeerAddress) {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let fd = try SystemCall.retrying("accept") {
-            Int(
-                withUnsafeMutablePointer(to: &storage) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        Glibc.accept(listenFD, $0, &length)
-                    }
-                })
-        }
-        let fd32 = Int32(fd)
-        // accept4(SOCK_CLOEXEC) is not in Swift's Glibc module (it needs _GNU_SOURCE).
-        _ = fcntl(fd32, F_SETFD, FD_CLOEXEC)
-        let descriptor = FileDescriptor(adopting: fd32)
-        // A peer that stops reading cannot block a writer (and the write lock it
-        // holds) for ever: a send that makes no progress for 60 s fails.
-        var sendTimeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd32, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
-        let peer: PeerAddress
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            peer = withUnsafeBytes(of: &storage) { raw in
-                let addr = raw.load(as: sockaddr_in.self)
-                return .ipv4(withUnsafeBytes(of: addr.sin_addr) { Array($0) })
-            }
-            var one: Int32 = 1
-            setsockopt(fd32, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        case AF_INET6:
-            peer = withUnsafeBytes(of: &storage) { raw in
-                let addr = raw.load(as: sockaddr_in6.self)
-                let bytes = withUnsafeBytes(of: addr.sin6_addr) { Array($0) }
-                // An IPv4-mapped address (::ffff:a.b.c.d) is matched as IPv4.
-                if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-                    return .ipv4(Array(bytes[12...]))
-                }
-                return .ipv6(bytes)
-            }
-            var one: Int32 = 1
-            setsockopt(fd32, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        default:
-            peer = .unix
-        }
-        return (descriptor, peer)
     }
 }
 
