@@ -14,8 +14,9 @@ import Logging
 final class Engine: @unchecked Sendable {
     let server: Server
     let listenFD: Int32
-    /// Accepts connections ready to serve (non-blocking on a shared socket).
-    private let acceptor: Acceptor
+    /// Accepts connections ready to serve (non-blocking on a shared socket);
+    /// the accept loop's alone.
+    private var acceptor: Acceptor
     let executor: any RequestExecutor
     /// Counters for logs and the status page.
     let statistics: ServerStatistics

@@ -13,7 +13,12 @@ private import CEpoll
 /// costs counts per request: one `accept4` (close-on-exec set by it). Linux copies
 /// a TCP listening socket's options into each connection it accepts (the timeouts
 /// and `TCP_NODELAY`), so over TCP they are set once, on the listener; a unix
-/// socket's connections do not inherit them and get theirs one by one.
+/// socket's connections do not inherit them and get theirs one by one. The copy
+/// is made when the handshake completes, not at `accept`: connections already
+/// queued when the listener got its options get theirs one by one too, until the
+/// queue has been found empty once.
+///
+/// Used by the accept loop alone (`accept()` is mutating).
 struct Acceptor: Sendable {
     let listenFD: Int32
     /// A send that makes no progress for this long fails: a peer that stops
@@ -23,6 +28,8 @@ struct Acceptor: Sendable {
     private let receiveTimeout: Double
     /// Whether accepted connections carry the options already.
     private let inherits: Bool
+    /// Connections may still be queued from before the listener had the options.
+    private var mayHaveEarlyConnections = true
 
     /// Makes `accept` on the listening socket return `EAGAIN` instead of waiting:
     /// when several processes serve one socket (a process manager's workers,
@@ -41,15 +48,23 @@ struct Acceptor: Sendable {
     }
 
     /// Accepts a connection: its descriptor, owned from here on, and the peer.
-    func accept() throws(SystemError) -> (descriptor: FileDescriptor, peer: PeerAddress) {
+    mutating func accept() throws(SystemError) -> (descriptor: FileDescriptor, peer: PeerAddress) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let fd = try SystemCall.retrying("accept4") {
-            Int(swift_fcgi_accept4(listenFD, &storage, &length, Int32(SOCK_CLOEXEC.rawValue)))
+        let fd: Int
+        do {
+            fd = try SystemCall.retrying("accept4") {
+                Int(swift_fcgi_accept4(listenFD, &storage, &length, Int32(SOCK_CLOEXEC.rawValue)))
+            }
+        } catch {
+            // The queue is empty: every later connection is copied from the
+            // listener as it is now.
+            if error.wouldBlock { mayHaveEarlyConnections = false }
+            throw error
         }
         let descriptor = FileDescriptor(adopting: Int32(fd))
         let peer = PeerAddress(storage)
-        if !inherits {
+        if !inherits || mayHaveEarlyConnections {
             var tcp = true
             if case .unix = peer { tcp = false }
             // Not fatal: the connection works without them, only less guarded.

@@ -10,11 +10,15 @@ import Testing
 @Suite("Acceptor: every connection accepted ready to serve")
 struct AcceptorTests {
     /// Accepts one connection on `address` and returns what its socket is set to.
-    func acceptOne(on address: ListenAddress, connectTo: (Int32) -> String) throws -> ConnectionOptions {
+    /// With `early`, the peer connects before the acceptor sets the listener up.
+    func acceptOne(
+        on address: ListenAddress, early: Bool = false, connectTo: (Int32) -> String
+    ) throws -> ConnectionOptions {
         let listenFD = try Socket.listen(on: address)
         let listener = FileDescriptor(adopting: listenFD)
-        let acceptor = Acceptor(listening: listener.raw, receiveTimeout: 0.01)
-        let client = try FastCGIConnection(to: connectTo(listenFD))
+        let earlyClient = early ? try FastCGIConnection(to: connectTo(listenFD)) : nil
+        var acceptor = Acceptor(listening: listener.raw, receiveTimeout: 0.01)
+        let client = try earlyClient ?? FastCGIConnection(to: connectTo(listenFD))
         defer { _ = client }
         // The listener is non-blocking: wait for the connection first.
         for _ in 0..<1000 {
@@ -47,6 +51,17 @@ struct AcceptorTests {
         #expect(isLinger(options.receiveTimeout))
         #expect(options.noDelay)
         #expect(options.closeOnExec)
+    }
+
+    @Test("TCP: a connection queued before the listener had the options gets them all the same")
+    func tcpEarly() throws {
+        let options = try acceptOne(on: .tcp(host: "127.0.0.1", port: 0), early: true) { fd in
+            let port: UInt16 = Socket.localPort(fd) ?? 0
+            return "127.0.0.1:" + String(port)
+        }
+        #expect(options.sendTimeout == Acceptor.sendTimeout)
+        #expect(isLinger(options.receiveTimeout))
+        #expect(options.noDelay)
     }
 
     @Test("unix: the timeouts (set per connection: a unix socket passes none on), close-on-exec")
