@@ -254,82 +254,93 @@ public struct ConnectionMachine: Sendable {
             hold(record, into: &actions)
             return
         }
-        let id = record.requestID
         switch record.type {
-        case .beginRequest:
-            begin(record, into: &actions)
-        case .params:
-            guard var request = active[id] else { return }  // inactive id: ignored (spec §3.3)
-            guard case .params(var collector) = request.phase else {
-                actions.append(close(.outOfSequence(requestID: id, .paramsAfterEnd)))
-                return
-            }
-            if record.content.isEmpty {
-                let block: NameValueBlock
-                do {
-                    block = try NameValueBlock(validating: collector.bytes, maxLength: limits.maxParamsBytes)
-                } catch {
-                    actions.append(close(.malformedParams(requestID: id, error)))
-                    return
-                }
-                request.phase = .running
-                if request.ignoresStdin { request.stdinOpen = false }
-                active[id] = request
-                actions.append(
-                    .start(
-                        RequestStart(
-                            requestID: id, role: request.role, keepConnection: request.keepConnection, paramsBlock: block)))
-                // lighttpd and Apache send an authorizer no STDIN at all: its stdin
-                // ends with its params, so no executor waits for a stream that
-                // never comes.
-                if request.ignoresStdin { actions.append(.stdin(requestID: id, bytes: [])) }
-            } else {
-                guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
-                    actions.append(close(.paramsTooLarge(requestID: id, limit: limits.maxParamsBytes)))
-                    return
-                }
-                // The first record's content is taken as is (the usual single
-                // PARAMS record is then never copied); later ones are appended.
-                if collector.bytes.isEmpty { collector.bytes = record.content } else { collector.bytes += record.content }
-                request.phase = .params(collector)
-                active[id] = request
-            }
-        case .stdin, .data:
-            guard var request = active[id] else { return }
-            guard case .running = request.phase else {
-                actions.append(close(.outOfSequence(requestID: id, .streamBeforeParams(record.type))))
-                return
-            }
-            let isStdin = record.type == .stdin
-            if isStdin && request.ignoresStdin { return }
-            let open = isStdin ? request.stdinOpen : request.dataOpen
-            guard open else {
-                if record.content.isEmpty { return }  // a repeated end of stream is harmless
-                actions.append(close(.outOfSequence(requestID: id, .streamAfterEnd(record.type))))
-                return
-            }
-            if record.content.isEmpty {
-                if isStdin { request.stdinOpen = false } else { request.dataOpen = false }
-                active[id] = request
-            }
-            actions.append(isStdin ? .stdin(requestID: id, bytes: record.content) : .data(requestID: id, bytes: record.content))
-        case .abortRequest:
-            guard let request = active[id] else { return }
-            if case .running = request.phase {
-                actions.append(.abort(requestID: id))
-            } else {
-                // Not started yet: nothing runs, so the machine ends it itself.
-                active.removeValue(forKey: id)
-                order.removeAll { $0 == id }
-                actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded))
-                if !request.keepConnection { closeWhenIdle = true }
-                if closeWhenIdle && active.isEmpty { actions.append(close(.abortedWithoutKeepConnection(requestID: id))) }
-            }
+        case .beginRequest: begin(record, into: &actions)
+        case .params: params(record, into: &actions)
+        case .stdin, .data: stream(record, into: &actions)
+        case .abortRequest: abort(record.requestID, into: &actions)
         default:
             // Types a web server does not send (STDOUT, END_REQUEST…) or unknown
             // application types: ignored, as for inactive ids.
             return
         }
+    }
+
+    /// A PARAMS record: collected until the empty one, which starts the request.
+    private mutating func params(_ record: Record, into actions: inout [ConnectionAction]) {
+        let id = record.requestID
+        guard var request = active[id] else { return }  // inactive id: ignored (spec §3.3)
+        guard case .params(var collector) = request.phase else {
+            actions.append(close(.outOfSequence(requestID: id, .paramsAfterEnd)))
+            return
+        }
+        guard record.content.isEmpty else {
+            guard collector.bytes.count + record.content.count <= limits.maxParamsBytes else {
+                actions.append(close(.paramsTooLarge(requestID: id, limit: limits.maxParamsBytes)))
+                return
+            }
+            // The first record's content is taken as is (the usual single
+            // PARAMS record is then never copied); later ones are appended.
+            if collector.bytes.isEmpty { collector.bytes = record.content } else { collector.bytes += record.content }
+            request.phase = .params(collector)
+            active[id] = request
+            return
+        }
+        let block: NameValueBlock
+        do {
+            block = try NameValueBlock(validating: collector.bytes, maxLength: limits.maxParamsBytes)
+        } catch {
+            actions.append(close(.malformedParams(requestID: id, error)))
+            return
+        }
+        request.phase = .running
+        if request.ignoresStdin { request.stdinOpen = false }
+        active[id] = request
+        actions.append(
+            .start(RequestStart(requestID: id, role: request.role, keepConnection: request.keepConnection, paramsBlock: block)))
+        // lighttpd and Apache send an authorizer no STDIN at all: its stdin
+        // ends with its params, so no executor waits for a stream that
+        // never comes.
+        if request.ignoresStdin { actions.append(.stdin(requestID: id, bytes: [])) }
+    }
+
+    /// A STDIN or DATA record of a started request: its bytes, or its end.
+    private mutating func stream(_ record: Record, into actions: inout [ConnectionAction]) {
+        let id = record.requestID
+        guard var request = active[id] else { return }
+        guard case .running = request.phase else {
+            actions.append(close(.outOfSequence(requestID: id, .streamBeforeParams(record.type))))
+            return
+        }
+        let isStdin = record.type == .stdin
+        if isStdin && request.ignoresStdin { return }
+        let open = isStdin ? request.stdinOpen : request.dataOpen
+        guard open else {
+            if record.content.isEmpty { return }  // a repeated end of stream is harmless
+            actions.append(close(.outOfSequence(requestID: id, .streamAfterEnd(record.type))))
+            return
+        }
+        if record.content.isEmpty {
+            if isStdin { request.stdinOpen = false } else { request.dataOpen = false }
+            active[id] = request
+        }
+        actions.append(isStdin ? .stdin(requestID: id, bytes: record.content) : .data(requestID: id, bytes: record.content))
+    }
+
+    /// ABORT_REQUEST: a started request is aborted by its executor; one still
+    /// collecting params is ended here.
+    private mutating func abort(_ id: UInt16, into actions: inout [ConnectionAction]) {
+        guard let request = active[id] else { return }
+        if case .running = request.phase {
+            actions.append(.abort(requestID: id))
+            return
+        }
+        // Not started yet: nothing runs, so the machine ends it itself.
+        active.removeValue(forKey: id)
+        order.removeAll { $0 == id }
+        actions.append(.send(Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete).encoded))
+        if !request.keepConnection { closeWhenIdle = true }
+        if closeWhenIdle && active.isEmpty { actions.append(close(.abortedWithoutKeepConnection(requestID: id))) }
     }
 
     /// Keeps a record of a pipelined request until the requests before it end.
