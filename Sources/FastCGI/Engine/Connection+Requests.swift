@@ -27,6 +27,8 @@ extension Connection {
             }
             first?.commit(onServingThread: onServingThread)
             for sink in others { sink.commit(onServingThread: onServingThread) }
+            // Multiplexed requests of this batch whose input was complete.
+            if onServingThread { runQueued() }
         }
         if state.withLock({ $0.drainedOut }) { shutdownAfterWriters() }
     }

@@ -6,6 +6,42 @@ extension Connection {
     /// thread when its input is complete).
     var servesOneRequest: Bool { state.withLock { $0.sinks.count == 1 } }
 
+    /// Runs a level-2 handler whose input is complete on this (serving) thread: at
+    /// once when its request is alone here; else queued, to run after the batch
+    /// of input that started it, one after another (``runQueued()``): a
+    /// multiplexed request costs no hand-off to another thread. Handlers still
+    /// queued when the one running has held the thread past the poller's patience
+    /// go to `pool` (``releaseQueued()``), so a slow one delays the others by a
+    /// few milliseconds at most.
+    func runHere(_ run: @escaping @Sendable () -> Void, orOn pool: ThreadPool) {
+        let alone = state.withLock { s in
+            guard s.sinks.count == 1 else {
+                s.queued.append(InlineJob(run: run, pool: pool))
+                return false
+            }
+            return true
+        }
+        if alone { runWatched(run) }
+    }
+
+    /// Runs the queued handlers, one after another, watched (serving thread).
+    func runQueued() {
+        guard state.withLock({ !$0.queued.isEmpty }) else { return }
+        runWatched {
+            while let job = state.withLock({ s in s.queued.isEmpty ? nil : s.queued.removeFirst() }) { job.run() }
+        }
+    }
+
+    /// The poller found the serving thread held up by a handler: the queued
+    /// ones go to pool threads (poller thread; holds no poller lock).
+    func releaseQueued() {
+        let jobs = state.withLock { s -> [InlineJob] in
+            defer { s.queued = [] }
+            return s.queued
+        }
+        for job in jobs { job.pool.run(job.run) }
+    }
+
     /// Runs `body` — a request's handler, on this connection's thread — while the
     /// engine's poller reads the connection: management records are answered and
     /// an abort ends the request at once, as when this thread reads (SPEC §4).
@@ -52,4 +88,11 @@ extension Connection {
             _ = carryOut(action)
         }
     }
+}
+
+/// A handler queued for a connection's serving thread, and the pool it goes to
+/// if that thread stays busy.
+struct InlineJob {
+    let run: @Sendable () -> Void
+    let pool: ThreadPool
 }

@@ -70,6 +70,9 @@ final class Connection: @unchecked Sendable {
         /// Requests waiting for input, for the input timeout (the serving
         /// thread's wait ends at the next deadline).
         var stalls: InputStalls
+        /// Handlers of multiplexed requests waiting for the serving thread
+        /// (``runQueued()``), unless the poller hands them to pool threads first.
+        var queued: [InlineJob] = []
 
         /// Nothing in flight, nothing to do: the connection may wait for input.
         var isQuiet: Bool { sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed }

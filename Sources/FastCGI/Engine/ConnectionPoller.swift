@@ -223,13 +223,15 @@ final class ConnectionPoller: @unchecked Sendable {
     /// ones idle past the timeout; returns the new count of idle ticks.
     private func armDueAndSweep(idleTicks: Int) -> Int {
         let now = MonotonicClock.coarseMilliseconds()
-        let (ticks, expired) = state.withLock { s -> (Int, [Connection]) in
+        let (ticks, expired, heldUp) = state.withLock { s -> (Int, [Connection], [Connection]) in
             let due = s.busy.filter { !$0.value.armed && now - $0.value.since >= Self.patience }.keys
+            var heldUp: [Connection] = []
             for number in due {
                 guard let connection = s.busy[number]?.connection else { continue }
                 let adding = s.registered.insert(number).inserted
                 try? epoll.arm(connection.descriptor, key: UInt64(number), adding: adding)
                 s.busy[number]?.armed = true
+                heldUp.append(connection)
             }
             var expired: [Connection] = []
             if let idleTimeout {
@@ -239,8 +241,10 @@ final class ConnectionPoller: @unchecked Sendable {
                     s.parked.removeValue(forKey: number)
                 }
             }
-            return (s.busy.isEmpty ? idleTicks + 1 : 0, expired)
+            return (s.busy.isEmpty ? idleTicks + 1 : 0, expired, heldUp)
         }
+        // Outside the poller's lock (a connection's lock comes before it).
+        for connection in heldUp { connection.releaseQueued() }
         for connection in expired { resume(connection, true) }
         return ticks
     }

@@ -5,10 +5,12 @@ import Synchronization
 /// handler is async.
 ///
 /// A blocking handler runs on a thread: a request whose input is complete when it
-/// starts, alone on its connection (the usual case behind nginx and Apache), runs
-/// on the connection's serving thread, watched by the poller as at levels 0/1 (no
-/// hand-off); others (multiplexed, or input still arriving) run on threads from a
-/// pool. An async handler runs as a task on Swift concurrency's global executor:
+/// starts runs on the connection's serving thread, watched by the poller as at
+/// levels 0/1 (no hand-off) — at once when alone on its connection (the usual
+/// case behind nginx and Apache), else after the other multiplexed requests of its
+/// batch (``Connection/runHere(_:orOn:)``; the poller hands the queued ones to the
+/// pool if the thread is held up); requests whose input is still arriving run on
+/// threads from a pool. An async handler runs as a task on Swift concurrency's global executor:
 /// while it awaits it holds no thread. At levels 0 and 1 at most 1 or `workers`
 /// async handlers run at once (``AsyncSlots``); at level 2 there is no such bound.
 final class SwiftExecutor: RequestExecutor {
@@ -50,7 +52,7 @@ final class SwiftExecutor: RequestExecutor {
                     transport.finish()
                     self.running.subtract(1, ordering: .relaxed)
                 }
-                if here { connection.runWatched(run) } else { pool.run(run) }
+                if here { connection.runHere(run, orOn: pool) } else { pool.run(run) }
             })
     }
 

@@ -97,8 +97,8 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     // MARK: Sink (connection thread)
 
     /// The end of a batch of input: the first one starts the handler, on this
-    /// thread if the input is complete, the request alone on its connection, and
-    /// this is the serving thread; else on a pool thread.
+    /// thread if the input is complete and this is the serving thread (see
+    /// ``Connection/runHere(_:orOn:)``); else on a pool thread.
     func commit(onServingThread: Bool) {
         let complete = input.withLock { s -> Bool? in
             guard !s.launched else { return nil }
@@ -106,7 +106,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
             return s.stdinEnded && s.dataEnded
         }
         guard let complete else { return }
-        launch(self, complete && onServingThread && mayRunInline && connection.servesOneRequest)
+        launch(self, complete && onServingThread && mayRunInline)
     }
 
     func stdin(_ bytes: [UInt8]) { enqueue(bytes, stdin: true) }
