@@ -119,6 +119,8 @@ final class Engine: @unchecked Sendable {
         if ready[1] { return false }
         guard ready[0] else { return true }
         do {
+            // One at a time: processes sharing the socket (a pool's workers) each
+            // take their turn.
             let accepted = try acceptor.accept()
             admit(accepted.descriptor, from: accepted.peer)
         } catch {

@@ -14,9 +14,9 @@ private import CEpoll
 /// a TCP listening socket's options into each connection it accepts (the timeouts
 /// and `TCP_NODELAY`), so over TCP they are set once, on the listener; a unix
 /// socket's connections do not inherit them and get theirs one by one. The copy
-/// is made when the handshake completes, not at `accept`: connections already
-/// queued when the listener got its options get theirs one by one too, until the
-/// queue has been found empty once.
+/// is made when the handshake completes, not at `accept`: as many connections as
+/// were queued when the listener got its options (`TCP_INFO` tells) get theirs
+/// one by one too.
 ///
 /// Used by the accept loop alone (`accept()` is mutating).
 struct Acceptor: Sendable {
@@ -28,8 +28,9 @@ struct Acceptor: Sendable {
     private let receiveTimeout: Double
     /// Whether accepted connections carry the options already.
     private let inherits: Bool
-    /// Connections may still be queued from before the listener had the options.
-    private var mayHaveEarlyConnections = true
+    /// Connections that may have been queued before the listener had the
+    /// options: the next this many accepted get theirs one by one.
+    private var early: Int
 
     /// Makes `accept` on the listening socket return `EAGAIN` instead of waiting:
     /// when several processes serve one socket (a process manager's workers,
@@ -45,6 +46,16 @@ struct Acceptor: Sendable {
         let family = Socket.localAddress(listenFD).map { Int32($0.ss_family) }
         let tcp = family == AF_INET || family == AF_INET6
         inherits = tcp && (try? Self.setOptions(listenFD, receiveTimeout: receiveTimeout, tcp: true)) != nil
+        early = inherits ? Self.queuedConnections(listenFD) ?? .max : 0
+    }
+
+    /// How many connections wait in a TCP listener's accept queue (`TCP_INFO`
+    /// reports it as `tcpi_unacked` for a listening socket, as `ss -l` shows).
+    private static func queuedConnections(_ listenFD: Int32) -> Int? {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(listenFD, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return nil }
+        return Int(info.tcpi_unacked)
     }
 
     /// Accepts a connection: its descriptor, owned from here on, and the peer.
@@ -59,12 +70,13 @@ struct Acceptor: Sendable {
         } catch {
             // The queue is empty: every later connection is copied from the
             // listener as it is now.
-            if error.wouldBlock { mayHaveEarlyConnections = false }
+            if error.wouldBlock { early = 0 }
             throw error
         }
         let descriptor = FileDescriptor(adopting: Int32(fd))
         let peer = PeerAddress(storage)
-        if !inherits || mayHaveEarlyConnections {
+        if !inherits || early > 0 {
+            early = max(0, early - 1)
             var tcp = true
             if case .unix = peer { tcp = false }
             // Not fatal: the connection works without them, only less guarded.
