@@ -65,8 +65,8 @@ final class Connection: @unchecked Sendable {
         /// No thread serves the connection: it waits in the poller. Whoever turns
         /// this off (``unpark()``) takes it up.
         var parked = false
-        /// Wakes the serving thread from its `poll` (nil while parked).
-        var serving: Wakeup?
+        /// The serving thread and what wakes it from its `poll` (nil while parked).
+        var serving: (wakeup: Wakeup, thread: UInt)?
         /// Requests waiting for input, for the input timeout (the serving
         /// thread's wait ends at the next deadline).
         var stalls: InputStalls
@@ -117,7 +117,7 @@ final class Connection: @unchecked Sendable {
     func serve(wakeup: Wakeup, buffer: inout [UInt8], idledOut: Bool = false) {
         // Not cleared first: a signal left from its last connection only wakes
         // this thread once for nothing (one system call saved per connection).
-        state.withLock { $0.serving = wakeup }
+        state.withLock { $0.serving = (wakeup, OSThread.currentID) }
         if idledOut {
             logger.info("closing idle connection", metadata: ["seconds": "\(engine.server.connectionLimits.idleTimeout ?? 0)"])
             closedByPeer()
@@ -278,10 +278,12 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Makes sure a thread carries out what was queued: signals the serving
-    /// thread, or takes a parked connection up again on a pool thread.
+    /// thread, or takes a parked connection up again on a pool thread. The
+    /// serving thread itself (a handler it ran just ended) needs no signal: it
+    /// carries out what is queued before it waits again.
     func wake() {
         let takeUp = state.withLock { s -> Bool in
-            s.serving?.signal()
+            if let serving = s.serving, serving.thread != OSThread.currentID { serving.wakeup.signal() }
             return s.parked
         }
         if takeUp { engine.takeUp(self) }
