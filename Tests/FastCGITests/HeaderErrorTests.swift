@@ -45,6 +45,19 @@ struct HeaderErrorTests {
         #expect(request.headerFields.count == 4)
     }
 
+    @Test("every ASCII byte: a name accepts exactly RFC 9110's tchar; a value refuses exactly NUL, LF and CR")
+    func everyByte() {
+        let tchar = Set(("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + "!#$%&'*+-.^_`|~").utf8)
+        for byte in UInt8(0)..<128 {
+            let text = String(decoding: [byte], as: UTF8.self)
+            #expect(HeaderError.isToken("X" + text + "Y") == tchar.contains(byte), "name byte \(byte)")
+            let refused = (try? HeaderError.check(name: "X", value: "a" + text + "b")) == nil
+            #expect(refused == [0, 10, 13].contains(byte), "value byte \(byte)")
+        }
+        #expect(!HeaderError.isToken("Caf\u{e9}"), "non-ASCII is no token")
+        #expect((try? HeaderError.check(name: "X", value: "Caf\u{e9}")) != nil, "UTF-8 in a value is fine")
+    }
+
     @Test("the error says which header and why")
     func message() {
         let error = HeaderError(name: "Location", reason: .invalidValue)

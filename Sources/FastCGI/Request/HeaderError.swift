@@ -56,7 +56,7 @@ public struct HeaderError: Error, Hashable, Sendable, CustomStringConvertible {
         guard isToken(name) else {
             throw HeaderError(name: name, reason: .invalidName)
         }
-        if let value, value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }) {
+        if let value, value.utf8.contains(where: { $0 < 14 && Self.forbiddenInValue >> $0 & 1 != 0 }) {
             throw HeaderError(name: name, reason: .invalidValue)
         }
     }
@@ -64,14 +64,16 @@ public struct HeaderError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Whether `text` is a non-empty RFC 9110 token.
     static func isToken(_ text: String) -> Bool { !text.utf8.isEmpty && text.utf8.allSatisfy(isTokenByte) }
 
-    /// `tchar` of RFC 9110 §5.6.2.
+    /// NUL, LF and CR, as bits: what a header value may not hold.
+    private static let forbiddenInValue: UInt16 = 0x2401
+
+    /// `tchar` of RFC 9110 §5.6.2 (ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``) as
+    /// bits, for bytes 0–63 and 64–127: a header name is checked every time one
+    /// is set, so this is one shift and mask a byte.
+    private static let tokenLow: UInt64 = 0x03ff_6cfa_0000_0000
+    private static let tokenHigh: UInt64 = 0x57ff_ffff_c7ff_fffe
+
     private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
+        byte < 64 ? tokenLow >> byte & 1 != 0 : byte < 128 && tokenHigh >> (byte - 64) & 1 != 0
     }
 }
