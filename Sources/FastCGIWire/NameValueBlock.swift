@@ -136,13 +136,14 @@ public struct NameValueBlock: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 }
 
-/// A 128-bit Bloom filter of names: two bits per name, from its length and its
+/// A 256-bit Bloom filter of names: two bits per name, from its length and its
 /// first, second and last bytes (params names differ in those more than in their
 /// middles). With the 20 to 40 params of a web server, an absent name passes in
-/// one lookup in twelve to one in five (then the scan answers).
+/// one lookup in thirty to one in ten (then the scan answers). (With 128 bits it
+/// was one in twelve to one in five, and three of the echo app's twelve probes
+/// scanned nginx's params in vain on every request.)
 struct NameFilter: Sendable {
-    private var low: UInt64 = 0
-    private var high: UInt64 = 0
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 
     private static func bits(_ name: UnsafeRawBufferPointer) -> (UInt32, UInt32) {
         let count = name.count
@@ -155,15 +156,28 @@ struct NameFilter: Sendable {
         hash ^= hash >> 15
         hash = hash &* 0x2C1B_3C6D
         hash ^= hash >> 13
-        return (hash & 127, (hash >> 7) & 127)
+        return (hash & 255, (hash >> 8) & 255)
     }
 
     private mutating func set(_ bit: UInt32) {
-        if bit < 64 { low |= 1 << UInt64(bit) } else { high |= 1 << UInt64(bit - 64) }
+        let mask: UInt64 = 1 << UInt64(bit & 63)
+        switch bit >> 6 {
+        case 0: words.0 |= mask
+        case 1: words.1 |= mask
+        case 2: words.2 |= mask
+        default: words.3 |= mask
+        }
     }
 
     private func test(_ bit: UInt32) -> Bool {
-        bit < 64 ? low & 1 << UInt64(bit) != 0 : high & 1 << UInt64(bit - 64) != 0
+        let word =
+            switch bit >> 6 {
+            case 0: words.0
+            case 1: words.1
+            case 2: words.2
+            default: words.3
+            }
+        return word >> UInt64(bit & 63) & 1 != 0
     }
 
     mutating func insert(_ name: UnsafeRawBufferPointer) {
@@ -173,8 +187,10 @@ struct NameFilter: Sendable {
     }
 
     mutating func formUnion(_ other: NameFilter) {
-        low |= other.low
-        high |= other.high
+        words.0 |= other.words.0
+        words.1 |= other.words.1
+        words.2 |= other.words.2
+        words.3 |= other.words.3
     }
 
     /// False only if no name inserted equals `name`.
