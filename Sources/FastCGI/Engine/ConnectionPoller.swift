@@ -219,8 +219,9 @@ final class ConnectionPoller: @unchecked Sendable {
         }
     }
 
-    /// Arms the connections busy for longer than ``patience`` and closes parked
-    /// ones idle past the timeout; returns the new count of idle ticks.
+    /// Arms the connections busy for longer than ``patience`` (and hands the
+    /// level-2 handlers queued behind the one running to the pool) and closes
+    /// parked ones idle past the timeout; returns the new count of idle ticks.
     private func armDueAndSweep(idleTicks: Int) -> Int {
         let now = MonotonicClock.coarseMilliseconds()
         let (ticks, expired, heldUp) = state.withLock { s -> (Int, [Connection], [Connection]) in

@@ -7,11 +7,11 @@ import Synchronization
 /// A blocking handler runs on a thread: a request whose input is complete when it
 /// starts runs on the connection's serving thread, watched by the poller as at
 /// levels 0/1 (no hand-off) — at once when alone on its connection (the usual
-/// case behind nginx and Apache), else after the other multiplexed requests of its
-/// batch (``Connection/runHere(_:orOn:)``; the poller hands the queued ones to the
-/// pool if the thread is held up); requests whose input is still arriving run on
-/// threads from a pool. An async handler runs as a task on Swift concurrency's global executor:
-/// while it awaits it holds no thread. At levels 0 and 1 at most 1 or `workers`
+/// case behind nginx and Apache), else in turn with the other multiplexed
+/// requests of its batch (``Connection/runHere(_:orOn:)``; the poller hands the
+/// queued ones to the pool if the thread is held up); requests whose input is
+/// still arriving run on threads from a pool. An async handler runs as a task on
+/// Swift concurrency's global executor: while it awaits it holds no thread. At levels 0 and 1 at most 1 or `workers`
 /// async handlers run at once (``AsyncSlots``); at level 2 there is no such bound.
 final class SwiftExecutor: RequestExecutor {
     let server: Server
