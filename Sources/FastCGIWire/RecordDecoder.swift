@@ -174,9 +174,13 @@ public struct RecordDecoder: Sendable {
         }
     }
 
-    /// A new array with a copy of `bytes` (one `memcpy`).
+    /// A new array with a copy of `bytes` (one `memcpy`). An empty one is the
+    /// plain empty array: the uninitialized-capacity initializer writes the count
+    /// into the storage every empty array shares, which ThreadSanitizer reports
+    /// as a race between connections.
     private static func copy(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: bytes.count) { target, count in
+        guard !bytes.isEmpty else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: bytes.count) { target, count in
             UnsafeMutableRawBufferPointer(target).copyMemory(from: bytes)
             count = bytes.count
         }
