@@ -57,6 +57,16 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "End a request whose body stops arriving for this many seconds (default 60; 0: never).")
     public var inputTimeout: Double?
 
+    /// `--send-timeout SECONDS`: close a connection whose peer takes no output
+    /// for this long (``ConnectionLimits/sendTimeout``; 0 turns it off).
+    @Option(name: .long, help: "Close a connection whose peer reads no output for this many seconds (default 60; 0: never).")
+    public var sendTimeout: Double?
+
+    /// `--backlog N`: the listening socket's queue of connections not yet
+    /// accepted (``ConnectionLimits/backlog``; default: the system's somaxconn).
+    @Option(name: .long, help: "Connections the kernel queues before they are accepted (default: net.core.somaxconn).")
+    public var backlog: Int?
+
     /// `--idle-timeout SECONDS`: close a kept connection with nothing in flight
     /// after this long (``ConnectionLimits/idleTimeout``; 0 turns it off).
     @Option(name: .long, help: "Close a kept connection idle for this many seconds (default 300; 0: never).")
@@ -112,7 +122,10 @@ public struct ServerOptions: ParsableArguments {
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
         if let bind { _ = try Endpoint(parsing: bind) }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
-        for (name, seconds) in [("--input-timeout", inputTimeout), ("--idle-timeout", idleTimeout)] {
+        if let backlog, backlog < 1 { throw ValidationError("--backlog must be at least 1") }
+        for (name, seconds) in [
+            ("--input-timeout", inputTimeout), ("--idle-timeout", idleTimeout), ("--send-timeout", sendTimeout),
+        ] {
             if let seconds, !(seconds >= 0) { throw ValidationError("\(name) must not be negative") }
         }
         for (name, seconds) in [("--slow-request", slowRequest), ("--request-timeout", requestTimeout)] {
@@ -141,6 +154,8 @@ public struct ServerOptions: ParsableArguments {
         if let maxFormBytes { configuration.limits.maxFormBytes = maxFormBytes }
         if let inputTimeout { configuration.inputTimeout = inputTimeout > 0 ? .seconds(inputTimeout) : nil }
         if let idleTimeout { configuration.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }
+        if let sendTimeout { configuration.sendTimeout = sendTimeout > 0 ? .seconds(sendTimeout) : nil }
+        if let backlog { configuration.connectionLimits.backlog = backlog }
         if let level = Logger.Level(rawValue: logLevel) { configuration.logger.logLevel = level }
         configuration.shutdownTimeout = .seconds(shutdownTimeout)
         configuration.handleSignals = handleSignals

@@ -245,7 +245,9 @@ public final class Server: Sendable {
             }
             listenFD = 0
         } else if let address {
-            listenFD = try Socket.listen(on: address, permissions: socketPermissions)
+            listenFD = try Socket.listen(
+                on: address, permissions: socketPermissions,
+                backlog: connectionLimits.backlog.map { Int32(clamping: $0) } ?? Socket.systemBacklog)
             if case .unix(let path) = address { created = Socket.fileIdentity(path) }
             var bound = address
             if case .tcp(let host, 0) = address, let port = Socket.localPort(listenFD) { bound = .tcp(host: host, port: port) }

@@ -75,6 +75,13 @@ extension Server {
             set { connectionLimits.idleTimeout = newValue?.seconds }
         }
 
+        /// A connection whose peer takes no output for this long is closed and
+        /// its requests aborted (nil: never; default 60 s).
+        public var sendTimeout: Duration? {
+            get { connectionLimits.sendTimeout.map { .seconds($0) } }
+            set { connectionLimits.sendTimeout = newValue?.seconds }
+        }
+
         /// A request whose body stops arriving for this long is ended with a 408
         /// (nil: never; default 60 s).
         public var inputTimeout: Duration? {

@@ -21,6 +21,15 @@ public struct ConnectionLimits: Sendable, Hashable {
     /// and its `FCGI_END_REQUEST`. Default 60, as nginx's `client_body_timeout`
     /// (nil: no limit).
     public var inputTimeout: Double? = 60
+    /// Seconds a connection's output may make no progress — the peer reads
+    /// nothing while output waits for it — before the connection is closed and
+    /// its requests aborted: the web server (or a client it lets through) that
+    /// stopped reading frees what it held. Default 60, as nginx's
+    /// `send_timeout` (nil: no limit).
+    public var sendTimeout: Double? = 60
+    /// The listening socket's backlog: connections the kernel queues before
+    /// the server accepts them (nil: the system's `net.core.somaxconn`).
+    public var backlog: Int?
 
     /// The defaults.
     public init() {}

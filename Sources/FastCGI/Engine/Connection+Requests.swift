@@ -151,13 +151,6 @@ extension Connection {
         endRequest(id, endRecords: end, counted: false)
     }
 
-    /// Shuts the socket down once no writer is in the middle of a write: a request
-    /// that just ended holds the write lock from telling the machine until its
-    /// END_REQUEST is written, and that END_REQUEST must not be cut off.
-    private func shutdownAfterWriters() {
-        writeLock.withLock { $0.shutDown(descriptor) }
-    }
-
     private func sink(_ id: UInt16) -> (any RequestSink)? {
         state.withLock { $0.sinks[id] }
     }
@@ -170,23 +163,13 @@ extension Connection {
         }
     }
 
-    /// Writes bytes to the peer, serialized with every other writer; false once the
-    /// connection is closed or the peer went away.
-    func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        writeLock.withLock { side in
-            guard side == .open else { return false }
-            if !descriptor.sendAllResult(bytes) { side = .failed }
-            return side == .open
-        }
-    }
-
     /// Ends a request (any thread): tells the machine, then writes `endRecords`
-    /// (the streams' ends and `FCGI_END_REQUEST`), both under the write lock, so the
+    /// (the streams' ends and `FCGI_END_REQUEST`), both under the outbox's lock, so the
     /// peer cannot see the end before the machine knows (it may send the next
     /// request at once) and no output of a request started next can precede it.
-    /// Never blocks on the connection thread.
+    /// Never blocks: what the socket does not take now is queued for the flusher.
     func endRequest(_ requestID: UInt16, endRecords: [UInt8], counted: Bool = true) {
-        let needWake = writeLock.withLock { side in
+        let (needWake, watch) = outbox.withLock { o in
             let needWake = requestEnded(requestID)
             // Counted as served before the peer can see its end: a status page it
             // asks for next already counts it.
@@ -194,11 +177,11 @@ extension Connection {
                 engine.statistics.requestFinished()
                 served.increment()
             }
-            if side == .open && !endRecords.withUnsafeBytes({ descriptor.sendAllResult($0) }) { side = .failed }
-            return needWake
+            return (needWake, endRecords.withUnsafeBytes { o.send($0, on: descriptor) })
         }
-        // Counted out of the engine only once END_REQUEST is written: run()
-        // returns (and the process may exit) when nothing is in flight.
+        if watch { engine.flusher.watch(self) }
+        // Counted out of the engine once END_REQUEST is written or queued: run()
+        // waits for the flusher to send what is queued before it returns.
         if counted {
             engine.watchdog?.ended(requestID, on: self)
             engine.requestFinished()

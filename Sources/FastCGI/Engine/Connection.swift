@@ -76,17 +76,20 @@ final class Connection: @unchecked Sendable {
 
         /// Nothing in flight, nothing to do: the connection may wait for input.
         var isQuiet: Bool { sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed }
-        /// Requests in flight, but none waits for input and nothing is queued:
-        /// until a request ends (which wakes the connection) only new input
-        /// matters, so the connection may wait in the poller like a quiet one.
+        /// Requests in flight and nothing queued: until a request ends (which
+        /// wakes the connection), new input or an input deadline (which the
+        /// poller keeps) only matters, so the connection may wait in the poller
+        /// like a quiet one — requests whose body is still arriving included: a
+        /// stalled upload holds no thread.
         var onlyRunning: Bool {
-            !sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed && !machine.awaitsInput
+            !sinks.isEmpty && pending.isEmpty && !draining && !machine.readClosed && queued.isEmpty
         }
     }
 
     let state: Guarded<State>
-    /// Every write to the socket, and whether it may still be written to.
-    let writeLock = Guarded(SendSide.open)
+    /// Every write to the socket, what waits to be sent, and whether it may
+    /// still be written to (`Connection+Output.swift`).
+    let outbox: Guarded<Outbox>
     /// True while this connection's thread runs a handler and the engine's
     /// ``ConnectionPoller`` reads for it; held by the poller while it reads,
     /// so the thread takes its socket back between two of the poller's reads.
@@ -102,6 +105,9 @@ final class Connection: @unchecked Sendable {
         var logger = engine.server.logger
         logger[metadataKey: "connection"] = "\(number)"
         self.logger = logger
+        let limits = engine.server.limits
+        outbox = Guarded(
+            Outbox(queued: SpillBuffer(memoryLimit: limits.outputMemory, directory: limits.temporaryDirectory)))
         state = Guarded(
             State(
                 machine: ConnectionMachine(
@@ -161,7 +167,14 @@ final class Connection: @unchecked Sendable {
         // none waits for input (an async handler awaiting, a long handler), the
         // thread waits `linger` and then parks the connection, work and all.
         var timeout = deadline.map { Int32(clamping: Int((($0 - MonotonicClock.seconds()) * 1000).rounded(.up))) }
-        if mayPark { timeout = Int32(Self.linger * 1000) }
+        if mayPark {
+            // A deadline due ends its requests now; any other waits in the poller.
+            if let timeout, timeout <= 0 {
+                endStalledRequests()
+                return .done
+            }
+            timeout = min(timeout ?? .max, Int32(Self.linger * 1000))
+        }
         let ready: [Bool]
         do {
             ready = try FileDescriptor.waitReadable(
@@ -170,7 +183,7 @@ final class Connection: @unchecked Sendable {
             closedByPeer()
             return .done
         }
-        if mayPark && !ready[0] && !ready[1] { return park(whileRunning: true) ? .parked : .done }
+        if mayPark && !ready[0] && !ready[1] { return park(whileRunning: true, until: deadline) ? .parked : .done }
         if ready[1] { wakeup.clear() }
         if ready[0] { _ = readAndFeed(&buffer) }
         if deadline != nil { endStalledRequests() }
@@ -197,15 +210,16 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Parks the connection in the poller — a quiet one, or one whose requests
-    /// only run (`whileRunning`: exempt from the idle timeout until they end);
-    /// false if something came up.
-    private func park(whileRunning: Bool) -> Bool {
+    /// only run or wait for input (`whileRunning`: exempt from the idle timeout
+    /// until they end; taken up at `deadline`, the next input deadline); false
+    /// if something came up.
+    private func park(whileRunning: Bool, until deadline: Double? = nil) -> Bool {
         state.withLock { s in
             guard whileRunning ? s.onlyRunning : s.isQuiet else { return false }
             s.parked = true
             s.serving = nil
             // Under the lock: registered before anyone can take it up and close it.
-            engine.poller.park(self, idle: !whileRunning)
+            engine.poller.park(self, idle: !whileRunning, until: deadline)
             return true
         }
     }
@@ -228,7 +242,7 @@ final class Connection: @unchecked Sendable {
         let deadline = engine.server.shutdownTimeout
         _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
         state.withLock { $0.serving = nil }
-        writeLock.withLock { $0.shutDown(descriptor) }
+        shutdownAfterWriters()
         engine.poller.forget(self)
         engine.connectionClosed(self)
     }
@@ -252,6 +266,9 @@ final class Connection: @unchecked Sendable {
         }
         if answered > 0 { engine.statistics.getValuesAnswered.add(answered, ordering: .relaxed) }
     }
+
+    /// Whether requests are in flight on it (a handler may wait for its input).
+    var hasRequestsInFlight: Bool { state.withLock { !$0.sinks.isEmpty } }
 
     /// What the full status page shows of it (any thread).
     var snapshot: ConnectionSnapshot {
@@ -290,7 +307,7 @@ final class Connection: @unchecked Sendable {
     }
 }
 
-/// The sending side of a connection (under its write lock): shut down once,
+/// The sending side of a connection (under its outbox's lock): shut down once,
 /// whoever gets there first — the machine's close or the connection's end.
 enum SendSide {
     case open

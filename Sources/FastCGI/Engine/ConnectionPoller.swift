@@ -43,9 +43,10 @@ final class ConnectionPoller: @unchecked Sendable {
     private struct State {
         /// Connections whose thread runs a handler.
         var busy: [Int: Busy] = [:]
-        /// Parked connections and since when they are idle (milliseconds; nil
-        /// while requests run on them: not swept).
-        var parked: [Int: (connection: Connection, since: Int?)] = [:]
+        /// Parked connections, since when they are idle (milliseconds; nil
+        /// while requests run on them: not swept), and when to take them up
+        /// anyway (a request's input deadline, milliseconds).
+        var parked: [Int: (connection: Connection, since: Int?, deadline: Int?)] = [:]
         /// Connections in the epoll set (armed or not).
         var registered: Set<Int> = []
         /// The poller waits without ticking: ``busy(_:)`` must wake it.
@@ -92,12 +93,15 @@ final class ConnectionPoller: @unchecked Sendable {
     /// by the connection under its state lock, so it is registered before anyone
     /// can take it up and close it (which ``forget(_:)``s it). A connection whose
     /// requests still run (not `idle`) is not swept until ``becameIdle(_:)``.
-    func park(_ connection: Connection, idle: Bool = true) {
+    func park(_ connection: Connection, idle: Bool = true, until deadline: Double? = nil) {
         let now = MonotonicClock.coarseMilliseconds()
+        // The input deadline on the coarse clock (the input timeout is seconds).
+        let due = deadline.map { now + Int((($0 - MonotonicClock.seconds()) * 1000).rounded(.up)) }
         let (failure, wakeForSweep) = state.withLock { s -> (SystemError?, Bool) in
-            // A poller asleep with nothing parked has no sweep to do: now it has.
-            let wakeForSweep = idle && idleTimeout != nil && s.sleeping && s.parked.isEmpty
-            s.parked[connection.number] = (connection, idle ? now : nil)
+            // A poller asleep with nothing parked has no sweep to do: now it has;
+            // one asleep has a deadline to keep.
+            let wakeForSweep = s.sleeping && (due != nil || (idle && idleTimeout != nil && s.parked.isEmpty))
+            s.parked[connection.number] = (connection, idle ? now : nil, due)
             let adding = s.registered.insert(connection.number).inserted
             return (epoll.armResult(connection.descriptor, key: UInt64(connection.number), adding: adding), wakeForSweep)
         }
@@ -199,15 +203,20 @@ final class ConnectionPoller: @unchecked Sendable {
     }
 
     /// How long to wait: a tick while connections are busy (or were lately), a
-    /// sweep interval while connections are parked with an idle timeout, else for
-    /// ever; nil once stopped.
+    /// sweep interval while connections are parked with an idle timeout (or
+    /// until the next input deadline), else for ever; nil once stopped.
     private func nextTimeout(idleTicks: Int) -> Int32? {
-        state.withLock { s in
+        let now = MonotonicClock.coarseMilliseconds()
+        return state.withLock { s in
             if s.stopped { return nil }
             if !s.busy.isEmpty || idleTicks < Self.parkAfter { return Self.tick }
             s.sleeping = true
-            guard let idleTimeout, !s.parked.isEmpty else { return -1 }
-            return Int32(min(1000, max(10, idleTimeout * 250)))
+            var timeout = idleTimeout.map { Int(min(1000, max(10, $0 * 250))) }
+            guard !s.parked.isEmpty else { return -1 }
+            for entry in s.parked.values {
+                if let due = entry.deadline { timeout = min(timeout ?? .max, max(1, due - now)) }
+            }
+            return timeout.map { Int32($0) } ?? -1
         }
     }
 
@@ -224,7 +233,7 @@ final class ConnectionPoller: @unchecked Sendable {
     /// parked ones idle past the timeout; returns the new count of idle ticks.
     private func armDueAndSweep(idleTicks: Int) -> Int {
         let now = MonotonicClock.coarseMilliseconds()
-        let (ticks, expired, heldUp) = state.withLock { s -> (Int, [Connection], [Connection]) in
+        let (ticks, expired, heldUp, due) = state.withLock { s -> (Int, [Connection], [Connection], [Connection]) in
             let due = s.busy.filter { !$0.value.armed && now - $0.value.since >= Self.patience }.keys
             var heldUp: [Connection] = []
             for number in due {
@@ -235,6 +244,12 @@ final class ConnectionPoller: @unchecked Sendable {
                 heldUp.append(connection)
             }
             var expired: [Connection] = []
+            // Input deadlines come first: the serving thread ends the stalled requests.
+            var deadlineDue: [Connection] = []
+            for (number, entry) in s.parked where entry.deadline.map({ now >= $0 }) ?? false {
+                deadlineDue.append(entry.connection)
+                s.parked.removeValue(forKey: number)
+            }
             if let idleTimeout {
                 let limit = Int(idleTimeout * 1000)
                 for (number, entry) in s.parked where entry.since.map({ now - $0 >= limit }) ?? false {
@@ -242,11 +257,12 @@ final class ConnectionPoller: @unchecked Sendable {
                     s.parked.removeValue(forKey: number)
                 }
             }
-            return (s.busy.isEmpty ? idleTicks + 1 : 0, expired, heldUp)
+            return (s.busy.isEmpty ? idleTicks + 1 : 0, expired, heldUp, deadlineDue)
         }
         // Outside the poller's lock (a connection's lock comes before it).
         for connection in heldUp { connection.releaseQueued() }
         for connection in expired { resume(connection, true) }
+        for connection in due { resume(connection, false) }
         return ticks
     }
 }

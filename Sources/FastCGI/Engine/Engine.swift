@@ -25,6 +25,8 @@ final class Engine: @unchecked Sendable {
     /// Holds parked connections, and reads for connections whose thread runs a
     /// handler.
     let poller: ConnectionPoller
+    /// Sends the output that connections queued for slow readers.
+    let flusher: OutputFlusher
     /// The threads that serve connections (only while they have work).
     private let connectionThreads: ThreadPool
     /// How long a stop waits for connections that have not sent a request yet.
@@ -84,12 +86,22 @@ final class Engine: @unchecked Sendable {
         }
         // A serving thread also runs handlers (a request whose input is complete):
         // a worker's stack. Few are kept idle: an idle connection is parked, not served.
-        connectionThreads = ThreadPool(keepIdle: Self.idleServingThreads)
+        // At most so many serve connections that have no request in flight (new
+        // ones, idle ones with a new request): a burst of connects waits its
+        // turn instead of adding a thread each. One whose requests run is taken
+        // up at once whatever the count: a handler may be waiting for its input.
+        connectionThreads = ThreadPool(
+            keepIdle: Self.idleServingThreads,
+            maxThreads: server.threadingLevel == .multiplexed ? 256 : max(64, 4 * server.workers))
         // Each connection knows its engine: the poller needs no reference to this
         // one (so it is made here, complete, with the rest).
         poller = try ConnectionPoller(idleTimeout: server.connectionLimits.idleTimeout, logger: server.logger) {
             connection, idledOut in
             connection.engine.takeUp(connection, idledOut: idledOut)
+        }
+        let statistics = statistics
+        flusher = try OutputFlusher(sendTimeout: server.connectionLimits.sendTimeout, logger: server.logger) {
+            statistics.count(.sendTimeout)
         }
         FileLimits.raiseOpenFiles(toServe: server.connectionLimits.maxConnections, logger: server.logger)
     }
@@ -177,16 +189,19 @@ final class Engine: @unchecked Sendable {
         let drained = state.wait(until: { $0.inFlight == 0 }, timeout: server.shutdownTimeout) { _ in true }
         if drained == nil {
             server.logger.warning("requests still running after the \(server.shutdownTimeout) s shutdown timeout")
+        } else if !flusher.waitUntilSent(timeout: server.shutdownTimeout) {
+            server.logger.warning("output still queued for slow readers after the \(server.shutdownTimeout) s shutdown timeout")
         }
         executor.shutdown()
         watchdog?.stop()
         poller.stop()
+        flusher.stop()
         connectionThreads.shutdown()
     }
 
     /// Serves `connection` on a pool thread with a wake-up and a buffer of its own.
     private func serve(_ connection: Connection, idledOut: Bool = false) {
-        connectionThreads.run { [self] in
+        connectionThreads.run(urgent: connection.hasRequestsInFlight) { [self] in
             let kit = spareKits.withLock { $0.popLast() } ?? (try? ServingKit())
             guard let kit else {
                 server.logger.error("cannot serve connection \(connection.number): no descriptor for its wake-up")

@@ -1,12 +1,16 @@
 import FastCGIWire
 
-/// A request whose params arrived, held by its connection until it can make
-/// progress: until its input is complete (stdin ended, and for a filter its data)
-/// or ``threshold`` bytes of it arrived. Only then does it go to the executor —
-/// so an upload that stalls after its first bytes takes no libfcgi worker and
-/// starts no handler thread, and a handful of them cannot keep a fresh request
-/// waiting (issue: "ten stalled uploads stop the default server"). A stalled
-/// held request is ended by ``ConnectionLimits/inputTimeout`` like any other.
+/// A request whose params arrived, held by its connection until it can run
+/// without waiting on the network. Where the executor gathers bodies (levels 0
+/// and 1: ``RequestExecutor/gathersBody``), until its whole body is in — the
+/// first ``RequestLimits/bodyMemory`` bytes in memory, the rest in an unnamed
+/// spill file, as nginx buffers a request body — or
+/// ``RequestLimits/maxGatheredBody`` arrived; so an upload stalled at any
+/// size takes no libfcgi worker, and workers only compute. Elsewhere (level 2,
+/// async handlers, which stream their body), until its input is complete or
+/// ``threshold`` bytes arrived. A filter's stdin and data are held to
+/// ``threshold`` at every level. A stalled held request is ended by
+/// ``ConnectionLimits/inputTimeout`` like any other, with no thread waiting on it.
 ///
 /// The usual request (BEGIN, PARAMS and STDIN in one read) is complete at its
 /// first ``commit(onServingThread:)``: it starts there, with its input, exactly
@@ -47,14 +51,27 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
         var bytes = 0
         var stdinEnded = false
         var dataEnded: Bool
+        /// The body gathered so far (gathering only).
+        var body: SpillBuffer
+        /// The body is gathered (the executor asks for it, not a filter, and the
+        /// spill file could be written).
+        var gathering: Bool
     }
 
     private let hold: Guarded<Hold>
 
+    private let maxGathered: Int
+
     init(start: RequestStart, connection: Connection) {
         self.start = start
         self.connection = connection
-        hold = Guarded(Hold(dataEnded: start.role != .filter))
+        let limits = connection.engine.server.limits
+        maxGathered = limits.maxGatheredBody
+        hold = Guarded(
+            Hold(
+                dataEnded: start.role != .filter,
+                body: SpillBuffer(memoryLimit: limits.bodyMemory, directory: limits.temporaryDirectory),
+                gathering: connection.engine.executor.gathersBody && start.role != .filter))
     }
 
     func stdin(_ bytes: [UInt8]) { received(bytes, stdin: true) }
@@ -69,6 +86,17 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
                 if bytes.isEmpty {
                     if stdin { h.stdinEnded = true } else { h.dataEnded = true }
                 }
+                if case .held = h.phase, h.gathering, stdin {
+                    if bytes.isEmpty { return nil }
+                    if let error = h.body.appendResult(bytes) {
+                        // No room for the spill file: the request starts with what
+                        // it has and streams the rest.
+                        connection.logger.error("cannot gather a request body: \(error); streaming it")
+                        h.gathering = false
+                    } else {
+                        return nil
+                    }
+                }
                 h.input.append((stdin, bytes))
                 h.bytes += bytes.count
                 return nil
@@ -82,17 +110,25 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
         enum Next {
             case nothing
             case forward(any RequestSink)
-            case start([(stdin: Bool, bytes: [UInt8])])
+            case start(body: SpillBuffer?, ended: Bool, [(stdin: Bool, bytes: [UInt8])])
         }
+        let maxGathered = maxGathered
         let next = hold.withLock { h -> Next in
             switch h.phase {
             case .started(let sink): return .forward(sink)
             case .ended, .starting: return .nothing
             case .held:
-                guard (h.stdinEnded && h.dataEnded) || h.bytes >= Self.threshold else { return .nothing }
+                let complete = h.stdinEnded && h.dataEnded
+                guard complete || (h.gathering ? h.body.count >= maxGathered : h.bytes >= Self.threshold) else {
+                    return .nothing
+                }
                 h.phase = .starting(pendingEnd: nil)
                 defer { h.input = [] }
-                return .start(h.input)
+                // The gathered body goes first, then its end (or what could not be
+                // gathered after it), in order.
+                let body = h.body.isEmpty ? nil : h.body
+                if body != nil { h.body = SpillBuffer(memoryLimit: 0, directory: h.body.directory) }
+                return .start(body: body, ended: h.gathering && h.stdinEnded, h.input)
             }
         }
         switch next {
@@ -100,10 +136,12 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
             return
         case .forward(let sink):
             sink.commit(onServingThread: onServingThread)
-        case .start(let input):
+        case .start(let body, let ended, let input):
             // May wait for a free libfcgi worker: the connection's input waits with it.
             let sink = connection.engine.executor.start(start, on: connection)
             connection.watchStarted(start, sink: self)
+            if let body { sink.gatheredStdin(body) }
+            if ended { sink.stdin([]) }
             for (stdin, bytes) in input {
                 if stdin { sink.stdin(bytes) } else { sink.data(bytes) }
             }

@@ -36,6 +36,9 @@ final class LibFCGIWorkerPool: RequestExecutor, @unchecked Sendable {
         idle.withLock { $0.workers.append(worker) }
     }
 
+    /// A worker is one of a few threads: it must never wait on a slow upload.
+    var gathersBody: Bool { true }
+
     var workerCounts: (busy: Int, idle: Int) {
         let idleCount = idle.withLock { $0.workers.count }
         return (all.count - idleCount, idleCount)
@@ -104,6 +107,9 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         /// chunk already read; `stdinQueued` bytes in all.
         var stdinChunks: [[UInt8]] = []
         var stdinOffset = 0
+        /// The body gathered before the request started (``HeldRequest``): read
+        /// before ``stdinChunks``, from memory and its spill file.
+        var gathered: SpillBuffer?
         var stdinQueued = 0
         /// Records for the pipe, waiting for `commit`.
         var queued: [UInt8] = []
@@ -213,24 +219,29 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     /// Takes output from the machine and writes it, in the order taken; false
     /// (and the handler sees an abort) once the request is over for it.
     private func output(_ take: (inout RequestOutputMachine) -> RequestOutputMachine.Action) -> Bool {
-        let outcome = sending.withLock { _ -> Bool? in
+        let (outcome, connection) = sending.withLock { _ -> (WriteOutcome?, Connection?) in
             let (action, connection) = current.withLock { c in
                 c.connection == nil ? (.dropped, nil) : (take(&c.output), c.connection)
             }
             switch action {
-            case .dropped: return false
-            case .held: return true
+            case .dropped: return (nil, nil)
+            case .held: return (.written, nil)
             case .send(let records):
-                if records.isEmpty || records.withUnsafeBytes({ connection?.write($0) ?? false }) { return true }
-                return nil  // the write failed
+                guard let connection, !records.isEmpty else { return (.written, nil) }
+                return (records.withUnsafeBytes { connection.write($0) }, connection)
             }
         }
-        guard let outcome else {
+        // Past the queue's bound: wait for the peer to read, outside the locks
+        // (an abort or a timeout takes them to end the request meanwhile).
+        switch outcome {
+        case nil: return false
+        case .written: return true
+        case .full where connection?.waitForRoom() ?? false: return true
+        case .full, .failed:
             current.withLock { $0.output.dropFurther() }
             abortFlag.set()
             return false
         }
-        return outcome
     }
 
     /// libfcgi finished the request: end it (unless an abort already did) and take
@@ -244,6 +255,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
                 }
                 c.stdinChunks = []
                 c.stdinQueued = 0
+                c.gathered = nil
                 return (c.connection, c.id, c.output.end(.finished))
             }
             if let end, let connection { connection.endRequest(id, endRecords: end) }
@@ -266,6 +278,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             c.directStdin = !c.isFilter
             c.stdinChunks.removeAll(keepingCapacity: true)
             c.stdinOffset = 0
+            c.gathered = nil
             c.stdinQueued = 0
             c.dataEnded = false
             if !c.heldData.isEmpty { c.heldData = [] }
@@ -295,6 +308,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         }
         func stdin(_ bytes: [UInt8]) { worker.stdin(bytes, generation: generation) }
         func data(_ bytes: [UInt8]) { worker.data(bytes, generation: generation) }
+        func gatheredStdin(_ body: SpillBuffer) { worker.gatheredStdin(body, generation: generation) }
         func abort() { worker.abort(generation: generation) }
         func timeOut(_ expiry: Expiry) { worker.abort(generation: generation, timedOut: expiry) }
         func commit(onServingThread: Bool) { worker.commit(generation: generation, onServingThread: onServingThread) }
@@ -329,6 +343,14 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         }) { _ in }
     }
 
+    /// The body gathered before the request started: libfcgi reads it first.
+    func gatheredStdin(_ body: SpillBuffer, generation: Int) {
+        current.withLock { c in
+            guard c.generation == generation, !c.endedEarly, c.directStdin else { return }
+            c.gathered = body
+        }
+    }
+
     var inputFailure: RequestError? { current.withLock { $0.inputFailure } }
 
     /// The next direct stdin bytes for libfcgi (the handler's thread): waits for
@@ -342,7 +364,19 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
     }
 
     private func nextStdin(into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, flushDue: Bool) {
-        current.wait(until: { c in !c.stdinChunks.isEmpty || c.stdinEnded || c.endedEarly }) { c in
+        current.wait(until: { c in !c.stdinChunks.isEmpty || c.gathered != nil || c.stdinEnded || c.endedEarly }) { c in
+            if !c.endedEarly, c.gathered != nil {
+                // A local read (memory, or the spill file's pages): no network wait.
+                switch c.gathered!.takeResult(into: buffer) {
+                case .success(let count) where count > 0: return (count, false)
+                case .success: c.gathered = nil
+                case .failure(let error):
+                    c.gathered = nil
+                    c.endedEarly = true
+                    c.inputFailure = RequestError(
+                        "request \(c.id): the gathered body could not be read back: \(error)", cause: .aborted)
+                }
+            }
             guard !c.endedEarly, let first = c.stdinChunks.first else { return (0, c.output.hasDueFlush) }
             let count = min(buffer.count, first.count - c.stdinOffset)
             first.withUnsafeBytes { source in

@@ -97,6 +97,7 @@ struct StatusReport {
             ("slow requests", .number(s.slowRequests.value)),
             ("timed out requests", .number(s.timedOutRequests.value)),
             ("stalled requests", .number(s.stalledRequests.value)),
+            ("send timeouts", .number(s.sendTimeouts.value)),
             ("get-values answered", .number(s.getValuesAnswered.value)),
         ]
         // A worker of a process manager's pool shows the whole pool too.
@@ -171,7 +172,7 @@ struct StatusReport {
     /// The figures that only grow: OpenMetrics counters (the rest are gauges).
     static let counters: Set<String> = [
         "accepted conn", "requests served", "limit hits", "refused requests", "aborted requests", "slow requests",
-        "timed out requests", "stalled requests", "get-values answered", "pool crashes", "pool recycled",
+        "timed out requests", "stalled requests", "send timeouts", "get-values answered", "pool crashes", "pool recycled",
         "pool reloads", "pool requests served",
     ]
 

@@ -25,6 +25,9 @@ final class RequestMetrics: Sendable {
         case timeout
         /// Its input stalled (``ConnectionLimits/inputTimeout``).
         case inputTimeout = "input_timeout"
+        /// Its connection's peer read nothing for the send timeout
+        /// (``ConnectionLimits/sendTimeout``): the connection was closed.
+        case sendTimeout = "send_timeout"
         /// Refused without running (unknown role, `FCGI_CANT_MPX_CONN`, overloaded).
         case refused
         /// A limit was reached (connections, buffered input, overload).

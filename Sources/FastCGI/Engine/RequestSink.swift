@@ -7,6 +7,10 @@ protocol RequestSink: AnyObject, Sendable {
     func stdin(_ bytes: [UInt8])
     /// Filter data bytes; empty at the end of the stream.
     func data(_ bytes: [UInt8])
+    /// The body gathered before the request started (levels 0 and 1): the
+    /// first stdin bytes, in memory and a spill file; its end, if it came, follows
+    /// as an empty ``stdin(_:)``.
+    func gatheredStdin(_ body: SpillBuffer)
     /// The web server aborted the request or went away.
     func abort()
     /// The request ran past its timeout (`.request`), or its input stalled
@@ -22,6 +26,16 @@ protocol RequestSink: AnyObject, Sendable {
 
 extension RequestSink {
     func commit(onServingThread: Bool) {}
+    /// Passes the gathered body on as ``stdin(_:)`` chunks.
+    func gatheredStdin(_ body: SpillBuffer) {
+        var body = body
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let taken = chunk.withUnsafeMutableBytes { body.takeResult(into: $0) }
+            guard case .success(let count) = taken, count > 0 else { return }
+            stdin(Array(chunk[..<count]))
+        }
+    }
     func timeOut(_ expiry: Expiry) { abort() }
 }
 
@@ -56,6 +70,9 @@ protocol RequestExecutor: Sendable {
     func shutdown()
     /// Handler threads running a request, and idle ones (for the status page).
     var workerCounts: (busy: Int, idle: Int) { get }
+    /// Whether a request's body is gathered before it starts: its handler's
+    /// thread then never waits on the network for input (levels 0 and 1).
+    var gathersBody: Bool { get }
 }
 
 /// A request the connection answered itself (ping, status): its input is ignored.

@@ -28,6 +28,9 @@ final class ServerStatistics: Sendable {
     let timedOutRequests = Atomic<Int>(0)
     /// Requests ended because their input stalled (``ConnectionLimits/inputTimeout``).
     let stalledRequests = Atomic<Int>(0)
+    /// Connections closed because their peer read nothing for the send timeout
+    /// (``ConnectionLimits/sendTimeout``).
+    let sendTimeouts = Atomic<Int>(0)
     /// FCGI_GET_VALUES records answered.
     let getValuesAnswered = Atomic<Int>(0)
     /// The most requests seen running at once on one connection (multiplexing).
@@ -51,6 +54,7 @@ final class ServerStatistics: Sendable {
         case .aborted: abortedRequests.increment()
         case .timeout: timedOutRequests.increment()
         case .inputTimeout: stalledRequests.increment()
+        case .sendTimeout: sendTimeouts.increment()
         case .refused: refusedRequests.increment()
         case .limit: limitHits.increment()
         }

@@ -58,5 +58,9 @@ final class SwiftExecutor: RequestExecutor {
 
     func shutdown() { pool.shutdown() }
 
+    /// Swift-engine handlers stream their body: an async one awaits it without
+    /// holding a thread, a level-2 one runs on a pool thread of its own.
+    var gathersBody: Bool { false }
+
     var workerCounts: (busy: Int, idle: Int) { (running.load(ordering: .relaxed), pool.counts.idle) }
 }

@@ -244,20 +244,23 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     /// Takes output from the machine and writes it, in the order taken; false
     /// once the request is over for the handler.
     private func output(_ take: (inout RequestOutputMachine) -> RequestOutputMachine.Action) -> Bool {
-        let outcome = sending.withLock { _ -> Bool? in
+        let outcome = sending.withLock { _ -> WriteOutcome? in
             switch input.withLock({ s in s.aborted ? .dropped : take(&s.output) }) {
-            case .dropped: return false
-            case .held: return true
-            case .send(let records):
-                if records.isEmpty || records.withUnsafeBytes({ connection.write($0) }) { return true }
-                return nil  // the write failed
+            case .dropped: return nil
+            case .held: return .written
+            case .send(let records): return records.isEmpty ? .written : records.withUnsafeBytes { connection.write($0) }
             }
         }
-        guard let outcome else {
+        // Past the queue's bound: wait for the peer to read, outside the locks
+        // (an abort or a timeout takes them to end the request meanwhile).
+        switch outcome {
+        case nil: return false
+        case .written: return true
+        case .full where connection.waitForRoom(): return true
+        case .full, .failed:
             failed()
             return false
         }
-        return outcome
     }
 
     /// Writing to the connection failed: the request is over for the handler.

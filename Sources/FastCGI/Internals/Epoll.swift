@@ -19,19 +19,19 @@ final class Epoll: Sendable {
         descriptor = FileDescriptor(adopting: raw)
     }
 
-    /// Watches `fd` for input (or the peer's close) once, reporting `key`: adds it
-    /// on first use, re-arms it after.
-    func arm(_ fd: FileDescriptor, key: UInt64, adding: Bool) throws(SystemError) {
-        var event = epoll_event(
-            events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue, data: epoll_data_t(u64: key))
+    /// Watches `fd` for input (or the peer's close) once — `forOutput`: for room
+    /// to send (or an error) — reporting `key`: adds it on first use, re-arms it after.
+    func arm(_ fd: FileDescriptor, key: UInt64, adding: Bool, forOutput: Bool = false) throws(SystemError) {
+        let events = forOutput ? EPOLLOUT.rawValue : EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        var event = epoll_event(events: events | EPOLLONESHOT.rawValue, data: epoll_data_t(u64: key))
         let operation = adding ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
         _ = try SystemCall.retrying("epoll_ctl") { Int(epoll_ctl(descriptor.raw, operation, fd.raw, &event)) }
     }
 
     /// ``arm(_:key:adding:)``, its failure as a value (nil: armed).
-    func armResult(_ fd: FileDescriptor, key: UInt64, adding: Bool) -> SystemError? {
+    func armResult(_ fd: FileDescriptor, key: UInt64, adding: Bool, forOutput: Bool = false) -> SystemError? {
         do {
-            try arm(fd, key: key, adding: adding)
+            try arm(fd, key: key, adding: adding, forOutput: forOutput)
             return nil
         } catch {
             return error

@@ -76,6 +76,34 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Sends what the socket takes now without waiting (`MSG_DONTWAIT`, no
+    /// SIGPIPE): the count sent; `EAGAIN` when its buffer is full.
+    func sendNow(_ bytes: UnsafeRawBufferPointer) -> Result<Int, SystemError> {
+        do {
+            return .success(
+                try SystemCall.retrying("send") {
+                    send(raw, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                })
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// A connected pair of unix stream sockets (close-on-exec), for tests of the
+    /// types that own a connection's socket; with `sendBuffer`, the first one's
+    /// send buffer is set that small (the kernel doubles it, and has a floor).
+    static func socketPair(sendBuffer: Int32? = nil) throws(SystemError) -> (FileDescriptor, FileDescriptor) {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SystemError("socketpair")
+        }
+        let pair = (FileDescriptor(adopting: fds[0]), FileDescriptor(adopting: fds[1]))
+        if var size = sendBuffer {
+            _ = setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        return pair
+    }
+
     /// Writes all of `bytes` (a pipe or a file: `write`, not `send`).
     func write(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         try SystemCall.writeAll(raw, bytes, call: "write")

@@ -15,6 +15,12 @@ enum ProcessEnvironment {
         return text
     }
 
+    /// The value of `name`, left in place; nil when unset or empty.
+    static func value(_ name: String) -> String? {
+        guard let value = getenv(name), value.pointee != 0 else { return nil }
+        return String(cString: value)
+    }
+
     /// Whether `name` is set.
     static func contains(_ name: String) -> Bool { getenv(name) != nil }
 

@@ -11,8 +11,22 @@ enum Socket {
     /// Opens a listening socket on `address` (SO_REUSEADDR; a stale unix socket file
     /// is replaced). A unix socket gets `permissions` before it listens, so no
     /// client ever connects to it with the default mode.
+    /// The system's most queued connections (`net.core.somaxconn`), the default
+    /// backlog: 4096 on current kernels; 128 where it cannot be read.
+    static var systemBacklog: Int32 {
+        let fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 128 }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0, let value = Int32(String(decoding: bytes[..<count].prefix { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self)),
+            value > 0
+        else { return 128 }
+        return value
+    }
+
     static func listen(
-        on address: ListenAddress, permissions: SocketPermissions = SocketPermissions(), backlog: Int32 = 128
+        on address: ListenAddress, permissions: SocketPermissions = SocketPermissions(), backlog: Int32 = systemBacklog
     ) throws(ServerError) -> Int32 {
         switch address {
         case .unix(let path):

@@ -9,9 +9,12 @@ import Synchronization
 /// Threads that run jobs, kept for reuse: "one thread per request" is about
 /// concurrency, not about creating a thread for each request.
 ///
-/// Every job starts at once: on a parked thread if there is one (woken alone, on
-/// its own condition variable — no thundering herd), else on a new thread. Up to
-/// `keepIdle` threads stay parked for the next jobs; the others exit.
+/// A job starts on a parked thread if there is one (woken alone, on its own
+/// condition variable — no thundering herd), else on a new thread — unless
+/// `maxThreads` run already: then an ordinary job waits its turn (first come,
+/// first served) and only an urgent one gets a thread of its own, so a burst
+/// of jobs cannot grow the process by a thread each. Up to `keepIdle` threads
+/// stay parked for the next jobs; the others exit.
 final class ThreadPool: @unchecked Sendable {
     /// One parked thread: its condition and the job handed to it.
     private final class Parked: @unchecked Sendable {  // its job is guarded by the pool's mutex
@@ -27,14 +30,21 @@ final class ThreadPool: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private var parked: [Parked] = []  // guarded by mutex
     private var stopped = false  // guarded by mutex
+    /// Ordinary jobs waiting for a thread, and where the first one is.
+    private var waiting: [(@Sendable () -> Void)?] = []  // guarded by mutex
+    private var waitingHead = 0  // guarded by mutex
+    /// Threads alive (running a job or parked).
+    private var threads = 0  // guarded by mutex
+    private let maxThreads: Int
     private let keepIdle: Int
     private let stackSize: Int
     private let busy = Atomic<Int>(0)
     private let idleCount = Atomic<Int>(0)
 
     /// Keeps up to `keepIdle` threads parked; each thread gets `stackSize` bytes of stack.
-    init(keepIdle: Int, stackSize: Int = 512 << 10) {
+    init(keepIdle: Int, maxThreads: Int = .max, stackSize: Int = 512 << 10) {
         self.keepIdle = keepIdle
+        self.maxThreads = maxThreads
         self.stackSize = stackSize
         pthread_mutex_init(mutex, nil)
     }
@@ -44,8 +54,10 @@ final class ThreadPool: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    /// Runs `job` on a parked thread, or on a new one if none is parked.
-    func run(_ job: @escaping @Sendable () -> Void) {
+    /// Runs `job` on a parked thread, or on a new one if none is parked; past
+    /// `maxThreads`, once a thread is free — at once all the same if `urgent`
+    /// (a job that others may be waiting on).
+    func run(urgent: Bool = false, _ job: @escaping @Sendable () -> Void) {
         pthread_mutex_lock(mutex)
         if let thread = parked.popLast() {
             idleCount.subtract(1, ordering: .relaxed)
@@ -54,6 +66,12 @@ final class ThreadPool: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             return
         }
+        if !urgent && threads >= maxThreads {
+            waiting.append(job)
+            pthread_mutex_unlock(mutex)
+            return
+        }
+        threads += 1
         pthread_mutex_unlock(mutex)
         do {
             // The job travels in the thread's slot, not in the thread's closure: a
@@ -64,9 +82,25 @@ final class ThreadPool: @unchecked Sendable {
             try OSThread.spawn(stackSize: stackSize) { [self] in loop(slot) }
         } catch {
             // No thread to be had: run it here rather than lose the request.
+            pthread_mutex_lock(mutex)
+            threads -= 1
+            pthread_mutex_unlock(mutex)
             var slot: (@Sendable () -> Void)? = job
             runCounted(&slot)
         }
+    }
+
+    /// The first waiting job, if any (the mutex held).
+    private func nextWaiting() -> (@Sendable () -> Void)? {
+        guard waitingHead < waiting.count else { return nil }
+        let job = waiting[waitingHead]
+        waiting[waitingHead] = nil
+        waitingHead += 1
+        if waitingHead == waiting.count {
+            waiting.removeAll(keepingCapacity: waiting.count <= 1024)
+            waitingHead = 0
+        }
+        return job
     }
 
     private func loop(_ me: Parked) {
@@ -78,7 +112,13 @@ final class ThreadPool: @unchecked Sendable {
             // The job (and what it captured) is released before the thread parks.
             runCounted(&job)
             pthread_mutex_lock(mutex)
+            if !stopped, let next = nextWaiting() {
+                pthread_mutex_unlock(mutex)
+                job = next
+                continue
+            }
             guard !stopped, parked.count < keepIdle else {
+                threads -= 1
                 pthread_mutex_unlock(mutex)
                 return
             }
@@ -91,6 +131,7 @@ final class ThreadPool: @unchecked Sendable {
                 // Stopped while parked.
                 parked.removeAll { $0 === me }
                 idleCount.subtract(1, ordering: .relaxed)
+                threads -= 1
             }
             pthread_mutex_unlock(mutex)
         }

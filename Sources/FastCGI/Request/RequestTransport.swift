@@ -68,6 +68,29 @@ public struct RequestLimits: Sendable, Hashable {
     /// until `FCGI_STDIN` ends, output — `flush()` included — stays here, and
     /// only past this limit is it written early.
     public var maxOutputBeforeBodyEnd: Int = 16 << 20
+    /// Body bytes kept in memory while a request's body is gathered before its
+    /// handler starts (threading levels 0 and 1); the rest goes to an anonymous
+    /// file in ``temporaryDirectory``, as nginx's `client_body_buffer_size`
+    /// (default 64 KiB).
+    public var bodyMemory: Int = 64 << 10
+    /// Largest body gathered before the handler starts (default 256 MiB): a
+    /// larger one starts its handler at this point and streams the rest, so
+    /// that handler's thread may then wait on the network.
+    public var maxGatheredBody: Int = 256 << 20
+    /// Output bytes a connection keeps in memory for a peer that reads slower
+    /// than the handlers write; the rest goes to an anonymous file in
+    /// ``temporaryDirectory`` (default 256 KiB).
+    public var outputMemory: Int = 256 << 10
+    /// Most output queued for one connection, memory and file (default 256
+    /// MiB): past it a handler's write waits for the peer to read, for at most
+    /// ``ConnectionLimits/sendTimeout`` without progress.
+    public var maxQueuedOutput: Int = 256 << 20
+    /// Where gathered bodies and queued output spill to (default `$TMPDIR`, else
+    /// `/tmp`). The files have no name: nothing is left behind, even after a crash.
+    public var temporaryDirectory: String = RequestLimits.defaultTemporaryDirectory
+
+    /// `$TMPDIR`, else `/tmp`.
+    public static var defaultTemporaryDirectory: String { ProcessEnvironment.value("TMPDIR") ?? "/tmp" }
 
     /// The defaults.
     public init() {}
