@@ -182,10 +182,7 @@ extension Connection {
         if watch { engine.flusher.watch(self) }
         // Counted out of the engine once END_REQUEST is written or queued: run()
         // waits for the flusher to send what is queued before it returns.
-        if counted {
-            engine.watchdog?.ended(requestID, on: self)
-            engine.requestFinished()
-        }
+        if counted { engine.requestFinished() }
         // The connection thread only has work if the machine reacted (close, a
         // pipelined request) or it is draining; most ends need no wake-up.
         if needWake { wake() }
@@ -197,6 +194,10 @@ extension Connection {
             // Forget the sink first: a pipelined request may reuse the id (nginx
             // always uses 1). A sink that ends before it was registered is noted.
             if s.sinks.removeValue(forKey: requestID) == nil { s.ended.insert(requestID) }
+            // Out of the watchdog before the peer can see the end: the next
+            // request may reuse the id at once (nginx always uses 1), and its
+            // entry must not be the one removed.
+            engine.watchdog?.ended(requestID, on: self)
             s.stalls.ended(requestID)
             s.pending += s.machine.requestEnded(requestID)
             // Parked while its requests ran: idle from now on.

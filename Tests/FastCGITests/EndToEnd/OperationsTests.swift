@@ -190,6 +190,29 @@ struct OperationsTests {
         #expect(log.components(separatedBy: "slow request:").count == 2, "logged once")
     }
 
+    @Test("request id 1 reused at once on a kept connection: each slow one is still timed out", arguments: [0, 1])
+    func timeoutWithReusedID(level: Int) throws {
+        // The end of one request used to leave the watchdog after its
+        // END_REQUEST was written, so it could remove the entry of the next
+        // request with the same id (nginx always sends 1), started meanwhile
+        // from the pipeline: that one was never timed out.
+        let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--request-timeout", "0.5"])
+        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        for round in 0..<4 {
+            let start = Date()
+            // Pipelined: the slow one starts as the quick one ends.
+            try connection.write(
+                FastCGIRequest.http(method: "POST", body: [1], keepConnection: true).encoded
+                    + FastCGIRequest.http(extra: ["ECHO_SLEEP_MS": "2000"], keepConnection: true).encoded)
+            #expect(try connection.readResponse().body == [1], "round \(round)")
+            let reply = try connection.readResponse()
+            #expect(reply.header("Status") == "504 Gateway Timeout", "round \(round)")
+            #expect(Date().timeIntervalSince(start) < 1.8, "round \(round): not timed out")
+            // The sleeping handler holds its worker until it returns.
+            if level == 0 { usleep(1_600_000) }
+        }
+    }
+
     @Test("a timed-out request that already sent output is cut off, not given a 504")
     func timeoutAfterOutput() throws {
         // Under a sanitizer the handler is slow enough to still be echoing at 1 s.
