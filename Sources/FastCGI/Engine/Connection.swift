@@ -112,7 +112,7 @@ final class Connection: @unchecked Sendable {
             State(
                 machine: ConnectionMachine(
                     multiplexing: engine.server.threadingLevel == .multiplexed, roles: engine.roles,
-                    managementValues: engine.server.managementValues, limits: engine.server.connectionLimits),
+                    managementValues: engine.managementValues, limits: engine.server.connectionLimits),
                 stalls: InputStalls(timeout: engine.server.connectionLimits.inputTimeout)))
     }
 

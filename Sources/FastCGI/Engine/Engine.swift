@@ -38,6 +38,9 @@ final class Engine: @unchecked Sendable {
     private let spareKits = Guarded<[ServingKit]>([])
     /// The roles the application handles, for each connection's machine.
     let roles: Set<Role>
+    /// The answers to `FCGI_GET_VALUES`, for each connection's machine: read
+    /// once, so a connection made under ``state`` takes no server lock.
+    let managementValues: [String: String]
     private let allowList: WebServerAllowList
     /// Wakes the accept loop for ``stop()``.
     private let stopWakeup: Wakeup
@@ -64,6 +67,7 @@ final class Engine: @unchecked Sendable {
         self.server = server
         self.listenFD = listenFD
         roles = Set(server.handlers.keys)
+        managementValues = server.managementValues
         statistics = ServerStatistics(poolSlot: server.state.withLock { $0.poolSlot }, metrics: server.metrics)
         // A quiet connection's read gives up after `linger` (then it is parked).
         acceptor = Acceptor(listening: listenFD, receiveTimeout: Connection.linger)
