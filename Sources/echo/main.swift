@@ -12,8 +12,8 @@
 // X-Echo-Sleep-Ms: N) sleeps N ms first;
 // ECHO_FLUSH=1 flushes after each chunk echoed, and the filter after its stdin
 // (a gzip sync flush with --gzip);
-// ECHO_PAGE=N answers with N bytes of a generated HTML table instead (a page for
-// the gzip benchmark; repeated past 1 MiB); ECHO_DISCARD=1 answers `ok` without
+// ECHO_PAGE=N (or the header X-Echo-Page: N) answers with N bytes of a generated
+// HTML table instead (a page for the gzip benchmark; repeated past 1 MiB); ECHO_DISCARD=1 answers `ok` without
 // reading the body (an upload the handler ignores; the C reference reads and
 // discards it, as a libfcgi program must); ECHO_HEADER=VALUE sets the response
 // header `X-Echo: VALUE` first (a value holding CR or LF is refused: the handler
@@ -80,7 +80,7 @@ struct EchoResponder: Handler {
             return
         }
         request.setBuffering(false)
-        if let size = request.environ["ECHO_PAGE"].flatMap({ Int($0) }) {
+        if let size = (request.environ["ECHO_PAGE"] ?? request.environ["HTTP_X_ECHO_PAGE"]).flatMap({ Int($0) }) {
             try request.setHeader("Content-Type", "text/html; charset=utf-8")
             try request.outputHeaders()
             var left = max(0, size)

@@ -149,3 +149,65 @@ struct SlowPeersTests {
         try Self.normalClient(app, count: 3, "level \(level)")
     }
 }
+
+/// The same slow peers as HTTP clients, through nginx with
+/// `fastcgi_request_buffering off` and `fastcgi_buffering off`, and through
+/// HAProxy (which buffers neither whole bodies nor whole responses).
+@Suite("Slow peers through nginx unbuffered and HAProxy", .serialized, .timeLimit(.minutes(5)))
+struct SlowPeersFrontEndTests {
+    enum FrontEnd: String, CaseIterable, Sendable { case nginx, haproxy }
+
+    /// A raw HTTP client on the front end's port: writes `request`, reads nothing.
+    static func rawHTTP(_ frontEnd: any HTTPFrontEnd, _ request: [UInt8]) throws -> FastCGIConnection {
+        let port = frontEnd.url.split(separator: ":").last!
+        let connection = try FastCGIConnection(to: "127.0.0.1:\(port)", timeout: 20)
+        try connection.write(request)
+        return connection
+    }
+
+    @Test("stalled uploads and silent readers: a normal client answered throughout", arguments: [1, 2], FrontEnd.allCases)
+    func slowClients(level: Int, frontEnd kind: FrontEnd) throws {
+        let what = "level \(level) via \(kind)"
+        let app = try SlowPeersTests.app(
+            level: level, unix: kind == .nginx, ["--input-timeout", "3", "--send-timeout", "2", "--ping-path", "/ping"])
+        let frontEnd: any HTTPFrontEnd =
+            kind == .nginx
+            ? try RunningNginx(upstream: app.address, unbuffered: true) : try RunningHAProxy(upstream: app.address)
+        let workers = SlowPeersTests.workers
+        var peers: [FastCGIConnection] = []
+        defer { for peer in peers { peer.close() } }
+        for n in 0..<2 * workers {
+            let head = "POST /upload/\(n) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 400000\r\n\r\n"
+            peers.append(try Self.rawHTTP(frontEnd, Array(head.utf8) + testBytes(200_000, seed: UInt64(n))))
+            let page = "GET /page/\(n) HTTP/1.1\r\nHost: localhost\r\nX-Echo-Page: \(32 << 20)\r\n\r\n"
+            peers.append(try Self.rawHTTP(frontEnd, Array(page.utf8)))
+        }
+        // Until the peers reach the app: both kinds in flight there.
+        #expect(
+            try SlowPeersTests.eventually { try SlowPeersTests.status(app, "requests in flight") ?? 0 >= 2 * workers },
+            "\(what)")
+        let body = Self.prefixDirectoryFile(frontEnd, "normal", Array("hello".utf8))
+        for n in 0..<10 {
+            let reply = try frontEnd.curl("/normal/\(n)", ["-m", "5"], body: body)
+            #expect(reply.code == 200, "\(what): request \(n)")
+            #expect(Array(reply.body) == Array("hello".utf8), "\(what): request \(n)")
+        }
+        // The app ends the silent readers (send timeout) and the stalled
+        // uploads (input timeout); it goes on serving.
+        #expect(
+            try SlowPeersTests.eventually { try SlowPeersTests.status(app, "stalled requests") ?? 0 >= 1 }, "\(what)")
+        let after = try frontEnd.curl("/normal/after", ["-m", "5"], body: body)
+        #expect(after.code == 200, "\(what): after")
+        if let nginx = frontEnd as? RunningNginx {
+            // The normal client's requests left no trace in nginx's error log.
+            #expect(!nginx.errorLog.contains("/normal/"), "\(what): \(nginx.errorLog.suffix(600))")
+        }
+    }
+
+    /// A file holding `bytes` in the front end's scratch directory (curl's body).
+    private static func prefixDirectoryFile(_ frontEnd: any HTTPFrontEnd, _ name: String, _ bytes: [UInt8]) -> URL {
+        let url = frontEnd.prefix.appendingPathComponent(name)
+        try? Data(bytes).write(to: url)
+        return url
+    }
+}

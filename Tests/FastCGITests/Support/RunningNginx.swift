@@ -7,9 +7,16 @@ final class RunningNginx: HTTPFrontEnd, @unchecked Sendable {
     let port: UInt16
     let prefix: URL
 
-    /// nginx in front of one app (scripts/nginx.conf.in).
-    convenience init(upstream: String) throws {
-        try self.init(template: "scripts/nginx.conf.in", ["@UPSTREAM@": upstream])
+    /// nginx in front of one app (scripts/nginx.conf.in); `unbuffered`: with
+    /// `fastcgi_request_buffering off` and `fastcgi_buffering off`, so slow
+    /// clients reach the app as they are.
+    convenience init(upstream: String, unbuffered: Bool = false) throws {
+        var values = ["@UPSTREAM@": upstream]
+        if unbuffered {
+            values["fastcgi_keep_conn on;"] =
+                "fastcgi_keep_conn on;\n            fastcgi_request_buffering off;\n            fastcgi_buffering off;"
+        }
+        try self.init(template: "scripts/nginx.conf.in", values)
     }
 
     /// nginx with an `upstream` of several instances (scripts/nginx-pool.conf.in):
