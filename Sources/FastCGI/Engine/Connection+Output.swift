@@ -35,7 +35,7 @@ struct Outbox {
             lastProgress = MonotonicClock.seconds()
         }
         do {
-            try queued.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+            try queued.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]) as UnsafeRawBufferPointer)
         } catch {
             // The spill file cannot grow (a full disk): the peer would see output
             // with a hole in it, so it sees the connection end instead.

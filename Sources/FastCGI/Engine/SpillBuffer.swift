@@ -3,7 +3,8 @@
 /// and a response past its buffers: a request's body gathered before its
 /// handler starts, a connection's output waiting for a slow reader. Bytes leave
 /// in the order they came: memory first, then the file (nothing is added to
-/// memory while the file holds any).
+/// memory while the file holds any). The memory part is the chunks as they
+/// came (a record's content is kept, not copied).
 ///
 /// Not thread-safe: its owner's lock guards it.
 struct SpillBuffer {
@@ -12,9 +13,11 @@ struct SpillBuffer {
     /// Where the file is made (on first use).
     let directory: String
 
-    private var memory: [UInt8] = []
-    /// Bytes of `memory` already taken.
-    private var head = 0
+    private var chunks: [[UInt8]] = []
+    /// Chunks of `chunks` already taken, and bytes of the next one.
+    private var chunkHead = 0
+    private var byteHead = 0
+    private var memoryCount = 0
     private var file: TempFile?
     private var fileRead = 0
     private var fileWritten = 0
@@ -25,37 +28,62 @@ struct SpillBuffer {
     }
 
     /// Bytes queued.
-    var count: Int { memory.count - head + fileWritten - fileRead }
+    var count: Int { memoryCount + fileWritten - fileRead }
     var isEmpty: Bool { count == 0 }
     /// Bytes queued in the file.
     var spilledCount: Int { fileWritten - fileRead }
 
-    /// Queues `bytes` at the end; throws when the file cannot be made or written
-    /// (a full disk): nothing of `bytes` is queued then.
-    mutating func append(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+    /// Queues `bytes` at the end: kept as they are in memory within the bound,
+    /// else written to the file; throws when the file cannot be made or
+    /// written (a full disk): nothing of `bytes` is queued then.
+    mutating func append(_ bytes: [UInt8]) throws(SystemError) {
         guard !bytes.isEmpty else { return }
-        if spilledCount == 0 && memory.count - head + bytes.count <= memoryLimit {
-            if head > 0 && memory.count + bytes.count > memoryLimit {
-                memory.removeFirst(head)
-                head = 0
-            }
-            memory.append(contentsOf: bytes)
+        if fitsInMemory(bytes.count) {
+            keep(bytes)
             return
         }
+        try bytes.withUnsafeBytes { b in Result { () throws(SystemError) in try spill(b) } }.get()
+    }
+
+    /// Queues a copy of `bytes` at the end (``append(_:)`` for bytes not in an array).
+    mutating func append(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        guard !bytes.isEmpty else { return }
+        if fitsInMemory(bytes.count) {
+            keep(Array(bytes))
+            return
+        }
+        try spill(bytes)
+    }
+
+    private func fitsInMemory(_ count: Int) -> Bool { spilledCount == 0 && memoryCount + count <= memoryLimit }
+
+    private mutating func keep(_ bytes: [UInt8]) {
+        if chunkHead > 0 && chunkHead == chunks.count {
+            chunks.removeAll(keepingCapacity: true)
+            chunkHead = 0
+        } else if chunkHead >= 64 {
+            chunks.removeFirst(chunkHead)
+            chunkHead = 0
+        }
+        chunks.append(bytes)
+        memoryCount += bytes.count
+    }
+
+    private mutating func spill(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         if file == nil { file = try TempFile(in: directory) }
         try file!.write(bytes, at: fileWritten)
         fileWritten += bytes.count
     }
 
-    /// Calls `body` with bytes from the front — what memory holds, else up to
-    /// `staging.count` bytes read from the file — and drops as many as it returns.
-    /// Returns that count (0: nothing queued).
+    /// Calls `body` with bytes from the front — the rest of the first chunk in
+    /// memory, else up to `staging.count` bytes read from the file — and drops
+    /// as many as it returns. Returns that count (0: nothing queued).
     mutating func withFront(
         staging: inout [UInt8], _ body: (UnsafeRawBufferPointer) -> Int
     ) throws(SystemError) -> Int {
-        if head < memory.count {
-            let taken = memory.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[head...])) }
-            drop(taken)
+        if memoryCount > 0 {
+            let taken = chunks[chunkHead].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[byteHead...])) }
+            dropFromMemory(taken)
             return taken
         }
         guard spilledCount > 0, let file else { return 0 }
@@ -68,33 +96,34 @@ struct SpillBuffer {
         }.get()
         guard read > 0 else { throw SystemError("pread", code: 5 /* EIO: the file is shorter than written */) }
         let taken = staging.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[..<read])) }
-        drop(taken)
+        dropFromFile(taken)
         return taken
     }
 
     /// Moves up to `buffer.count` bytes from the front into `buffer`: the count
     /// moved (0: nothing queued).
     mutating func take(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
-        if head < memory.count {
-            let n = min(buffer.count, memory.count - head)
-            memory.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[head..<head + n])) }
-            drop(n)
+        if memoryCount > 0 {
+            let (head, chunk) = (byteHead, chunkHead)
+            let n = min(buffer.count, chunks[chunk].count - head)
+            chunks[chunk].withUnsafeBytes {
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[head..<head + n]))
+            }
+            dropFromMemory(n)
             return n
         }
         guard spilledCount > 0, let file else { return 0 }
         let n = try file.read(
             into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(buffer.count, spilledCount)]), at: fileRead)
         guard n > 0 else { throw SystemError("pread", code: 5) }
-        drop(n)
+        dropFromFile(n)
         return n
     }
 
     /// ``append(_:)``, its failure as a value (nil: queued).
     mutating func appendResult(_ bytes: [UInt8]) -> SystemError? {
         do {
-            try bytes.withUnsafeBytes { b in
-                Result { () throws(SystemError) in try append(b) }
-            }.get()
+            try append(bytes)
             return nil
         } catch {
             return error
@@ -110,20 +139,22 @@ struct SpillBuffer {
         }
     }
 
-    /// Drops `n` bytes from the front (at most what memory, else the file, holds
-    /// next to it: as ``withFront(staging:_:)`` offered them).
-    private mutating func drop(_ n: Int) {
-        if head < memory.count {
-            head += n
-            if head == memory.count {
-                memory.removeAll(keepingCapacity: true)
-                head = 0
-            }
-            return
+    /// Drops `n` bytes of the first chunk in memory.
+    private mutating func dropFromMemory(_ n: Int) {
+        byteHead += n
+        memoryCount -= n
+        if byteHead == chunks[chunkHead].count {
+            chunks[chunkHead] = []
+            chunkHead += 1
+            byteHead = 0
         }
+    }
+
+    /// Drops `n` bytes from the front of the file's part.
+    private mutating func dropFromFile(_ n: Int) {
         fileRead += n
         if fileRead == fileWritten {
-            // Caught up: the file's space goes back, the file is kept for reuse.
+            // Caught up: the file is written from its start again.
             file?.empty()
             fileRead = 0
             fileWritten = 0
@@ -132,8 +163,10 @@ struct SpillBuffer {
 
     /// Drops everything queued, and the file.
     mutating func removeAll() {
-        memory = []
-        head = 0
+        chunks = []
+        chunkHead = 0
+        byteHead = 0
+        memoryCount = 0
         file = nil
         fileRead = 0
         fileWritten = 0

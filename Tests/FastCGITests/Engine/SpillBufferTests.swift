@@ -59,6 +59,20 @@ struct SpillBufferTests {
         #expect(try Self.drain(&buffer) == Self.bytes(200, from: 1))
     }
 
+    @Test("a file let go is reused by the next spill, which reads only its own bytes")
+    func reusedFile() throws {
+        let directory = NSTemporaryDirectory()
+        do {
+            var first = SpillBuffer(memoryLimit: 0, directory: directory)
+            try Self.bytes(5000, from: 1).withUnsafeBytes { try first.append($0) }
+            #expect(first.spilledCount == 5000)
+        }
+        var second = SpillBuffer(memoryLimit: 0, directory: directory)
+        try Self.bytes(10, from: 99).withUnsafeBytes { try second.append($0) }
+        #expect(try Self.drain(&second) == Self.bytes(10, from: 99))
+        #expect(second.isEmpty)
+    }
+
     @Test("withFront drops only what its body took, from memory and from the file")
     func partialFront() throws {
         var buffer = SpillBuffer(memoryLimit: 10, directory: NSTemporaryDirectory())
