@@ -19,8 +19,12 @@ struct Outbox {
     var watched = false
 
     /// Sends `bytes` now as far as the socket takes them, queues the rest;
-    /// returns whether the flusher must now watch the connection.
-    mutating func send(_ bytes: UnsafeRawBufferPointer, on descriptor: FileDescriptor) -> Bool {
+    /// returns whether the flusher must now watch the connection. `clock`
+    /// dates a queue that begins (the send timeout counts from there).
+    mutating func send(
+        _ bytes: UnsafeRawBufferPointer, on descriptor: FileDescriptor,
+        clock: () -> Double = { MonotonicClock.seconds() }
+    ) -> Bool {
         guard side == .open, !bytes.isEmpty else { return false }
         var sent = 0
         if queued.isEmpty {
@@ -32,7 +36,7 @@ struct Outbox {
                 return false
             }
             if sent == bytes.count { return false }
-            lastProgress = MonotonicClock.seconds()
+            lastProgress = clock()
         }
         do {
             try queued.append(UnsafeRawBufferPointer(rebasing: bytes[sent...]) as UnsafeRawBufferPointer)
@@ -109,7 +113,7 @@ enum WriteOutcome {
     case failed
 }
 
-extension Connection {
+extension Connection: FlushTarget {
     /// Writes bytes to the peer, in order with every other writer, without
     /// waiting: what the socket does not take now is queued for the flusher.
     func write(_ bytes: UnsafeRawBufferPointer) -> WriteOutcome {
@@ -147,6 +151,12 @@ extension Connection {
     /// Sends what is queued until the socket is full (the flusher's thread).
     func flushQueued(staging: inout [UInt8], now: Double) -> Outbox.FlushOutcome {
         outbox.withLock { $0.flush(on: descriptor, staging: &staging, now: now) }
+    }
+
+    func sendTimedOut(after seconds: Double) {
+        logger.warning(
+            "the peer took no output for the send timeout (\(seconds) s); closing the connection",
+            metadata: ["peer": "\(peer)"])
     }
 
     /// Whether output still waits for the flusher (read under its lock).

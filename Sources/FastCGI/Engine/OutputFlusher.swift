@@ -13,7 +13,7 @@ import Logging
 /// so a connection that closed with output still queued lives until then.
 final class OutputFlusher: @unchecked Sendable {
     private struct State {
-        var watched: [Int: Connection] = [:]
+        var watched: [Int: any FlushTarget] = [:]
         var stopped = false
     }
 
@@ -24,22 +24,28 @@ final class OutputFlusher: @unchecked Sendable {
     private let logger: Logger
     /// Counts a send timeout (the engine's statistics).
     private let timedOut: @Sendable () -> Void
+    /// The clock the send timeout is kept by (a fake one in tests).
+    private let clock: @Sendable () -> Double
 
     private static let wakeupKey: UInt64 = 0
 
-    init(sendTimeout: Double?, logger: Logger, timedOut: @escaping @Sendable () -> Void) throws {
+    init(
+        sendTimeout: Double?, logger: Logger, clock: @escaping @Sendable () -> Double = { MonotonicClock.seconds() },
+        timedOut: @escaping @Sendable () -> Void
+    ) throws {
         epoll = try Epoll()
         wakeup = try Wakeup()
         try epoll.watch(wakeup.descriptor, key: Self.wakeupKey)
         self.sendTimeout = sendTimeout
         self.logger = logger
+        self.clock = clock
         self.timedOut = timedOut
         try OSThread.spawn(stackSize: 128 << 10) { [self] in loop() }
     }
 
     /// `connection` has output queued (its writer set ``Outbox/watched``): send
     /// it as the peer takes it.
-    func watch(_ connection: Connection) {
+    func watch(_ connection: any FlushTarget) {
         let (failure, wasEmpty) = state.withLock { s -> (SystemError?, Bool) in
             let wasEmpty = s.watched.isEmpty
             let adding = s.watched.updateValue(connection, forKey: connection.number) == nil
@@ -78,7 +84,7 @@ final class OutputFlusher: @unchecked Sendable {
                 logger.critical("the output flusher stopped: \(error)")
                 return
             }
-            let now = MonotonicClock.seconds()
+            let now = clock()
             for key in keys {
                 if key == Self.wakeupKey {
                     wakeup.clear()
@@ -88,14 +94,14 @@ final class OutputFlusher: @unchecked Sendable {
                 let outcome = connection.flushQueued(staging: &staging, now: now)
                 settle(connection, outcome)
             }
-            endTimedOut(now: now)
+            endTimedOut()
         }
     }
 
     /// After a flush: re-arm a connection still waiting for room, let go of one
     /// whose queue is gone — unless a writer queued more meanwhile (it saw
     /// ``Outbox/watched`` cleared and called ``watch(_:)``, or is about to).
-    private func settle(_ connection: Connection, _ outcome: Outbox.FlushOutcome) {
+    private func settle(_ connection: any FlushTarget, _ outcome: Outbox.FlushOutcome) {
         let key = UInt64(connection.number)
         state.withLock { s in
             if outcome == .pending || connection.outputWatched {
@@ -117,17 +123,32 @@ final class OutputFlusher: @unchecked Sendable {
     }
 
     /// Ends the connections whose peer took nothing for the send timeout.
-    private func endTimedOut(now: Double) {
+    private func endTimedOut() {
         guard let sendTimeout else { return }
         let watched = state.withLock { Array($0.watched.values) }
+        let now = clock()
         for connection in watched where connection.endIfSendTimedOut(now: now, timeout: sendTimeout) {
             state.withLock { s in
                 if s.watched.removeValue(forKey: connection.number) != nil { try? epoll.remove(connection.descriptor) }
             }
             timedOut()
-            connection.logger.warning(
-                "the peer took no output for the send timeout (\(sendTimeout) s); closing the connection",
-                metadata: ["peer": "\(connection.peer)"])
+            connection.sendTimedOut(after: sendTimeout)
         }
     }
+}
+
+/// What the flusher needs of a connection (a ``Connection``; a fake one on a
+/// socketpair in the flusher's tests).
+protocol FlushTarget: AnyObject, Sendable {
+    /// The key of its epoll entry.
+    var number: Int { get }
+    var descriptor: FileDescriptor { get }
+    /// Sends what is queued until the socket is full (`now`: for its progress).
+    func flushQueued(staging: inout [UInt8], now: Double) -> Outbox.FlushOutcome
+    /// Whether a writer queued output the flusher has not seen sent yet.
+    var outputWatched: Bool { get }
+    /// Ends it if the peer took nothing for `timeout` seconds before `now`.
+    func endIfSendTimedOut(now: Double, timeout: Double) -> Bool
+    /// It was ended by the send timeout: say so in its log.
+    func sendTimedOut(after seconds: Double)
 }

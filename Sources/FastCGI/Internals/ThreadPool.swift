@@ -112,12 +112,14 @@ final class ThreadPool: @unchecked Sendable {
             // The job (and what it captured) is released before the thread parks.
             runCounted(&job)
             pthread_mutex_lock(mutex)
-            if !stopped, let next = nextWaiting() {
+            // Within the bound, the next waiting job; a thread an urgent job
+            // added past it goes (the bound counts every thread alive).
+            if !stopped, threads <= maxThreads, let next = nextWaiting() {
                 pthread_mutex_unlock(mutex)
                 job = next
                 continue
             }
-            guard !stopped, parked.count < keepIdle else {
+            guard !stopped, threads <= maxThreads, parked.count < keepIdle else {
                 threads -= 1
                 pthread_mutex_unlock(mutex)
                 return
