@@ -233,6 +233,9 @@ public final class Server: Sendable {
         Socket.ignoreSIGPIPE()
         let listenFD: Int32
         var created: Socket.FileIdentity?
+        // Another process holds the listener too: the pool's master and
+        // siblings, or systemd.
+        var shared = false
         let worker = PoolWorker.takeFromEnvironment()
         if let worker {
             // Started by a process manager: fd 0 is the pool's listening socket.
@@ -244,6 +247,7 @@ public final class Server: Sendable {
                 s.poolSlot = worker.board
             }
             listenFD = 0
+            shared = true
         } else if let address {
             listenFD = try Socket.listen(
                 on: address, permissions: socketPermissions,
@@ -254,6 +258,7 @@ public final class Server: Sendable {
             logger.info("listening on \(bound)", metadata: ["threading-level": "\(threadingLevel.rawValue)"])
         } else if let activated = try SocketActivation.listeningSocket(named: activationSocketName) {
             listenFD = activated.fd
+            shared = true
             logger.info(
                 "listening on the socket systemd passed (fd \(activated.fd)\(activated.name.map { ", \($0)" } ?? ""))",
                 metadata: ["threading-level": "\(threadingLevel.rawValue)"])
@@ -263,12 +268,17 @@ public final class Server: Sendable {
             runCGI()
             return
         }
+        // The listening socket has one owner from here: the process manager, or
+        // the engine, which closes it (and removes the socket file it made) the
+        // moment it stops accepting.
+        let madeFile = created
+        let removeSocketFile: @Sendable () -> Void = { if let madeFile { Socket.removeFile(madeFile) } }
         if processes > 0 && worker == nil {
-            try runProcessManager(listening: FileDescriptor(adopting: listenFD))
-            if let created { Socket.removeFile(created) }
+            try runProcessManager(listening: FileDescriptor(adopting: listenFD), whenClosed: removeSocketFile)
             return
         }
-        let engine = try Engine(server: self, listenFD: listenFD)
+        let engine = try Engine(
+            server: self, listener: FileDescriptor(adopting: listenFD), sole: !shared, whenClosed: removeSocketFile)
         let stopNow = state.withLock { s in
             s.engine = engine
             return s.stopping
@@ -287,9 +297,6 @@ public final class Server: Sendable {
         notify?.send("READY=1")
         engine.run()
         notify?.send("STOPPING=1")
-        // A clean stop leaves no socket file behind (a stale one makes nginx log
-        // "connection refused"), unless another instance has bound that path since.
-        if let created { Socket.removeFile(created) }
     }
 
     /// ``run()`` from async code: runs it on a thread of its own (it blocks) and
@@ -334,10 +341,12 @@ public final class Server: Sendable {
     }
 
     /// Runs the process manager on `listening` until the pool has stopped.
-    private func runProcessManager(listening: FileDescriptor) throws {
+    private func runProcessManager(listening: FileDescriptor, whenClosed: @escaping @Sendable () -> Void) throws {
         let manager: ProcessManager
         do {
-            manager = try ProcessManager(server: self, listening: listening, size: processes, maxWorkerBytes: maxWorkerMemory)
+            manager = try ProcessManager(
+                server: self, listening: listening, size: processes, maxWorkerBytes: maxWorkerMemory,
+                whenClosed: whenClosed)
         } catch {
             throw ServerError("cannot start the process manager: \(error)")
         }

@@ -69,13 +69,7 @@ extension Connection {
     /// until its input can make progress, then goes to the executor.
     private func start(_ start: RequestStart) -> (any RequestSink)? {
         if let page = MonitorPage(start, monitoring: engine.server.monitoring) { return answer(page, for: start) }
-        let reachedMax: Bool
-        switch engine.admitRequest(on: number) {
-        case .admitted(let last): reachedMax = last
-        case .overLimit:
-            turnAway(start.requestID)
-            return nil
-        }
+        let reachedMax = engine.admitRequest(on: number)
         let sink = HeldRequest(start: start, connection: self)
         let running = state.withLock { s -> Int in
             s.startedAny = true
@@ -131,26 +125,6 @@ extension Connection {
         }
     }
 
-    /// A request that came after `maxRequests` were started: not served. Alone on
-    /// the connection, the connection closes before any byte of a reply (a web
-    /// server retries such a request on another connection, one of another
-    /// process on the socket); beside others, it ends with FCGI_OVERLOADED.
-    private func turnAway(_ id: UInt16) {
-        let alone = state.withLock { s in
-            s.startedAny = true
-            s.sinks[id] = AnsweredRequest()
-            return s.sinks.count == 1
-        }
-        logger.info("turned a request away: maxRequests (\(engine.server.maxRequests)) already started")
-        var end: [UInt8] = []
-        if alone {
-            shutdownAfterWriters()
-        } else {
-            end = Record.endRequest(requestID: id, appStatus: 0, protocolStatus: .overloaded).encoded
-        }
-        endRequest(id, endRecords: end, counted: false)
-    }
-
     private func sink(_ id: UInt16) -> (any RequestSink)? {
         state.withLock { $0.sinks[id] }
     }
@@ -170,14 +144,18 @@ extension Connection {
     /// Never blocks: what the socket does not take now is queued for the flusher.
     func endRequest(_ requestID: UInt16, endRecords: [UInt8], counted: Bool = true) {
         let (needWake, watch) = outbox.withLock { o in
-            let needWake = requestEnded(requestID)
+            let (needWake, closing) = requestEnded(requestID)
             // Counted as served before the peer can see its end: a status page it
             // asks for next already counts it.
             if counted {
                 engine.statistics.requestFinished()
                 served.increment()
             }
-            return (needWake, endRecords.withUnsafeBytes { o.send($0, on: descriptor) })
+            let watch = endRecords.withUnsafeBytes { o.send($0, on: descriptor) }
+            if closing {
+                if o.queued.isEmpty { o.side.shutDown(descriptor) } else { o.closeWhenSent = true }
+            }
+            return (needWake, watch)
         }
         if watch { engine.flusher.watch(self) }
         // Counted out of the engine once END_REQUEST is written or queued: run()
@@ -188,8 +166,9 @@ extension Connection {
         if needWake { wake() }
     }
 
-    /// Returns whether the connection thread must be woken.
-    private func requestEnded(_ requestID: UInt16) -> Bool {
+    /// Returns whether the connection thread must be woken, and whether the
+    /// connection closes with this end (draining, the last in flight).
+    private func requestEnded(_ requestID: UInt16) -> (wake: Bool, closing: Bool) {
         state.withLock { s in
             // Forget the sink first: a pipelined request may reuse the id (nginx
             // always uses 1). A sink that ends before it was registered is noted.
@@ -202,7 +181,7 @@ extension Connection {
             s.pending += s.machine.requestEnded(requestID)
             // Parked while its requests ran: idle from now on.
             if s.parked && s.sinks.isEmpty { engine.poller.becameIdle(self) }
-            return !s.pending.isEmpty || s.draining
+            return (!s.pending.isEmpty || s.draining, s.closesWithEnd)
         }
     }
 

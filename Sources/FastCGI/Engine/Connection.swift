@@ -52,13 +52,18 @@ final class Connection: @unchecked Sendable {
         /// Requests that ended before their sink was registered.
         var ended: Set<UInt16> = []
         var draining = false
-        /// A request was started on this connection: a drain may close it between
-        /// requests. A fresh one is left to bring its first request, unless
-        /// ``closeFresh`` (the stop's grace is over).
+        /// A request was started on this connection.
         var startedAny = false
+        /// The stop's grace is over: a quiet connection closes now. Until then it
+        /// is left to bring a request (a web server may be sending one on it
+        /// right now), which is served, and the connection closes after it.
         var closeFresh = false
-        /// Draining, with nothing in flight and nothing more to wait for: close.
-        var drainedOut: Bool { draining && sinks.isEmpty && !machine.isClosed && (startedAny || closeFresh) }
+        /// Draining, with nothing in flight and the grace over: close.
+        var drainedOut: Bool { draining && sinks.isEmpty && !machine.isClosed && closeFresh }
+        /// Draining, and the request that just ended was the last in flight:
+        /// the connection closes with its END_REQUEST (the FIN in the same
+        /// breath, so the web server does not keep it for its next request).
+        var closesWithEnd: Bool { draining && sinks.isEmpty && pending.isEmpty && !machine.isClosed }
         /// The serving thread is in a blocking read with nothing in flight;
         /// ``drain()`` shuts the read side down to end it.
         var inQuietRead = false
@@ -289,7 +294,7 @@ final class Connection: @unchecked Sendable {
             if evenIfFresh { s.closeFresh = true }
             // Blocked in a read with nothing in flight: end the read (it returns 0,
             // and the idle connection closes).
-            if s.inQuietRead && (s.startedAny || s.closeFresh) { descriptor.shutdown(.read) }
+            if s.inQuietRead && s.closeFresh { descriptor.shutdown(.read) }
         }
         wake()
     }

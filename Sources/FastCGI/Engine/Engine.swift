@@ -14,6 +14,17 @@ import Logging
 final class Engine: @unchecked Sendable {
     let server: Server
     let listenFD: Int32
+    /// The listening socket, owned by the accept loop's thread: closed the
+    /// moment the engine stops accepting, so a web server is refused at once and
+    /// fails over instead of queueing connections no one will serve.
+    private var listener: FileDescriptor?
+    /// Called once the listener is closed (removes the unix socket file the
+    /// server made).
+    private let listenerClosed: @Sendable () -> Void
+    /// Whether this process alone holds the listener, so the connections queued
+    /// on it at the stop are its to serve (a pool's workers and a socket systemd
+    /// holds leave them to the others).
+    private let soleListener: Bool
     /// Accepts connections ready to serve (non-blocking on a shared socket);
     /// the accept loop's alone.
     private var acceptor: Acceptor
@@ -63,9 +74,14 @@ final class Engine: @unchecked Sendable {
 
     private let state = Guarded(State())
 
-    init(server: Server, listenFD: Int32) throws {
+    init(
+        server: Server, listener: FileDescriptor, sole: Bool = true, whenClosed: @escaping @Sendable () -> Void = {}
+    ) throws {
         self.server = server
-        self.listenFD = listenFD
+        self.listener = listener
+        soleListener = sole
+        listenFD = listener.raw
+        listenerClosed = whenClosed
         roles = Set(server.handlers.keys)
         managementValues = server.managementValues
         statistics = ServerStatistics(poolSlot: server.state.withLock { $0.poolSlot }, metrics: server.metrics)
@@ -175,26 +191,46 @@ final class Engine: @unchecked Sendable {
         serve(connection)
     }
 
-    /// The stop: no new connections; idle ones close now, busy ones after their
-    /// requests (bounded by the shutdown timeout); then the threads end.
+    /// The stop, visible at once: the connections already queued are taken, the
+    /// listener is closed (a web server is then refused and fails over); each
+    /// open connection closes with the end of its last request in flight — the
+    /// FIN leaves with END_REQUEST, so nginx never reuses it — or, quiet, after
+    /// ``freshGrace`` (a web server may be sending on a kept one right now);
+    /// then the requests in flight finish (bounded by the shutdown timeout) and
+    /// the threads end.
     private func drainAndStop() {
-        let connections = state.withLock { s in
+        var taken = 0
+        while soleListener && acceptQueued() { taken += 1 }
+        listener = nil
+        listenerClosed()
+        let (connections, inFlight) = state.withLock { s in
             s.stopping = true
-            return Array(s.connections.values)
+            return (Array(s.connections.values), s.inFlight)
         }
+        server.logger.info(
+            "stopping: listener closed; draining \(connections.count) connections with \(inFlight) requests in flight",
+            metadata: taken > 0 ? ["accepted from the queue": "\(taken)"] : [:])
         for connection in connections { connection.drain() }
-        // A connection accepted just before the stop has its first request on the
-        // way (a web server sends it right after connecting): closing it unread
-        // would fail that request. It gets a moment; then it is closed too.
-        let stillFresh =
-            state.wait(until: { $0.fresh.isEmpty }, timeout: Self.freshGrace) { _ in [Connection]() }
-            ?? state.withLock { s in s.fresh.compactMap { s.connections[$0] } }
-        for connection in stillFresh { connection.drain(evenIfFresh: true) }
+        // Each connection gets a moment to bring a request: a web server sends
+        // one right after connecting, or on a kept connection at any time. It is
+        // served, and the connection closes after it; the rest close now.
+        let quiet =
+            state.wait(until: { $0.connections.isEmpty }, timeout: Self.freshGrace) { _ in [Connection]() }
+            ?? state.withLock { s in Array(s.connections.values) }
+        if !quiet.isEmpty {
+            server.logger.info("stopping: closing \(quiet.count) connections still open after the \(Self.freshGrace) s grace")
+        }
+        for connection in quiet { connection.drain(evenIfFresh: true) }
         let drained = state.wait(until: { $0.inFlight == 0 }, timeout: server.shutdownTimeout) { _ in true }
         if drained == nil {
-            server.logger.warning("requests still running after the \(server.shutdownTimeout) s shutdown timeout")
+            let cut = state.withLock { $0.inFlight }
+            server.logger.warning(
+                "stopping: \(cut) requests still running after the \(server.shutdownTimeout) s shutdown timeout; cut")
         } else if !flusher.waitUntilSent(timeout: server.shutdownTimeout) {
             server.logger.warning("output still queued for slow readers after the \(server.shutdownTimeout) s shutdown timeout")
+        }
+        if drained != nil {
+            server.logger.info("stopped: every request finished (\(inFlight) were in flight)")
         }
         executor.shutdown()
         watchdog?.stop()
@@ -227,31 +263,38 @@ final class Engine: @unchecked Sendable {
 
     var isStopping: Bool { state.withLock { $0.stopping } }
 
+    /// Accepts a connection already queued on the listener, without waiting
+    /// (the stop takes them before it closes the listener); false when none is.
+    private func acceptQueued() -> Bool {
+        do {
+            let accepted = try acceptor.accept()
+            admit(accepted.descriptor, from: accepted.peer)
+            return true
+        } catch {
+            return error.code == ECONNABORTED
+        }
+    }
+
     /// Makes ``run()`` stop accepting (any thread).
     func stop() {
         state.withLock { $0.stopping = true }
         stopWakeup.signal()
     }
 
-    /// Whether a request may start, and whether it is the last one.
-    enum Admission {
-        case admitted(last: Bool)
-        /// `maxRequests` were started already.
-        case overLimit
-    }
-
-    /// Counts a request on connection `number` in, unless `maxRequests` were
-    /// started already: the server initiates no more than that many, exactly.
-    func admitRequest(on number: Int) -> Admission {
-        let admission = state.withLock { s -> Admission in
+    /// Counts a request on connection `number` in; true when it is the
+    /// `maxRequests`th, which stops the engine. The limit is soft: a request a
+    /// web server sends on a connection already open is served, whenever it
+    /// comes — turning it away would fail it (nginx does not retry a POST) — and
+    /// its connection closes after it; no connection is accepted past the limit.
+    func admitRequest(on number: Int) -> Bool {
+        let last = state.withLock { s -> Bool in
             s.fresh.remove(number)
-            guard server.maxRequests == 0 || s.started < server.maxRequests else { return .overLimit }
             s.inFlight += 1
             s.started += 1
-            return .admitted(last: server.maxRequests > 0 && s.started == server.maxRequests)
+            return server.maxRequests > 0 && s.started == server.maxRequests
         }
-        if case .admitted = admission { statistics.requestStarted() }
-        return admission
+        statistics.requestStarted()
+        return last
     }
 
     /// The open connections as the full status page shows them, by number.

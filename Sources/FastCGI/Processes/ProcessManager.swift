@@ -35,7 +35,12 @@ final class ProcessManager: Sendable {
     }
 
     private let server: Server
-    private let listening: FileDescriptor
+    /// The listening socket (master thread only): closed as the pool stops, so
+    /// a web server is refused at once (each worker closes its own copy as it
+    /// drains).
+    private let listening: Guarded<FileDescriptor?>
+    /// Removes the unix socket file the server made, once `listening` is closed.
+    private let listeningClosed: @Sendable () -> Void
     private let size: Int
     private let maxWorkerBytes: Int?
     private let stopWakeup: Wakeup
@@ -45,9 +50,13 @@ final class ProcessManager: Sendable {
     /// The board slot of each worker (master thread only).
     private let slots = Guarded<[Int32: Int]>([:])
 
-    init(server: Server, listening: FileDescriptor, size: Int, maxWorkerBytes: Int?) throws(SystemError) {
+    init(
+        server: Server, listening: FileDescriptor, size: Int, maxWorkerBytes: Int?,
+        whenClosed: @escaping @Sendable () -> Void = {}
+    ) throws(SystemError) {
         self.server = server
-        self.listening = listening
+        self.listening = Guarded(listening)
+        listeningClosed = whenClosed
         self.size = size
         self.maxWorkerBytes = maxWorkerBytes
         stopWakeup = try Wakeup()
@@ -161,6 +170,9 @@ final class ProcessManager: Sendable {
             ]
             let slot = board?.freeSlot()
             if let board, let slot { environment.append("\(WorkerEnvironment.board)=\(board.capacity):\(slot)") }
+            guard let listening = listening.withLock({ $0 }) else {
+                return [.spawnFailed(generation: generation, reason: "the listening socket is closed: the pool stops")]
+            }
             do {
                 let started = try ProcessSpawner.spawn(
                     executable, arguments: Array(CommandLine.arguments.dropFirst()), environment: environment,
@@ -193,11 +205,22 @@ final class ProcessManager: Sendable {
             switch readiness {
             case .ready: notify?.send("READY=1\nSTATUS=\(size) workers serving")
             case .reloading: notify?.send("RELOADING=1\n\(SystemdNotify.monotonicField)\nSTATUS=reloading")
-            case .stopping: notify?.send("STOPPING=1\nSTATUS=stopping")
+            case .stopping:
+                notify?.send("STOPPING=1\nSTATUS=stopping")
+                closeListening()
             }
         case .finished:
-            break
+            closeListening()
         }
         return []
+    }
+
+    /// Closes the master's copy of the listening socket, once.
+    private func closeListening() {
+        let closed = listening.withLock { l in
+            defer { l = nil }
+            return l != nil
+        }
+        if closed { listeningClosed() }
     }
 }
