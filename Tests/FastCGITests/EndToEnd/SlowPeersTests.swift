@@ -135,6 +135,8 @@ struct SlowPeersTests {
     func threadsBounded(level: Int) throws {
         let app = try Self.app(level: level, unix: false, ["--input-timeout", "30"])
         let pid = app.child.pid
+        // Once a request is answered the engine's own threads are all up.
+        try Self.normalClient(app, count: 1, "level \(level), before")
         let before = AsyncHandlerTests.threads(pid)
         let stalled = try (0..<200).map { _ in try StalledInputTests.stall(app.address, announced: 400_000, sent: 100_000) }
         defer { for connection in stalled { connection.close() } }
