@@ -229,6 +229,15 @@ final class Connection: @unchecked Sendable {
         }
     }
 
+    /// Parks a connection that has not been served yet: the poller takes it up
+    /// when its first input arrives (or it idles out).
+    func parkFresh() {
+        state.withLock { s in
+            s.parked = true
+            engine.poller.park(self, idle: true)
+        }
+    }
+
     /// Takes the connection out of the parked state; true for the one caller
     /// that then serves it (the poller's event, a drain and the idle sweep race).
     func unpark() -> Bool {

@@ -188,7 +188,7 @@ final class Engine: @unchecked Sendable {
         statistics.openConnections.increment()
         // Served on a pool thread while it has work; parked when idle (at
         // every level: an idle connection must not keep the next one waiting).
-        serve(connection)
+        serve(connection, fresh: true)
     }
 
     /// The stop, visible at once: the connections already queued are taken, the
@@ -240,8 +240,8 @@ final class Engine: @unchecked Sendable {
     }
 
     /// Serves `connection` on a pool thread with a wake-up and a buffer of its own.
-    private func serve(_ connection: Connection, idledOut: Bool = false) {
-        connectionThreads.run(urgent: connection.hasRequestsInFlight) { [self] in
+    private func serve(_ connection: Connection, idledOut: Bool = false, fresh: Bool = false) {
+        let job: @Sendable () -> Void = { [self] in
             let kit = spareKits.withLock { $0.popLast() } ?? (try? ServingKit())
             guard let kit else {
                 server.logger.error("cannot serve connection \(connection.number): no descriptor for its wake-up")
@@ -252,6 +252,14 @@ final class Engine: @unchecked Sendable {
             // As many kept as threads are: more are let go (their descriptors with them).
             spareKits.withLock { if $0.count < Self.idleServingThreads { $0.append(kit) } }
         }
+        // A new connection finds every serving thread busy (a burst of connects):
+        // it waits in the poller until it has input, not in the pool's queue,
+        // where it would take a thread for `linger` with nothing to read.
+        if fresh {
+            if !connectionThreads.runIfFree(job) { connection.parkFresh() }
+            return
+        }
+        connectionThreads.run(urgent: connection.hasRequestsInFlight, job)
     }
 
     /// Takes up a parked connection (input arrived, it idled out, or it must

@@ -90,6 +90,18 @@ final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs `job` on a parked thread, or a new one within `maxThreads`; false
+    /// (and nothing runs) when every thread allowed is busy.
+    func runIfFree(_ job: @escaping @Sendable () -> Void) -> Bool {
+        pthread_mutex_lock(mutex)
+        let free = !parked.isEmpty || threads < maxThreads
+        pthread_mutex_unlock(mutex)
+        guard free else { return false }
+        // Should another job take the room meanwhile, this one waits its turn.
+        run(job)
+        return true
+    }
+
     /// The first waiting job, if any (the mutex held).
     private func nextWaiting() -> (@Sendable () -> Void)? {
         guard waitingHead < waiting.count else { return nil }
