@@ -47,8 +47,16 @@ struct OSThread: @unchecked Sendable {
 
 /// A mutex with a condition variable, guarding a value of type `State`.
 final class Guarded<State>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// The mutex and the condition, in one allocation (one malloc less for
+    /// each of the several a connection and a request make).
+    private let storage: UnsafeMutableRawPointer
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    private static var conditionOffset: Int {
+        let align = MemoryLayout<pthread_cond_t>.alignment
+        return (MemoryLayout<pthread_mutex_t>.stride + align - 1) / align * align
+    }
     // Only touched with the mutex held, so Swift's dynamic exclusivity check (a
     // runtime call and a thread-local lookup per access, on every lock) adds nothing.
     @exclusivity(unchecked) private var state: State
@@ -58,6 +66,11 @@ final class Guarded<State>: @unchecked Sendable {
 
     init(_ state: State) {
         self.state = state
+        storage = UnsafeMutableRawPointer.allocate(
+            byteCount: Self.conditionOffset + MemoryLayout<pthread_cond_t>.size,
+            alignment: max(MemoryLayout<pthread_mutex_t>.alignment, MemoryLayout<pthread_cond_t>.alignment))
+        mutex = storage.bindMemory(to: pthread_mutex_t.self, capacity: 1)
+        condition = (storage + Self.conditionOffset).bindMemory(to: pthread_cond_t.self, capacity: 1)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -69,8 +82,7 @@ final class Guarded<State>: @unchecked Sendable {
     deinit {
         pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
+        storage.deallocate()
     }
 
     /// Runs `body` with the lock held and wakes every waiter afterwards.
