@@ -83,7 +83,7 @@ public struct RequestLimits: Sendable, Hashable {
     public var outputMemory: Int = 256 << 10
     /// Most output queued for one connection, memory and file (default 256
     /// MiB): past it a handler's write waits for the peer to read, for at most
-    /// ``ConnectionLimits/sendTimeout`` without progress.
+    /// `ConnectionLimits.sendTimeout` without progress.
     public var maxQueuedOutput: Int = 256 << 20
     /// Where gathered bodies and queued output spill to (default `$TMPDIR`, else
     /// `/tmp`). The files have no name: nothing is left behind, even after a crash.
