@@ -72,7 +72,6 @@ extension Connection {
         let reachedMax = engine.admitRequest(on: number)
         let sink = HeldRequest(start: start, connection: self)
         let running = state.withLock { s -> Int in
-            s.startedAny = true
             s.sinks[start.requestID] = sink
             if s.stalls.isActive {
                 s.stalls.started(start.requestID, filter: start.role == .filter, at: MonotonicClock.seconds())
@@ -93,7 +92,6 @@ extension Connection {
         let sink = AnsweredRequest()
         endRequest(id, endRecords: end, counted: false)
         state.withLock { s in
-            s.startedAny = true
             if s.ended.isEmpty || s.ended.remove(id) == nil { s.sinks[id] = sink }
         }
         return sink

@@ -52,8 +52,6 @@ final class Connection: @unchecked Sendable {
         /// Requests that ended before their sink was registered.
         var ended: Set<UInt16> = []
         var draining = false
-        /// A request was started on this connection.
-        var startedAny = false
         /// The stop's grace is over: a quiet connection closes now. Until then it
         /// is left to bring a request (a web server may be sending one on it
         /// right now), which is served, and the connection closes after it.

@@ -65,17 +65,6 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
         try SystemCall.retrying("recv") { recv(raw, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
     }
 
-    /// Writes all of `bytes` to a socket (no SIGPIPE); throws when the peer is gone
-    /// or the send timed out.
-    func sendAll(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
-        var offset = 0
-        while offset < bytes.count {
-            offset += try SystemCall.retrying("send") {
-                send(raw, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-            }
-        }
-    }
-
     /// Sends what the socket takes now without waiting (`MSG_DONTWAIT`, no
     /// SIGPIPE): the count sent; `EAGAIN` when its buffer is full.
     func sendNow(_ bytes: UnsafeRawBufferPointer) -> Result<Int, SystemError> {
@@ -107,17 +96,6 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
     /// Writes all of `bytes` (a pipe or a file: `write`, not `send`).
     func write(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         try SystemCall.writeAll(raw, bytes, call: "write")
-    }
-
-    /// ``sendAll(_:)``: true when everything was written, false when the peer is
-    /// gone or the send timed out (the request is then aborted; no more to say).
-    func sendAllResult(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        do {
-            try sendAll(bytes)
-            return true
-        } catch {
-            return false
-        }
     }
 
     /// Waits until the descriptors are readable (or `timeoutMilliseconds` pass; -1
