@@ -160,19 +160,16 @@ public struct HandlerFactory: Sendable {
 
     /// Runs the handler for `request`, as the server does. Lets one factory wrap
     /// another, e.g. to prepare each request before the real handler sees it.
-    /// An async handler runs in a task while this thread waits for it (CGI mode,
-    /// `Server.respond(to:)`); the server itself never waits so.
+    /// An async handler runs to its end on this thread (CGI mode, the blocking
+    /// `Server.respond(to:)`), which runs the handler's task itself: it never
+    /// waits for one of Swift concurrency's threads, so blocking calls made from
+    /// those threads (non-async tests run in parallel) cannot take them all.
     public func callAsFunction(_ request: Request) {
         switch body {
         case .blocking(let handle): handle(request)
         case .suspending(let handle):
-            let done = Guarded(false)
-            nonisolated(unsafe) let lent = request  // this thread waits until the task is done with it
-            Task {
-                await handle(lent)
-                done.withLock { $0 = true }
-            }
-            _ = done.wait(until: { $0 }) { _ in }
+            nonisolated(unsafe) let lent = request  // this thread returns once the task is done with it
+            CallerThreadExecutor.run { await handle(lent) }
         }
     }
 
