@@ -21,7 +21,7 @@ let package = Package(
         .library(name: "FastCGIService", targets: ["FastCGIService"]),
         // The command-line options the examples share, for the examples of the
         // integration packages (Integrations/): not an API with stability promises.
-        .library(name: "ExampleSupport", targets: ["ExampleSupport"]),
+        .library(name: "FastCGIOptions", targets: ["FastCGIOptions"]),
         .executable(name: "hello", targets: ["hello"]),
         .executable(name: "echo", targets: ["echo"]),
         .executable(name: "authorizer", targets: ["authorizer"]),
@@ -79,9 +79,9 @@ let package = Package(
             dependencies: ["FastCGI", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
-        // Command-line options shared by the example apps.
+        // The command line of a FastCGI app (ServerOptions), as the examples take it.
         .target(
-            name: "ExampleSupport",
+            name: "FastCGIOptions",
             dependencies: [
                 "FastCGI",
                 "FastCGIWire",
@@ -90,12 +90,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(name: "hello", dependencies: ["ExampleSupport"], swiftSettings: strict),
-        .executableTarget(name: "echo", dependencies: ["ExampleSupport"], swiftSettings: strict),
-        .executableTarget(name: "authorizer", dependencies: ["ExampleSupport"], swiftSettings: strict),
-        .executableTarget(name: "filter", dependencies: ["ExampleSupport"], swiftSettings: strict),
-        .executableTarget(name: "guestbook", dependencies: ["ExampleSupport"], swiftSettings: strict),
-        .executableTarget(name: "async-hello", dependencies: ["ExampleSupport", "FastCGIService"], swiftSettings: strict),
+        .executableTarget(name: "hello", dependencies: ["FastCGIOptions"], swiftSettings: strict),
+        .executableTarget(name: "echo", dependencies: ["FastCGIOptions"], swiftSettings: strict),
+        .executableTarget(name: "authorizer", dependencies: ["FastCGIOptions"], swiftSettings: strict),
+        .executableTarget(name: "filter", dependencies: ["FastCGIOptions"], swiftSettings: strict),
+        .executableTarget(name: "guestbook", dependencies: ["FastCGIOptions"], swiftSettings: strict),
+        .executableTarget(name: "async-hello", dependencies: ["FastCGIOptions", "FastCGIService"], swiftSettings: strict),
         // The echo contract in C on libfcgi alone: the reference for differential
         // tests and benchmarks.
         .executableTarget(name: "reference-echo", dependencies: ["CFCGI"], linkerSettings: [.linkedLibrary("pthread")]),

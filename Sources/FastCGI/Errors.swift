@@ -9,14 +9,46 @@
 public struct ServerError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong, with the context needed to act on it.
     public var reason: String
+    /// Why, in a form code can match on.
+    public var cause: Cause
+
+    /// Why a server could not start or keep running.
+    public enum Cause: Hashable, Sendable {
+        /// The address is not one to listen on (it does not parse or resolve,
+        /// or a unix path is too long).
+        case badAddress
+        /// Someone else serves the address: the port is taken, or a unix
+        /// socket there still answers.
+        case addressInUse
+        /// Not allowed: a socket's owner, group or mode could not be set, a
+        /// user or group does not exist, or the system refused (`EACCES`,
+        /// `EPERM`).
+        case permission
+        /// A system call failed with this `errno`.
+        case system(errno: Int32)
+        /// The server was used or started in a way it does not support (`run()`
+        /// called twice, a pool worker without its socket).
+        case usage
+        /// The process manager could not start or keep its workers.
+        case processManager
+    }
 
     /// Creates an error with a readable reason.
-    public init(_ reason: String) { self.reason = reason }
+    public init(_ reason: String, cause: Cause = .usage) {
+        self.reason = reason
+        self.cause = cause
+    }
 
     /// An error for a system call that failed, with `errno` spelled out.
     static func errno(_ what: String) -> ServerError {
         let code = Glibc.errno
-        return ServerError("\(what): \(String(cString: strerror(code))) (errno \(code))")
+        let cause: Cause =
+            switch code {
+            case EADDRINUSE: .addressInUse
+            case EACCES, EPERM: .permission
+            default: .system(errno: code)
+            }
+        return ServerError("\(what): \(String(cString: strerror(code))) (errno \(code))", cause: cause)
     }
 
     public var description: String { reason }
@@ -83,9 +115,26 @@ public struct SequencingError: Error, Hashable, Sendable, CustomStringConvertibl
 public struct FormError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What is wrong with the input, with the offending part named.
     public var reason: String
+    /// Which rule the input broke.
+    public var cause: Cause
+
+    /// Which rule a form body broke.
+    public enum Cause: Hashable, Sendable {
+        /// A `%` not followed by two hex digits (URL-encoded forms).
+        case invalidPercentEncoding
+        /// `multipart/form-data` without a `boundary` parameter.
+        case missingBoundary
+        /// A multipart body that does not follow RFC 7578: no boundary line, no
+        /// closing boundary, a part without headers, a `Content-Disposition` or
+        /// a field name.
+        case malformedMultipart
+    }
 
     /// Creates an error with a readable reason.
-    public init(_ reason: String) { self.reason = reason }
+    public init(_ reason: String, cause: Cause) {
+        self.reason = reason
+        self.cause = cause
+    }
 
     public var description: String { "form data: \(reason)" }
 }

@@ -6,9 +6,11 @@
 /// var monitoring = Monitoring()
 /// monitoring.pingPath = "/ping"
 /// monitoring.statusPath = "/status"
-/// monitoring.slowRequestThreshold = 2
-/// monitoring.requestTimeout = 30
-/// try Server(factories: [.responder: .type(App.self)], monitoring: monitoring).run()
+/// monitoring.slowRequestThreshold = .seconds(2)
+/// monitoring.requestTimeout = .seconds(30)
+/// var configuration = Server.Configuration()
+/// configuration.monitoring = monitoring
+/// try Server(factories: [.responder: .type(App.self)], configuration: configuration).run()
 /// ```
 ///
 /// Ping and status requests are answered by the connection's own thread without
@@ -24,15 +26,15 @@ public struct Monitoring: Sendable, Hashable {
     /// Path answered with the status page (plain text, or JSON when the query
     /// string contains `json`); nil turns it off.
     public var statusPath: String?
-    /// Seconds after which a running request is logged once as slow (with its
+    /// How long a request may run before it is logged once as slow (with its
     /// `SCRIPT_NAME` and `REQUEST_URI`) and counted; nil turns it off.
-    public var slowRequestThreshold: Double?
-    /// Seconds after which a running request is ended: it is marked aborted, its
+    public var slowRequestThreshold: Duration?
+    /// How long a request may run before it is ended: it is marked aborted, its
     /// later output is dropped, and the web server gets its `FCGI_END_REQUEST` (with
     /// a `504 Gateway Timeout` response if nothing was sent yet). The handler's
     /// thread cannot be killed: it runs on until it returns, and the status page
     /// counts it. Nil turns it off.
-    public var requestTimeout: Double?
+    public var requestTimeout: Duration?
 
     /// Everything off.
     public init() {}

@@ -25,129 +25,101 @@ import Logging
 public final class Server: Sendable {
     /// The handler for each role; a request for a role not here is refused.
     public let handlers: [Role: HandlerFactory]
+    /// Everything about the server but its handlers, as given (``workers`` is 1
+    /// at level 0).
+    public let configuration: Configuration
     /// When greater than 0, ``run()`` returns after this many requests were initiated.
-    public let maxRequests: Int
+    public var maxRequests: Int { configuration.maxRequests }
     /// Overrides for the answers to `FCGI_GET_VALUES` (see ``managementValues``).
-    public let params: [String: String]?
+    public var params: [String: String]? { configuration.params }
     /// The request class made for each request (``Request`` or a subclass such as
     /// ``GZipRequest``).
-    public let requestType: Request.Type
+    public var requestType: Request.Type { configuration.requestType }
     /// How the server uses threads.
-    public let threadingLevel: ThreadingLevel
-    /// Number of worker threads at levels 1 and 2 (default 10).
+    public var threadingLevel: ThreadingLevel { configuration.threadingLevel }
+    /// Number of worker threads at levels 1 and 2 (default 10; 1 at level 0).
     public let workers: Int
     /// Where to listen; nil means fd 0 (spawn-fcgi) or, failing that, CGI.
-    public let address: ListenAddress?
+    public var address: ListenAddress? { configuration.address }
     /// Memory bounds for each request.
     public let limits: RequestLimits
     /// Bounds on each connection (params size, requests in flight, idle time).
     public let connectionLimits: ConnectionLimits
-    /// Where the server logs; metadata carries the request id.
+    /// Where the server logs; metadata carries the request id (and, in a pool's
+    /// worker, the worker's pid).
     public let logger: Logger
-    /// How long ``run()`` waits for requests in flight when it stops (seconds).
-    public let shutdownTimeout: Double
-    /// Whether SIGTERM, SIGINT and SIGUSR1 stop the server as ``exit()`` does
-    /// (default true; turn off if the application handles them itself).
-    public let handleSignals: Bool
+    /// How long ``run()`` waits for requests in flight when it stops.
+    public var shutdownTimeout: Duration { configuration.shutdownTimeout }
+    /// ``shutdownTimeout`` in seconds, as the engine's waits take it.
+    let shutdownSeconds: Double
+    /// Whether SIGTERM, SIGINT and SIGUSR1 stop the server as ``exit()`` does.
+    public var handleSignals: Bool { configuration.handleSignals }
     /// Ping and status pages, slow-request log, request timeout (all off by default).
     public let monitoring: Monitoring
+    /// At most this many async handlers at once (nil: no bound).
+    public var asyncHandlerLimit: Int? { configuration.asyncHandlerLimit }
     /// With systemd socket activation and several sockets passed, the name
     /// (`FileDescriptorName=`, seen in `LISTEN_FDNAMES`) of the one to serve; nil
     /// takes the first.
-    public let activationSocketName: String?
+    public var activationSocketName: String? { configuration.activationSocketName }
     /// The mode, owner and group of a unix socket the server creates.
-    public let socketPermissions: SocketPermissions
-
+    public var socketPermissions: SocketPermissions { configuration.socketPermissions }
     /// Worker processes kept by a process manager (0: serve in this process).
     public let processes: Int
     /// With processes: a worker whose resident memory passes this many bytes is
     /// replaced (nil: no limit).
-    public let maxWorkerMemory: Int?
+    public var maxWorkerMemory: Int? { configuration.maxWorkerMemory }
     /// Where the request metrics go (swift-metrics; see docs/DEPLOYMENT.md):
     /// `http.server.request.duration`, `http.server.active_requests` and
     /// `fastcgi.server.errors`. Nil uses `MetricsSystem.factory`, which records
     /// nothing unless the app bootstrapped a backend (swift-prometheus, swift-otel).
-    public let metricsFactory: (any MetricsFactory)?
+    public var metricsFactory: (any MetricsFactory)? { configuration.metricsFactory }
     /// The metrics made from that factory; nil when it records nothing.
     let metrics: RequestMetrics?
     let state = Guarded(RunState())
 
-    /// Creates a server.
+    /// Whether this process is a worker that a process manager started
+    /// (``Configuration/processes``): code before `run()` runs in the manager
+    /// and again in each worker, so work to do once per pool (a database
+    /// migration) belongs in ``Configuration/prepare``, or behind this test.
+    public static var isPoolWorker: Bool { PoolWorker.isThisProcess }
+
+    /// Creates a server from its handlers and a ``Configuration``.
+    ///
+    /// ```swift
+    /// var configuration = Server.Configuration()
+    /// configuration.address = "127.0.0.1:9000"
+    /// configuration.workers = 32
+    /// let server = Server(factories: [.responder: .closure { try $0.write("hi") }], configuration: configuration)
+    /// ```
     ///
     /// - Parameters:
     ///   - handlers: the handler for each role, as a factory (a type or a closure).
-    ///   - maxRequests: stop after this many requests (0: never).
-    ///   - params: answers to `FCGI_GET_VALUES` that replace the defaults.
-    ///   - requestType: the request class to instantiate.
-    ///   - threadingLevel: 0, 1 (default) or 2.
-    ///   - workers: worker threads at levels 1 and 2.
-    ///   - address: where to listen instead of fd 0.
-    ///   - limits: memory bounds for each request.
-    ///   - connectionLimits: bounds on each connection.
-    ///   - logger: where to log (swift-log; its default handler writes to stderr).
-    ///   - logLevel: the level to log at, replacing `logger`'s (the original's
-    ///     `set_logging(level)`); nil keeps the logger's own (`.info` by default).
-    ///   - shutdownTimeout: how long `run()` waits for requests in flight on stop.
-    ///   - handleSignals: whether SIGTERM, SIGINT and SIGUSR1 stop the server.
-    ///   - monitoring: ping and status pages, slow-request log, request timeout.
-    ///   - activationSocketName: which socket-activated socket to serve.
-    ///   - socketPermissions: the mode, owner and group of a unix socket at
-    ///     `address` (so nginx can connect without a world-writable socket).
-    ///   - processes: with N above 0, `run()` becomes a process manager: it keeps
-    ///     N worker processes of this binary serving the listening socket, replaces
-    ///     one that dies or reaches `maxRequests`, reloads on SIGHUP or SIGUSR2, and
-    ///     runs no handler itself (see docs/DEPLOYMENT.md).
-    ///   - maxWorkerMemory: with processes, replace a worker whose resident memory
-    ///     passes this many bytes.
-    ///   - metricsFactory: where the request metrics go (nil: `MetricsSystem.factory`).
-    public init(
-        factories handlers: [Role: HandlerFactory],
-        maxRequests: Int = 0,
-        params: [String: String]? = nil,
-        requestType: Request.Type = Request.self,
-        threadingLevel: ThreadingLevel = 1,
-        workers: Int = 10,
-        address: ListenAddress? = nil,
-        limits: RequestLimits = RequestLimits(),
-        connectionLimits: ConnectionLimits = ConnectionLimits(),
-        logger: Logger = Logger(label: "swift-fcgi"),
-        logLevel: Logger.Level? = nil,
-        shutdownTimeout: Double = 10,
-        handleSignals: Bool = true,
-        monitoring: Monitoring = Monitoring(),
-        activationSocketName: String? = nil,
-        socketPermissions: SocketPermissions = SocketPermissions(),
-        processes: Int = 0,
-        maxWorkerMemory: Int? = nil,
-        metricsFactory: (any MetricsFactory)? = nil
-    ) {
-        self.metricsFactory = metricsFactory
-        metrics = RequestMetrics(factory: metricsFactory ?? MetricsSystem.factory)
-        self.processes = max(0, processes)
-        self.maxWorkerMemory = maxWorkerMemory
-        self.socketPermissions = socketPermissions
-        self.monitoring = monitoring
-        self.activationSocketName = activationSocketName
-        self.connectionLimits = connectionLimits
-        self.handleSignals = handleSignals
+    ///   - configuration: everything else; the defaults serve fd 0 (spawn-fcgi),
+    ///     a socket systemd passed, or CGI, at threading level 1.
+    public init(factories handlers: [Role: HandlerFactory], configuration: Configuration = Configuration()) {
         self.handlers = handlers
-        self.maxRequests = maxRequests
-        self.params = params
-        self.requestType = requestType
-        self.threadingLevel = threadingLevel
-        self.workers = threadingLevel == .single ? 1 : max(1, workers)
-        self.address = address
-        self.limits = limits
-        var logger = logger
-        if let logLevel { logger.logLevel = logLevel }
+        self.configuration = configuration
+        metrics = RequestMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        processes = max(0, configuration.processes)
+        monitoring = configuration.monitoring
+        connectionLimits = configuration.connectionLimits
+        workers = configuration.threadingLevel == .single ? 1 : max(1, configuration.workers)
+        limits = configuration.limits
+        shutdownSeconds = configuration.shutdownTimeout.seconds
+        var logger = configuration.logger
         // A pool's workers share the master's stderr: say which one speaks.
         if PoolWorker.isThisProcess { logger[metadataKey: "worker"] = "\(ProcessSpawner.currentPID)" }
         self.logger = logger
-        self.shutdownTimeout = shutdownTimeout
     }
 
-    /// Creates a server from handler types: a new instance of the type serves each
-    /// request. Parameters as in ``init(factories:maxRequests:params:requestType:threadingLevel:workers:address:limits:connectionLimits:logger:logLevel:shutdownTimeout:handleSignals:monitoring:activationSocketName:socketPermissions:processes:maxWorkerMemory:metricsFactory:)``.
+    /// Creates a server from handler types, as the original module's `Server`:
+    /// a new instance of the type serves each request. Every other setting is a
+    /// ``Configuration``'s.
+    ///
+    /// ```swift
+    /// try Server(handlers: [.responder: App.self], threadingLevel: 2).run()
+    /// ```
     public convenience init(
         handlers: [Role: any Handler.Type],
         maxRequests: Int = 0,
@@ -158,38 +130,47 @@ public final class Server: Sendable {
         address: ListenAddress? = nil,
         limits: RequestLimits = RequestLimits(),
         logger: Logger = Logger(label: "swift-fcgi"),
-        shutdownTimeout: Double = 10
+        shutdownTimeout: Duration = .seconds(10)
     ) {
-        self.init(
-            factories: handlers.mapValues { HandlerFactory.type($0) }, maxRequests: maxRequests, params: params,
-            requestType: requestType, threadingLevel: threadingLevel, workers: workers, address: address,
-            limits: limits, logger: logger, shutdownTimeout: shutdownTimeout)
+        var configuration = Configuration(address: address, threadingLevel: threadingLevel)
+        configuration.maxRequests = maxRequests
+        configuration.params = params
+        configuration.requestType = requestType
+        configuration.workers = workers
+        configuration.limits = limits
+        configuration.logger = logger
+        configuration.shutdownTimeout = shutdownTimeout
+        self.init(factories: handlers.mapValues { HandlerFactory.type($0) }, configuration: configuration)
     }
 
     /// Creates a server that answers every responder request with `responder`.
+    ///
+    /// ```swift
+    /// let server = Server(configuration: .init(address: "127.0.0.1:9000")) { request in
+    ///     try request.write("Hello!\n")
+    /// }
+    /// ```
     public convenience init(
-        threadingLevel: ThreadingLevel = 1,
-        address: ListenAddress? = nil,
+        configuration: Configuration = Configuration(),
         responder: @escaping @Sendable (Request) throws -> Void
     ) {
-        self.init(factories: [.responder: .closure(responder)], threadingLevel: threadingLevel, address: address)
+        self.init(factories: [.responder: .closure(responder)], configuration: configuration)
     }
 
     /// Creates a server that answers every responder request with the async
     /// `responder`.
     ///
     /// ```swift
-    /// let server = Server(address: "127.0.0.1:9000", asyncResponder: { request in
+    /// let server = Server(configuration: .init(address: "127.0.0.1:9000"), asyncResponder: { request in
     ///     try await Task.sleep(for: .milliseconds(5))
     ///     try request.write("Hello!\n")
     /// })
     /// ```
     public convenience init(
-        threadingLevel: ThreadingLevel = 1,
-        address: ListenAddress? = nil,
+        configuration: Configuration = Configuration(),
         asyncResponder responder: @escaping @Sendable (Request) async throws -> Void
     ) {
-        self.init(factories: [.responder: .async(responder)], threadingLevel: threadingLevel, address: address)
+        self.init(factories: [.responder: .async(responder)], configuration: configuration)
     }
 
     /// The answers to `FCGI_GET_VALUES`: `FCGI_MAX_CONNS`, `FCGI_MAX_REQS` and
@@ -265,6 +246,7 @@ public final class Server: Sendable {
         } else if LibFCGI.standardInputIsListeningSocket() {
             listenFD = 0
         } else {
+            try configuration.prepare?()
             runCGI()
             return
         }
@@ -273,12 +255,21 @@ public final class Server: Sendable {
         // moment it stops accepting.
         let madeFile = created
         let removeSocketFile: @Sendable () -> Void = { if let madeFile { Socket.removeFile(madeFile) } }
+        let listener = FileDescriptor(adopting: listenFD)
+        if worker == nil, let prepare = configuration.prepare {
+            do {
+                try prepare()
+            } catch {
+                removeSocketFile()  // the listener closes as it goes
+                throw error
+            }
+        }
         if processes > 0 && worker == nil {
-            try runProcessManager(listening: FileDescriptor(adopting: listenFD), whenClosed: removeSocketFile)
+            try runProcessManager(listening: listener, whenClosed: removeSocketFile)
             return
         }
         let engine = try Engine(
-            server: self, listener: FileDescriptor(adopting: listenFD), sole: !shared, whenClosed: removeSocketFile)
+            server: self, listener: listener, sole: !shared, whenClosed: removeSocketFile)
         let stopNow = state.withLock { s in
             s.engine = engine
             return s.stopping
@@ -304,7 +295,9 @@ public final class Server: Sendable {
     /// ``exit()`` does: requests in flight finish first.
     ///
     /// ```swift
-    /// let server = Server(address: "127.0.0.1:9000", asyncResponder: { request in try request.write("hi") })
+    /// let server = Server(configuration: .init(address: "127.0.0.1:9000"), asyncResponder: { request in
+    ///     try request.write("hi")
+    /// })
     /// let serving = Task { try await server.runUntilStopped() }
     /// ```
     public func runUntilStopped() async throws {
@@ -348,7 +341,7 @@ public final class Server: Sendable {
                 server: self, listening: listening, size: processes, maxWorkerBytes: maxWorkerMemory,
                 whenClosed: whenClosed)
         } catch {
-            throw ServerError("cannot start the process manager: \(error)")
+            throw ServerError("cannot start the process manager: \(error)", cause: .processManager)
         }
         let stopNow = state.withLock { s in
             s.pool = manager
@@ -358,7 +351,7 @@ public final class Server: Sendable {
         do {
             try manager.run()
         } catch {
-            throw ServerError("process manager: \(error)")
+            throw ServerError("process manager: \(error)", cause: .processManager)
         }
     }
 
@@ -373,7 +366,7 @@ public final class Server: Sendable {
             (connectionLogger ?? logger).warning("no handler for role \(transport.role)")
             return
         }
-        let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger ?? logger))
+        let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger ?? logger))
         let started = metrics?.started()
         factory(request)
         request.closeOutput(pushingTransport: false)
@@ -383,7 +376,7 @@ public final class Server: Sendable {
     /// Runs the async handler for `transport`'s request in the calling task.
     func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
         guard let factory = handlers[transport.role] else { return }
-        let request = requestType.init(RequestContext(transport: transport, limits: limits, logger: connectionLogger))
+        let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger))
         let started = metrics?.started()
         await factory(request)
         request.closeOutput(pushingTransport: false)

@@ -3,24 +3,30 @@ import Logging
 
 extension Server {
     /// Everything about a server but its handlers, as one value: built up
-    /// field by field, read from a configuration file, passed around, with the
-    /// times as `Duration`. ``Server/init(factories:configuration:)`` takes it;
-    /// the SPEC's initializer with one parameter per setting stays beside it.
+    /// field by field, read from a command line (`ServerOptions` in the
+    /// `FastCGIOptions` library), passed around. ``Server/init(factories:configuration:)``
+    /// takes it.
     ///
     /// ```swift
-    /// var configuration = Server.Configuration()
-    /// configuration.address = "unix:/run/app/app.sock"
+    /// var configuration = Server.Configuration(address: "unix:/run/app/app.sock")
     /// configuration.workers = 32
-    /// configuration.requestTimeout = .seconds(30)
-    /// configuration.inputTimeout = .seconds(20)
+    /// configuration.monitoring.requestTimeout = .seconds(30)
+    /// configuration.connectionLimits.inputTimeout = .seconds(20)
     /// configuration.monitoring.statusPath = "/status"
-    /// let server = Server(factories: [.responder: .type(App.self)], configuration: configuration)
+    /// let server = Server(factories: [.responder: .closure { try $0.write("hi") }], configuration: configuration)
     /// ```
     public struct Configuration: Sendable {
         /// How the server uses threads (default 1).
-        public var threadingLevel: ThreadingLevel = 1
-        /// Handler threads at levels 1 and 2 (default 10).
+        public var threadingLevel: ThreadingLevel
+        /// Handler threads at levels 1 and 2 (default 10): the bound on blocking
+        /// handlers running at once. Async handlers are not bound by it (see
+        /// ``asyncHandlerLimit``).
         public var workers = 10
+        /// At most this many async handlers run at once; more wait, holding no
+        /// thread (default nil: no bound at levels 1 and 2; level 0 runs one
+        /// request at a time, async or not). An async handler holds no thread
+        /// while it awaits, so ``workers`` does not bound it.
+        public var asyncHandlerLimit: Int?
         /// Where to listen; nil: fd 0 (spawn-fcgi), socket activation, or CGI.
         public var address: ListenAddress?
         /// The unix socket's mode, owner and group.
@@ -35,9 +41,9 @@ extension Server {
         public var requestType: Request.Type = Request.self
         /// Memory bounds for each request.
         public var limits = RequestLimits()
-        /// Bounds on each connection; its timeouts are also here as `Duration`.
+        /// Bounds on each connection, its idle, input and send timeouts among them.
         public var connectionLimits = ConnectionLimits()
-        /// Ping and status pages; its times are also here as `Duration`.
+        /// Ping and status pages, the slow-request log and the request timeout.
         public var monitoring = Monitoring()
         /// Where the server logs.
         public var logger = Logger(label: "swift-fcgi")
@@ -47,83 +53,27 @@ extension Server {
         /// How long a stop waits for requests in flight (default 10 s).
         public var shutdownTimeout: Duration = .seconds(10)
         /// Worker processes kept by a process manager (0: serve in this process).
+        /// Each worker runs this binary from the start, so code before `run()`
+        /// runs in the manager and again in every worker: see ``prepare``.
         public var processes = 0
         /// With processes: replace a worker past this resident size in bytes.
         public var maxWorkerMemory: Int?
         /// Where the request metrics go (nil: `MetricsSystem.factory`).
         public var metricsFactory: (any MetricsFactory)?
+        /// Work to do once before serving, such as a database migration: `run()`
+        /// calls it after it has the listening socket and before the first
+        /// request or worker, in the process that serves or manages the pool —
+        /// never in a pool's workers, and not again on a reload. In CGI mode it
+        /// runs before the one request. An error it throws stops `run()`, which
+        /// rethrows it.
+        public var prepare: (@Sendable () throws -> Void)?
 
-        /// The defaults, as the SPEC's initializer has them.
-        public init() {}
-
-        /// Longest a request may run before it is ended with a 504 (nil: no limit).
-        public var requestTimeout: Duration? {
-            get { monitoring.requestTimeout.map { .seconds($0) } }
-            set { monitoring.requestTimeout = newValue?.seconds }
+        /// The defaults (as the SPEC's initializer has them), with an address
+        /// and a threading level.
+        public init(address: ListenAddress? = nil, threadingLevel: ThreadingLevel = 1) {
+            self.address = address
+            self.threadingLevel = threadingLevel
         }
-
-        /// A request running longer is logged as slow (nil: no slow-request log).
-        public var slowRequestThreshold: Duration? {
-            get { monitoring.slowRequestThreshold.map { .seconds($0) } }
-            set { monitoring.slowRequestThreshold = newValue?.seconds }
-        }
-
-        /// A kept connection with nothing in flight for this long is closed
-        /// (nil: never; default 300 s).
-        public var idleTimeout: Duration? {
-            get { connectionLimits.idleTimeout.map { .seconds($0) } }
-            set { connectionLimits.idleTimeout = newValue?.seconds }
-        }
-
-        /// A connection whose peer takes no output for this long is closed and
-        /// its requests aborted (nil: never; default 60 s).
-        public var sendTimeout: Duration? {
-            get { connectionLimits.sendTimeout.map { .seconds($0) } }
-            set { connectionLimits.sendTimeout = newValue?.seconds }
-        }
-
-        /// A request whose body stops arriving for this long is ended with a 408
-        /// (nil: never; default 60 s).
-        public var inputTimeout: Duration? {
-            get { connectionLimits.inputTimeout.map { .seconds($0) } }
-            set { connectionLimits.inputTimeout = newValue?.seconds }
-        }
-    }
-
-    /// Creates a server from a ``Configuration``.
-    public convenience init(factories handlers: [Role: HandlerFactory], configuration: Configuration) {
-        self.init(
-            factories: handlers, maxRequests: configuration.maxRequests, params: configuration.params,
-            requestType: configuration.requestType, threadingLevel: configuration.threadingLevel,
-            workers: configuration.workers, address: configuration.address, limits: configuration.limits,
-            connectionLimits: configuration.connectionLimits, logger: configuration.logger,
-            shutdownTimeout: configuration.shutdownTimeout.seconds, handleSignals: configuration.handleSignals,
-            monitoring: configuration.monitoring, activationSocketName: configuration.activationSocketName,
-            socketPermissions: configuration.socketPermissions, processes: configuration.processes,
-            maxWorkerMemory: configuration.maxWorkerMemory, metricsFactory: configuration.metricsFactory)
-    }
-
-    /// This server's settings as a ``Configuration`` (to start a similar one).
-    public var configuration: Configuration {
-        var configuration = Configuration()
-        configuration.threadingLevel = threadingLevel
-        configuration.workers = workers
-        configuration.address = address
-        configuration.socketPermissions = socketPermissions
-        configuration.activationSocketName = activationSocketName
-        configuration.maxRequests = maxRequests
-        configuration.params = params
-        configuration.requestType = requestType
-        configuration.limits = limits
-        configuration.connectionLimits = connectionLimits
-        configuration.monitoring = monitoring
-        configuration.logger = logger
-        configuration.handleSignals = handleSignals
-        configuration.shutdownTimeout = .seconds(shutdownTimeout)
-        configuration.processes = processes
-        configuration.maxWorkerMemory = maxWorkerMemory
-        configuration.metricsFactory = metricsFactory
-        return configuration
     }
 }
 

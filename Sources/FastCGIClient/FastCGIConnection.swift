@@ -16,13 +16,13 @@ import FastCGIWire
 public final class FastCGIConnection {
     private var fd: Int32
     private var decoder = RecordDecoder()
-    /// Seconds a read may wait before ``ClientError/Kind/timeout``.
-    public var timeout: Double
+    /// How long a read or a send may wait before ``ClientError/Kind/timeout``.
+    public var timeout: Duration
     /// Records read while waiting for another request's reply.
     private var pending: [Record] = []
 
     /// Connects to `address` (`host:port` or `unix:/path`).
-    public init(to address: String, timeout: Double = 10) throws(ClientError) {
+    public init(to address: String, timeout: Duration = .seconds(10)) throws(ClientError) {
         let endpoint: Endpoint
         do { endpoint = try Endpoint(parsing: address) } catch { throw ClientError(.badAddress, error.reason) }
         self.timeout = timeout
@@ -30,6 +30,12 @@ public final class FastCGIConnection {
     }
 
     deinit { close() }
+
+    /// ``timeout`` as `poll` takes it.
+    private var pollMilliseconds: Int32 {
+        let (seconds, attoseconds) = timeout.components
+        return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
 
     /// Closes the connection.
     public func close() {
@@ -47,8 +53,8 @@ public final class FastCGIConnection {
         var offset = 0
         while offset < bytes.count {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT), revents: 0)
-            let ready = poll(&pfd, 1, Int32(timeout * 1000))
-            if ready == 0 { throw ClientError(.timeout, "could not send within \(timeout) s") }
+            let ready = poll(&pfd, 1, pollMilliseconds)
+            if ready == 0 { throw ClientError(.timeout, "could not send within \(timeout)") }
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw ClientError(.io, "poll failed: \(String(cString: strerror(errno)))")
@@ -121,8 +127,8 @@ public final class FastCGIConnection {
                 throw ClientError(.connectionClosed, "the connection closed in the middle of a record")
             }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(timeout * 1000))
-            if ready == 0 { throw ClientError(.timeout, "no reply within \(timeout) s") }
+            let ready = poll(&pfd, 1, pollMilliseconds)
+            if ready == 0 { throw ClientError(.timeout, "no reply within \(timeout)") }
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw ClientError(.io, "poll failed: \(String(cString: strerror(errno)))")

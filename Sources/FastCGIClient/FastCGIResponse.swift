@@ -19,9 +19,7 @@ public struct FastCGIResponse: Sendable, Hashable {
     public init(requestID: UInt16) { self.requestID = requestID }
 
     /// The CGI header lines of stdout, split at the first blank line.
-    public var headers: [(name: String, value: String)] {
-        CGIResponse(parsing: stdout).fields.map { ($0.name, $0.value) }
-    }
+    public var headers: [CGIResponse.Field] { CGIResponse(parsing: stdout).fields }
 
     /// The first header named `name` (compared without case).
     public func header(_ name: String) -> String? { CGIResponse(parsing: stdout).header(name) }

@@ -3,8 +3,28 @@ import FastCGI
 import FastCGIWire
 import Logging
 
-/// The command-line options every example app takes, so tests, benchmarks and
-/// users can run each mode from the command line.
+/// The command line of a FastCGI app, for swift-argument-parser: every
+/// setting an operator changes per deployment (`--bind`, `--processes`,
+/// `--threading-level`, timeouts, socket permissions, `--log-level`), as the
+/// example apps take them.
+///
+/// ```swift
+/// import ArgumentParser
+/// import FastCGI
+/// import FastCGIOptions
+///
+/// @main
+/// struct App: ParsableCommand {
+///     @OptionGroup var options: ServerOptions
+///
+///     func run() throws {
+///         try options.makeServer(handlers: [.responder: .closure { try $0.write("hi") }]).run()
+///     }
+/// }
+/// ```
+///
+/// Or, without a command of its own: `let options = try ServerOptions.parse()`
+/// and then `options.configuration()`.
 public struct ServerOptions: ParsableArguments {
     /// `--bind ADDRESS`: `host:port`, `:port` or `unix:/path`; none means fd 0
     /// (spawn-fcgi) or CGI.
@@ -18,6 +38,11 @@ public struct ServerOptions: ParsableArguments {
     /// `--workers N`.
     @Option(name: .long, help: "Worker threads at threading levels 1 and 2.")
     public var workers: Int = 10
+
+    /// `--async-handler-limit N`: at most N async handlers at once
+    /// (``FastCGI/Server/Configuration/asyncHandlerLimit``; default: no bound).
+    @Option(name: .long, help: "Run at most N async handlers at once (default: no bound).")
+    public var asyncHandlerLimit: Int?
 
     /// `--max-requests N`.
     @Option(name: .long, help: "Stop after this many requests (0: never).")
@@ -116,6 +141,9 @@ public struct ServerOptions: ParsableArguments {
             throw ValidationError("--threading-level must be 0, 1 or 2")
         }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        if let asyncHandlerLimit, asyncHandlerLimit < 1 {
+            throw ValidationError("--async-handler-limit must be at least 1")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -150,19 +178,20 @@ public struct ServerOptions: ParsableArguments {
         configuration.requestType = requestType
         configuration.threadingLevel = ThreadingLevel(rawValue: threadingLevel) ?? 1
         configuration.workers = workers
+        configuration.asyncHandlerLimit = asyncHandlerLimit
         configuration.address = try bind.map { try Endpoint(parsing: $0) }
         if let maxFormBytes { configuration.limits.maxFormBytes = maxFormBytes }
-        if let inputTimeout { configuration.inputTimeout = inputTimeout > 0 ? .seconds(inputTimeout) : nil }
-        if let idleTimeout { configuration.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }
-        if let sendTimeout { configuration.sendTimeout = sendTimeout > 0 ? .seconds(sendTimeout) : nil }
+        if let inputTimeout { configuration.connectionLimits.inputTimeout = inputTimeout > 0 ? .seconds(inputTimeout) : nil }
+        if let idleTimeout { configuration.connectionLimits.idleTimeout = idleTimeout > 0 ? .seconds(idleTimeout) : nil }
+        if let sendTimeout { configuration.connectionLimits.sendTimeout = sendTimeout > 0 ? .seconds(sendTimeout) : nil }
         if let backlog { configuration.connectionLimits.backlog = backlog }
         if let level = Logger.Level(rawValue: logLevel) { configuration.logger.logLevel = level }
         configuration.shutdownTimeout = .seconds(shutdownTimeout)
         configuration.handleSignals = handleSignals
         configuration.monitoring.pingPath = pingPath
         configuration.monitoring.statusPath = statusPath
-        configuration.slowRequestThreshold = slowRequest.map { .seconds($0) }
-        configuration.requestTimeout = requestTimeout.map { .seconds($0) }
+        configuration.monitoring.slowRequestThreshold = slowRequest.map { .seconds($0) }
+        configuration.monitoring.requestTimeout = requestTimeout.map { .seconds($0) }
         configuration.activationSocketName = socketName
         configuration.socketPermissions = try socketPermissions()
         configuration.processes = processes
@@ -180,9 +209,13 @@ public struct ServerOptions: ParsableArguments {
     }
 
     /// A server with these options and `handlers`; `handleSignals` as
-    /// ``FastCGI/Server/handleSignals`` (false when a `ServiceGroup` owns them).
+    /// ``FastCGI/Server/handleSignals`` (false when a `ServiceGroup` owns them);
+    /// `configure` changes the configuration the options made (a
+    /// ``FastCGI/Server/Configuration/prepare`` hook, a limit the command line
+    /// has no option for).
     public func makeServer(
-        handlers: [Role: HandlerFactory], requestType: Request.Type = Request.self, handleSignals: Bool = true
+        handlers: [Role: HandlerFactory], requestType: Request.Type = Request.self, handleSignals: Bool = true,
+        configure: (inout Server.Configuration) -> Void = { _ in }
     ) throws -> Server {
         var handlers = handlers
         var requestType = requestType
@@ -195,8 +228,9 @@ public struct ServerOptions: ParsableArguments {
                 }
             }
         }
-        return Server(
-            factories: handlers, configuration: try configuration(requestType: requestType, handleSignals: handleSignals))
+        var configuration = try configuration(requestType: requestType, handleSignals: handleSignals)
+        configure(&configuration)
+        return Server(factories: handlers, configuration: configuration)
     }
 
     /// `--socket-mode`, `--socket-owner`, `--socket-group`.

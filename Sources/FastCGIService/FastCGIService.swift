@@ -10,16 +10,18 @@ import ServiceLifecycle
 /// requests in flight finish, up to `shutdownTimeout` — and returns.
 ///
 /// ```swift
+/// var configuration = Server.Configuration(address: "unix:/run/app/app.sock")
+/// configuration.handleSignals = false  // the group owns the signals
 /// let server = Server(
-///     factories: [.responder: .async { request in try request.write("hi\n") }],
-///     address: "unix:/run/app/app.sock", handleSignals: false)
+///     factories: [.responder: .async { request in try request.write("hi\n") }], configuration: configuration)
 /// let group = ServiceGroup(
 ///     services: [FastCGIService(server)], gracefulShutdownSignals: [.sigterm, .sigint],
 ///     logger: server.logger)
 /// try await group.run()
 /// ```
 ///
-/// Create the server with `handleSignals: false`: the group owns the signals.
+/// Create the server with `configuration.handleSignals = false`: the group
+/// owns the signals.
 public struct FastCGIService: Service {
     /// The server this service runs.
     public let server: Server

@@ -45,7 +45,7 @@ public struct CGIResponse: Sendable, Hashable {
     /// Where the headers end in `bytes`: the index of the line feed that starts the
     /// blank line and the index of the body's first byte; nil while no blank line
     /// has arrived.
-    public static func headerEnd(in bytes: [UInt8]) -> (head: Int, body: Int)? {
+    package static func headerEnd(in bytes: [UInt8]) -> (head: Int, body: Int)? {
         var i = 0
         while i < bytes.count {
             if bytes[i] == 10 {

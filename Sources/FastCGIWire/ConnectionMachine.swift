@@ -146,7 +146,7 @@ public struct ConnectionMachine: Sendable {
     /// Bytes arrived from the peer: the actions are appended to `actions` (a buffer
     /// the caller reuses, and no generic code on the per-read path). Records are
     /// taken from `bytes` in place; only a record cut by its end is kept.
-    public mutating func receive(_ bytes: UnsafeRawBufferPointer, into actions: inout [ConnectionAction]) {
+    package mutating func receive(_ bytes: UnsafeRawBufferPointer, into actions: inout [ConnectionAction]) {
         guard !closed else { return }
         var input = bytes
         decodeRecords(taking: &input, into: &actions)

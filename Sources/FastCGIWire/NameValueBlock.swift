@@ -67,7 +67,7 @@ public struct NameValueBlock: Hashable, Sendable {
     }
 
     /// Appends one pair.
-    public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    package mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         NameValueCoding.encodeLength(name.count, into: &bytes)
         NameValueCoding.encodeLength(value.count, into: &bytes)
         offsets.append(bytes.count)
@@ -103,7 +103,7 @@ public struct NameValueBlock: Hashable, Sendable {
     public func value(at index: Int) -> ArraySlice<UInt8> { bytes[offsets[3 * index + 1]..<offsets[3 * index + 2]] }
 
     /// The index of the first pair named `name` (compared as bytes), or nil.
-    public func firstIndex(of name: UnsafeRawBufferPointer) -> Int? {
+    package func firstIndex(of name: UnsafeRawBufferPointer) -> Int? {
         guard filter.mayContain(name) else { return nil }
         return bytes.withUnsafeBytes { block in
             offsets.withUnsafeBufferPointer { offsets in

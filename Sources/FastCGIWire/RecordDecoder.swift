@@ -48,7 +48,7 @@ public struct RecordDecoder: Sendable {
 
     /// Adds received bytes (the concrete path for raw buffers: no generic code on
     /// the per-read path of a caller in another module).
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) {
         var input = bytes
         dropDiscarded(from: &input)
         keep(input.count, from: &input)
@@ -83,7 +83,7 @@ public struct RecordDecoder: Sendable {
     /// ``nextHeader()`` over the bytes kept, then `input`: a header at the start
     /// of `input` is read in place; one cut by its end is kept. `input` is
     /// advanced past what was kept (all of it when this returns nil).
-    public mutating func nextHeader(taking input: inout UnsafeRawBufferPointer) throws(WireError) -> RecordHeader? {
+    package mutating func nextHeader(taking input: inout UnsafeRawBufferPointer) throws(WireError) -> RecordHeader? {
         dropDiscarded(from: &input)
         let kept = buffer.count - start
         if kept < WireConstants.headerLength && !(kept == 0 && input.count >= WireConstants.headerLength) {
@@ -97,7 +97,7 @@ public struct RecordDecoder: Sendable {
     /// ``next()`` over the bytes kept, then `input`, advanced past the record (or,
     /// when it is not complete yet, past everything: kept for the next call). A
     /// record wholly in `input` is copied once, into its content.
-    public mutating func next(taking input: inout UnsafeRawBufferPointer) throws(WireError) -> Record? {
+    package mutating func next(taking input: inout UnsafeRawBufferPointer) throws(WireError) -> Record? {
         guard let header = try nextHeader(taking: &input) else { return nil }
         let length = header.recordLength
         let contentLength = Int(header.contentLength)
@@ -127,7 +127,7 @@ public struct RecordDecoder: Sendable {
 
     /// ``skipNext()`` over the bytes kept, then `input`: what is there of the
     /// record is passed over, what is still to come will be dropped on arrival.
-    public mutating func skipNext(taking input: inout UnsafeRawBufferPointer) {
+    package mutating func skipNext(taking input: inout UnsafeRawBufferPointer) {
         guard let header = currentHeader(input) else { return }
         var left = header.recordLength
         let kept = min(buffer.count - start, left)

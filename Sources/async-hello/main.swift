@@ -5,8 +5,8 @@
 // as `Server.exit()` lets them). With `--processes N` the process manager owns
 // them instead.
 import ArgumentParser
-import ExampleSupport
 import FastCGI
+import FastCGIOptions
 import FastCGIService
 import ServiceLifecycle
 

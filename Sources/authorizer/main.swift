@@ -2,8 +2,8 @@
 // The token comes from the AUTH_TOKEN environment variable of the app (default
 // "secret"); an allowed request passes `Variable-AUTH_USER` on to the web server.
 import ArgumentParser
-import ExampleSupport
 import FastCGI
+import FastCGIOptions
 
 #if canImport(Glibc)
     import Glibc

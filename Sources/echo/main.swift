@@ -20,13 +20,14 @@
 // throws and the 500 page follows); ECHO_PARAM=NAME answers the value of param
 // NAME (`(absent)` if none), as the C reference answers it with FCGX_GetParam;
 // ECHO_PID=1 answers the serving process's id (Swift only: for the process-manager
-// tests, as is the environment variable ECHO_TRAP_IN_WORKER: a pool worker traps as it starts).
+// tests, as are the environment variables ECHO_TRAP_IN_WORKER: a pool worker traps
+// as it starts, and ECHO_PREPARE: a `prepare` hook logs the pid it ran in).
 // Like the C reference, echo sends its headers before the body, so a response
 // never carries the `Content-Length` a buffered Swift response gets at its end
 // (error pages aside).
 import ArgumentParser
-import ExampleSupport
 import FastCGI
+import FastCGIOptions
 
 #if canImport(Glibc)
     import Glibc
@@ -149,10 +150,17 @@ struct EchoCommand: ParsableCommand {
             .responder: .type(EchoResponder.self),
             .filter: .type(EchoFilter.self),
             .authorizer: .type(EchoAuthorizer.self),
-        ])
+        ]) { configuration in
+            // For the process-manager tests: work done once per start, before
+            // serving, never in a pool's workers (a migration's place).
+            if getenv("ECHO_PREPARE") != nil {
+                let logger = configuration.logger
+                configuration.prepare = { logger.notice("echo: prepare ran in pid \(getpid())") }
+            }
+        }
         runningServer = server
         // For the process-manager tests: a worker that dies as it starts.
-        if getenv("ECHO_TRAP_IN_WORKER") != nil && getenv("SWIFT_FCGI_WORKER") != nil {
+        if getenv("ECHO_TRAP_IN_WORKER") != nil && Server.isPoolWorker {
             fatalError("echo: asked to trap at start-up (ECHO_TRAP_IN_WORKER)")
         }
         try server.run()

@@ -171,7 +171,7 @@ struct BenchWorker {
         while Date() < deadline {
             do {
                 if connection == nil {
-                    connection = try FastCGIConnection(to: address, timeout: 10)
+                    connection = try FastCGIConnection(to: address, timeout: .seconds(10))
                     started = [:]
                     reused = false
                     replying = false

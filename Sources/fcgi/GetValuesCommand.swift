@@ -21,7 +21,7 @@ struct GetValuesCommand: ParsableCommand {
 
     private func query() throws {
         let asked = names.isEmpty ? ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"] : names
-        let connection = try FastCGIConnection(to: address, timeout: timeout)
+        let connection = try FastCGIConnection(to: address, timeout: .seconds(timeout))
         let values = try connection.getValues(asked)
         for name in asked { if let value = values[name] { print("\(name)=\(value)") } }
         if values.isEmpty {

@@ -29,7 +29,7 @@ struct PingCommand: ParsableCommand {
     func run() throws {
         Deadline.exit(after: timeout, code: 5, message: "fcgi: ping: no answer within \(timeout) s\n")
         try reportingFailures {
-            let connection = try FastCGIConnection(to: address, timeout: timeout)
+            let connection = try FastCGIConnection(to: address, timeout: .seconds(timeout))
             let params = defaultParams(method: "GET", uri: path, bodyLength: 0).sorted { $0.key < $1.key }
             let response = try connection.send(FastCGIRequest(params: params.map { NameValuePair($0.key, $0.value) }))
             let status = response.header("Status").flatMap { Int($0.prefix(3)) } ?? 200

@@ -49,7 +49,7 @@ struct RequestCommand: ParsableCommand {
         let request = FastCGIRequest(
             role: role, params: params, stdin: body,
             data: role == .filter ? (dataBytes ?? []) : dataBytes)
-        let connection = try FastCGIConnection(to: address, timeout: timeout)
+        let connection = try FastCGIConnection(to: address, timeout: .seconds(timeout))
         var printer = ResponsePrinter(include: include)
         let response = try connection.send(request) { printer.print($0) }
         printer.finish()

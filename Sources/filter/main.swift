@@ -1,8 +1,8 @@
 // A filter: returns the FCGI_DATA file upper-cased, with a header naming the file.
 // It reads the data stream first, before stdin, which libfcgi alone cannot do.
 import ArgumentParser
-import ExampleSupport
 import FastCGI
+import FastCGIOptions
 
 struct UppercaseFilter: Handler {
     func process(_ request: Request) throws {

@@ -8,8 +8,8 @@
 //   GET  /files/N       entry N's file, with its type and filename
 //   GET  /stream        ?count=N lines, one every ?delay_ms=M, flushed as written
 import ArgumentParser
-import ExampleSupport
 import FastCGI
+import FastCGIOptions
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,7 +1,7 @@
 // The smallest app: answers every request with a greeting.
 import ArgumentParser
-import ExampleSupport
 import FastCGI
+import FastCGIOptions
 
 struct Hello: Handler {
     func process(_ request: Request) throws {

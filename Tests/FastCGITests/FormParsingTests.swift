@@ -140,28 +140,38 @@ struct FormParsingTests {
     }
 
     @Test(
-        "malformed input is a clear FormError, never a crash",
+        "malformed input is a clear FormError with its cause, never a crash",
         arguments: [
-            (["QUERY_STRING": "a=%zz"], [UInt8]()),
-            (["QUERY_STRING": "a=%4"], []),
-            (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data"], Array("x".utf8)),
-            (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"], Array("no boundary here".utf8)),
+            (["QUERY_STRING": "a=%zz"], [UInt8](), FormError.Cause.invalidPercentEncoding),
+            (["QUERY_STRING": "a=%4"], [], .invalidPercentEncoding),
+            (["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data"], Array("x".utf8), .missingBoundary),
             (
                 ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"],
-                Array("--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated".utf8)
+                Array("no boundary here".utf8), .malformedMultipart
             ),
             (
                 ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"],
-                Array("--b\r\nno-colon-line\r\n\r\nx\r\n--b--".utf8)
+                Array("--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated".utf8), .malformedMultipart
             ),
             (
                 ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"],
-                Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--".utf8)
+                Array("--b\r\nno-colon-line\r\n\r\nx\r\n--b--".utf8), .malformedMultipart
+            ),
+            (
+                ["REQUEST_METHOD": "POST", "CONTENT_TYPE": "multipart/form-data; boundary=b"],
+                Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--".utf8), .malformedMultipart
             ),
         ])
-    func malformed(params: [String: String], body: [UInt8]) {
+    func malformed(params: [String: String], body: [UInt8], cause: FormError.Cause) {
         let request = MemoryTransport(params, stdin: body).request()
         #expect(throws: FormError.self) { try request.params }
+        do {
+            _ = try request.params
+        } catch let error as FormError {
+            #expect(error.cause == cause)
+        } catch {
+            Issue.record("expected a FormError, got \(error)")
+        }
     }
 
     @Test("a form body over the limit is refused with a clear error")

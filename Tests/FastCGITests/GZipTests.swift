@@ -195,7 +195,7 @@ struct GZipEndToEndTests {
     @Test("a flush reaches the client, decodable, before the request ends", arguments: [0, 1, 2])
     func flushBeforeEnd(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--gzip", "--threading-level", "\(level)"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         let first = Array(String(repeating: "0123456789abcdef", count: 4096).utf8)  // 64 KiB
         let rest = Array("the end\n".utf8)
         try connection.write(

@@ -21,7 +21,7 @@ struct HTTPErrorTests {
         arguments: [
             (HTTPError(.notFound) as any Error, "404 Not Found"), (HTTPError(.forbidden, "no") as any Error, "403 Forbidden"),
             (HTTPError(418) as any Error, "418 Error"), (HTTPError(999) as any Error, "500 Internal Server Error"),
-            (FormError("bad escape") as any Error, "400 Bad Request"),
+            (FormError("bad escape", cause: .invalidPercentEncoding) as any Error, "400 Bad Request"),
             (RequestError("too big", isLimitExceeded: true) as any Error, "413 Content Too Large"),
             (RequestError("the peer went away") as any Error, "500 Internal Server Error"),
             (RequestError("no input", cause: .inputStalled) as any Error, "408 Request Timeout"),

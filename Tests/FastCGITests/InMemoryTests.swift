@@ -53,7 +53,7 @@ struct InMemoryTests {
         let response = server.respond(to: TestRequest("POST", "/sign", body: Array("name=Zoë".utf8)))
         #expect(response.status == 303 && response.header("Location") == "/")
         #expect(response.header("Set-Cookie") == "name=Zo%C3%AB; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax")
-        let page = server.respond(to: TestRequest("GET", "/", headers: [("Cookie", "name=Zo%C3%AB")]))
+        let page = server.respond(to: TestRequest("GET", "/", headers: ["Cookie": "name=Zo%C3%AB"]))
         #expect(page.text.hasPrefix("<h1>Hello, Zoë!</h1>"))
         #expect(server.respond(to: TestRequest("GET", "/x")).status == 404)
         #expect(server.respond(to: TestRequest("POST", "/sign", body: Array("a=%zz".utf8))).status == 400)
@@ -71,9 +71,9 @@ struct InMemoryTests {
 
     @Test("an async handler in memory: a form post, the body as chunks, an error page")
     func asyncHandler() async throws {
-        let server = Server(factories: [.responder: .type(SlowHello.self)], threadingLevel: 2)
+        let server = Server(factories: [.responder: .type(SlowHello.self)], configuration: .init(threadingLevel: 2))
         let post = TestRequest(
-            "POST", "/", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array("name=Zoë".utf8))
+            "POST", "/", headers: ["Content-Type": "application/x-www-form-urlencoded"], body: Array("name=Zoë".utf8))
         #expect(await server.respond(to: post).text == "Hello, Zoë!\n")
         let chunks = Server(factories: [
             .responder: .async { request in
@@ -88,9 +88,34 @@ struct InMemoryTests {
         #expect(await failing.respond(to: TestRequest("GET", "/x")).status == 404)
     }
 
+    /// Calls the blocking form, as a non-async test does.
+    static func respondBlocking(_ server: Server, _ request: TestRequest) -> TestResponse {
+        server.respond(to: request)
+    }
+
+    @Test(
+        "8 blocking respond(to:) calls at once on the suite's own threads, to an async handler",
+        .timeLimit(.minutes(1)))
+    func blockingRespondInParallel() async {
+        // Each caller holds one of Swift concurrency's few threads (as many as
+        // cores) while the handler awaits: it must not need another to finish.
+        let server = Server(factories: [
+            .responder: .async { request in
+                try await Task.sleep(for: .milliseconds(20))
+                await Task.yield()
+                try request.write("slept")
+            }
+        ])
+        let texts = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<8 { group.addTask { Self.respondBlocking(server, TestRequest()).text } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(texts == Array(repeating: "slept", count: 8))
+    }
+
     @Test("an address as a string literal, as the README writes it")
     func addressLiteral() {
-        let server = Server(address: "unix:/run/app/app.sock") { request in try request.write("hi") }
+        let server = Server(configuration: .init(address: "unix:/run/app/app.sock")) { request in try request.write("hi") }
         #expect(server.address == .unix(path: "/run/app/app.sock"))
         #expect(server.respond(to: TestRequest()).text == "hi")
     }
@@ -105,7 +130,7 @@ struct InMemoryTests {
         }
         let response = server.respond(
             to: TestRequest(
-                "POST", "/upl%6Fad?x=1", headers: [("X-Token", "t"), ("Cookie", "id=a%20b")], body: Array("a=Zo%C3%AB".utf8)))
+                "POST", "/upl%6Fad?x=1", headers: ["X-Token": "t", "Cookie": "id=a%20b"], body: Array("a=Zo%C3%AB".utf8)))
         #expect(response.text == "POST /upload x=1 t Zoë a b")
     }
 
@@ -120,7 +145,7 @@ struct InMemoryTests {
             try request.write("\(file.filename ?? "-") \(file.body == bytes)")
         }
         let response = server.respond(
-            to: TestRequest("POST", "/", headers: [("Content-Type", "multipart/form-data; boundary=b")], body: body))
+            to: TestRequest("POST", "/", headers: ["Content-Type": "multipart/form-data; boundary=b"], body: body))
         #expect(response.text == "x.bin true")
     }
 
@@ -128,7 +153,7 @@ struct InMemoryTests {
     func errors() {
         let server = Server { request in
             if request.path == "/missing" { throw HTTPError(.notFound) }
-            throw FormError("broken")
+            throw FormError("broken", cause: .malformedMultipart)
         }
         let missing = server.respond(to: TestRequest("GET", "/missing"))
         #expect(missing.status == 404 && missing.text.contains("404 Not Found"))
@@ -161,9 +186,11 @@ enum DocSamples {
         var monitoring = Monitoring()
         monitoring.pingPath = "/ping"
         monitoring.statusPath = "/status"
-        monitoring.slowRequestThreshold = 2
-        monitoring.requestTimeout = 30
-        try Server(factories: [.responder: .type(App.self)], monitoring: monitoring).run()
+        monitoring.slowRequestThreshold = .seconds(2)
+        monitoring.requestTimeout = .seconds(30)
+        var configuration = Server.Configuration()
+        configuration.monitoring = monitoring
+        try Server(factories: [.responder: .type(App.self)], configuration: configuration).run()
     }
 
     /// `CGIRequest`.

@@ -34,7 +34,9 @@ struct MetricsTests {
     @Test("duration by method and status, error.type for a 5xx, active back to 0, handler errors counted")
     func inMemory() throws {
         let metrics = TestMetrics()
-        let server = Server(factories: [.responder: .closure(Self.handler)], metricsFactory: metrics)
+        var configuration = Server.Configuration()
+        configuration.metricsFactory = metrics
+        let server = Server(factories: [.responder: .closure(Self.handler)], configuration: configuration)
         for (method, path) in [("GET", "/"), ("GET", "/"), ("POST", "/missing"), ("GET", "/boom"), ("BREW", "/")] {
             _ = server.respond(to: TestRequest(method, path))
         }
@@ -65,9 +67,11 @@ struct MetricsTests {
     func overSocket(level: Int) throws {
         let metrics = TestMetrics()
         let address = "unix:\(try TempDirectory.make().path)/app.sock"
-        let server = Server(
-            factories: [.responder: .closure(Self.handler)], threadingLevel: ThreadingLevel(integerLiteral: level),
-            address: try ListenAddress(parsing: address), handleSignals: false, metricsFactory: metrics)
+        var configuration = Server.Configuration(
+            address: try ListenAddress(parsing: address), threadingLevel: ThreadingLevel(integerLiteral: level))
+        configuration.handleSignals = false
+        configuration.metricsFactory = metrics
+        let server = Server(factories: [.responder: .closure(Self.handler)], configuration: configuration)
         let stopped = DispatchSemaphore(value: 0)
         let thread = Thread {
             try? server.run()

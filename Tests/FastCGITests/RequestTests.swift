@@ -229,7 +229,7 @@ struct RequestTests {
     @Test("environ gives strings; a Latin-1 value decodes losslessly, bytes stay exact")
     func environ() {
         let latin1: [UInt8] = [0x63, 0x61, 0x66, 0xE9]
-        let env = Environment(pairs: [(Array("A".utf8), Array("é".utf8)), (Array("L".utf8), latin1)])
+        let env = CGIEnvironment(pairs: [(Array("A".utf8), Array("é".utf8)), (Array("L".utf8), latin1)])
         #expect(env["A"] == "é")
         #expect(env["L"] == "café")
         #expect(env.bytes("L") == latin1)
@@ -239,7 +239,7 @@ struct RequestTests {
 
     @Test("a param sent twice: the first value wins in every lookup, the dictionary included")
     func duplicateParams() {
-        let environment = Environment(pairs: [
+        let environment = CGIEnvironment(pairs: [
             (Array("X".utf8), Array("first".utf8)), (Array("X".utf8), Array("second".utf8)),
         ])
         #expect(environment["X"] == "first")

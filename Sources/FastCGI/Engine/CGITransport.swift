@@ -1,11 +1,11 @@
 /// CGI mode: the request is the process's environment, stdin and stdout
 /// (``StandardStreams`` does the system calls).
 final class CGITransport: RequestTransport {
-    let environment: Environment
+    let environment: CGIEnvironment
     private var remaining: Int?
 
     init() {
-        environment = Environment(pairs: StandardStreams.environment())
+        environment = CGIEnvironment(pairs: StandardStreams.environment())
         // CGI/1.1 §4.2: the body is CONTENT_LENGTH bytes of stdin.
         remaining = environment["CONTENT_LENGTH"].flatMap { Int($0) }
     }
@@ -60,11 +60,11 @@ extension Server {
 public final class CGIRequest: Request {
     /// A request over the current process's CGI environment.
     public convenience init() {
-        self.init(RequestContext(transport: CGITransport(), limits: RequestLimits()))
+        self.init(Request.Handle(transport: CGITransport(), limits: RequestLimits()))
     }
 
-    /// Creates the request from an engine context.
-    public required init(_ context: RequestContext) {
-        super.init(context)
+    /// Creates the request from an engine handle.
+    public required init(_ handle: Handle) {
+        super.init(handle)
     }
 }

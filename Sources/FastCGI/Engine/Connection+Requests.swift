@@ -192,7 +192,7 @@ extension Connection {
         for (id, sink) in stalled {
             engine.statistics.count(.inputTimeout)
             logger.warning(
-                "request \(id): no input for \(engine.server.connectionLimits.inputTimeout ?? 0) s before its end; ending it",
+                "request \(id): no input for \(engine.server.connectionLimits.inputTimeout ?? .zero) before its end; ending it",
                 metadata: ["peer": "\(peer)"])
             sink.timeOut(.input)
         }

@@ -116,7 +116,7 @@ final class Connection: @unchecked Sendable {
                 machine: ConnectionMachine(
                     multiplexing: engine.server.threadingLevel == .multiplexed, roles: engine.roles,
                     managementValues: engine.managementValues, limits: engine.server.connectionLimits),
-                stalls: InputStalls(timeout: engine.server.connectionLimits.inputTimeout)))
+                stalls: InputStalls(timeout: engine.server.connectionLimits.inputTimeout?.seconds)))
     }
 
     /// Serves the connection on the calling pool thread until it closes (then
@@ -128,7 +128,8 @@ final class Connection: @unchecked Sendable {
         // this thread once for nothing (one system call saved per connection).
         state.withLock { $0.serving = (wakeup, OSThread.currentID) }
         if idledOut {
-            logger.info("closing idle connection", metadata: ["seconds": "\(engine.server.connectionLimits.idleTimeout ?? 0)"])
+            logger.info(
+                "closing idle connection", metadata: ["seconds": "\(engine.server.connectionLimits.idleTimeout?.seconds ?? 0)"])
             closedByPeer()
         }
         while true {
@@ -251,7 +252,7 @@ final class Connection: @unchecked Sendable {
     /// last thread holding this connection is done.
     private func finish() {
         // Requests still running were aborted; wait for them (bounded).
-        let deadline = engine.server.shutdownTimeout
+        let deadline = engine.server.shutdownSeconds
         _ = state.wait(until: { $0.sinks.isEmpty }, timeout: deadline) { _ in }
         state.withLock { $0.serving = nil }
         shutdownAfterWriters()

@@ -115,12 +115,12 @@ final class Engine: @unchecked Sendable {
             maxThreads: server.threadingLevel == .multiplexed ? 256 : max(64, 4 * server.workers))
         // Each connection knows its engine: the poller needs no reference to this
         // one (so it is made here, complete, with the rest).
-        poller = try ConnectionPoller(idleTimeout: server.connectionLimits.idleTimeout, logger: server.logger) {
+        poller = try ConnectionPoller(idleTimeout: server.connectionLimits.idleTimeout?.seconds, logger: server.logger) {
             connection, idledOut in
             connection.engine.takeUp(connection, idledOut: idledOut)
         }
         let statistics = statistics
-        flusher = try OutputFlusher(sendTimeout: server.connectionLimits.sendTimeout, logger: server.logger) {
+        flusher = try OutputFlusher(sendTimeout: server.connectionLimits.sendTimeout?.seconds, logger: server.logger) {
             statistics.count(.sendTimeout)
         }
         FileLimits.raiseOpenFiles(toServe: server.connectionLimits.maxConnections, logger: server.logger)
@@ -221,13 +221,13 @@ final class Engine: @unchecked Sendable {
             server.logger.info("stopping: closing \(quiet.count) connections still open after the \(Self.freshGrace) s grace")
         }
         for connection in quiet { connection.drain(evenIfFresh: true) }
-        let drained = state.wait(until: { $0.inFlight == 0 }, timeout: server.shutdownTimeout) { _ in true }
+        let drained = state.wait(until: { $0.inFlight == 0 }, timeout: server.shutdownSeconds) { _ in true }
         if drained == nil {
             let cut = state.withLock { $0.inFlight }
             server.logger.warning(
-                "stopping: \(cut) requests still running after the \(server.shutdownTimeout) s shutdown timeout; cut")
-        } else if !flusher.waitUntilSent(timeout: server.shutdownTimeout) {
-            server.logger.warning("output still queued for slow readers after the \(server.shutdownTimeout) s shutdown timeout")
+                "stopping: \(cut) requests still running after the \(server.shutdownTimeout) shutdown timeout; cut")
+        } else if !flusher.waitUntilSent(timeout: server.shutdownSeconds) {
+            server.logger.warning("output still queued for slow readers after the \(server.shutdownTimeout) shutdown timeout")
         }
         if drained != nil {
             server.logger.info("stopped: every request finished (\(inFlight) were in flight)")

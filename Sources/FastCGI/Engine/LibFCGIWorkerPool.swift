@@ -121,7 +121,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         /// end, runs out (nil: the input had ended; reads just end).
         var inputFailure: RequestError?
         /// The request's params (with FCGI_ROLE, as libfcgi's envp has them).
-        var environment = Environment(block: NameValueBlock())
+        var environment = CGIEnvironment(block: NameValueBlock())
         /// The handler's output and the request's end: stdout (and stderr behind
         /// it) held until ``LibFCGIWorker/outputBatch`` bytes wait, a flush, or
         /// END_REQUEST.
@@ -269,7 +269,7 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
 
     func begin(_ request: RequestStart, on connection: Connection) -> any RequestSink {
         abortFlag.reset()
-        let environment = Environment(request: request)
+        let environment = CGIEnvironment(request: request)
         let generation = current.withLock { c in
             // Reset field by field: the buffers keep their capacity from request to
             // request, and nothing is rebuilt.

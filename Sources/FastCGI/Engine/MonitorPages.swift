@@ -22,7 +22,7 @@ enum MonitorPage {
     /// The page `start` asks for, if monitoring serves it.
     init?(_ start: RequestStart, monitoring: Monitoring) {
         guard monitoring.pingPath != nil || monitoring.statusPath != nil else { return nil }
-        let params = Environment(block: start.paramsBlock)
+        let params = CGIEnvironment(block: start.paramsBlock)
         var path = params["SCRIPT_NAME"] ?? ""
         if path.isEmpty, let uri = params["REQUEST_URI"] { path = String(uri.prefix { $0 != "?" }) }
         if let ping = monitoring.pingPath, path == ping {

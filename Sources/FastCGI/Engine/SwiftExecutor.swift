@@ -11,20 +11,27 @@ import Synchronization
 /// requests of its batch (``Connection/runHere(_:orOn:)``; the poller hands the
 /// queued ones to the pool if the thread is held up); requests whose input is
 /// still arriving run on threads from a pool. An async handler runs as a task on
-/// Swift concurrency's global executor: while it awaits it holds no thread. At levels 0 and 1 at most 1 or `workers`
-/// async handlers run at once (``AsyncSlots``); at level 2 there is no such bound.
+/// Swift concurrency's global executor: while it awaits it holds no thread, so
+/// `workers` does not bound it: at level 0 one runs at a time, at levels 1 and 2
+/// as many as come, unless the user set ``Server/Configuration/asyncHandlerLimit``
+/// (``AsyncSlots``).
 final class SwiftExecutor: RequestExecutor {
     let server: Server
     private let pool: ThreadPool
     /// Handlers running, on a pool thread, on their connection's or as tasks.
     private let running = Atomic<Int>(0)
-    /// The bound on async handlers at levels 0 and 1.
+    /// The bound on async handlers: 1 at level 0, else the user's, if any.
     private let slots: AsyncSlots?
 
     init(server: Server) {
         self.server = server
         pool = ThreadPool(keepIdle: server.workers)
-        slots = server.threadingLevel == .multiplexed ? nil : AsyncSlots(limit: server.workers)
+        let limit = server.threadingLevel == .single ? 1 : server.asyncHandlerLimit
+        slots = limit.map { AsyncSlots(limit: $0) }
+        if let limit, server.hasAsyncHandlers {
+            server.logger.info(
+                "async handlers: at most \(limit) at once\(server.threadingLevel == .single ? " (threading level 0)" : "")")
+        }
     }
 
     /// A request whose input is complete may run on its connection's serving

@@ -12,7 +12,7 @@ import FastCGIWire
 final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     let requestID: Int
     let role: Role
-    let environment: Environment
+    let environment: CGIEnvironment
     private let id: UInt16
     private let connection: Connection
     private let maxBuffered: Int
@@ -85,7 +85,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         id = start.requestID
         requestID = Int(start.requestID)
         role = start.role
-        environment = Environment(request: start)
+        environment = CGIEnvironment(request: start)
         self.connection = connection
         maxBuffered = limits.maxBufferedStdin
         var state = Input(

@@ -38,8 +38,8 @@ final class Watchdog: @unchecked Sendable {
     private let statistics: ServerStatistics
 
     init(monitoring: Monitoring, statistics: ServerStatistics) throws {
-        slow = monitoring.slowRequestThreshold
-        timeout = monitoring.requestTimeout
+        slow = monitoring.slowRequestThreshold?.seconds
+        timeout = monitoring.requestTimeout?.seconds
         self.statistics = statistics
         let shortest = [slow, timeout].compactMap { $0 }.min() ?? 1
         let tick = min(max(shortest / 4, 0.01), 0.5)
@@ -48,7 +48,7 @@ final class Watchdog: @unchecked Sendable {
 
     /// A request started on `connection`.
     func started(_ start: RequestStart, sink: any RequestSink, on connection: Connection) {
-        let params = Environment(block: start.paramsBlock)
+        let params = CGIEnvironment(block: start.paramsBlock)
         let scriptName = params["SCRIPT_NAME"] ?? ""
         let uri = params["REQUEST_URI"] ?? ""
         var logger = connection.logger

@@ -213,7 +213,7 @@ final class LibFCGIRequest {
     /// FCGI_ROLE, then the params, as libfcgi's `envp` would have them, over the
     /// block the firewall already holds (libfcgi itself gets an empty PARAMS
     /// stream, so its `envp` holds FCGI_ROLE only).
-    @exclusivity(unchecked) var environment = Environment(block: NameValueBlock())
+    @exclusivity(unchecked) var environment = CGIEnvironment(block: NameValueBlock())
 
     /// `FCGX_Finish_r`: closes the streams (their last bytes reach ``output``
     /// with `closing` set) and frees the request; the pipe stays open. The

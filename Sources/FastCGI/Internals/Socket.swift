@@ -34,7 +34,7 @@ enum Socket {
             addr.sun_family = sa_family_t(AF_UNIX)
             let bytes = Array(path.utf8)
             guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-                throw ServerError("unix socket path too long: \(path)")
+                throw ServerError("unix socket path too long: \(path)", cause: .badAddress)
             }
             withUnsafeMutableBytes(of: &addr.sun_path) { raw in
                 raw.copyBytes(from: bytes)
@@ -70,7 +70,7 @@ enum Socket {
             var result: UnsafeMutablePointer<addrinfo>?
             let rc = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &result)
             guard rc == 0, let info = result else {
-                throw ServerError("address \(address): \(String(cString: gai_strerror(rc)))")
+                throw ServerError("address \(address): \(String(cString: gai_strerror(rc)))", cause: .badAddress)
             }
             defer { freeaddrinfo(result) }
             let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
@@ -98,13 +98,13 @@ enum Socket {
 
     private static func userID(_ name: String) throws(ServerError) -> uid_t {
         if let number = uid_t(name) { return number }
-        guard let entry = getpwnam(name) else { throw ServerError("socket owner \(name): no such user") }
+        guard let entry = getpwnam(name) else { throw ServerError("socket owner \(name): no such user", cause: .permission) }
         return entry.pointee.pw_uid
     }
 
     private static func groupID(_ name: String) throws(ServerError) -> gid_t {
         if let number = gid_t(name) { return number }
-        guard let entry = getgrnam(name) else { throw ServerError("socket group \(name): no such group") }
+        guard let entry = getgrnam(name) else { throw ServerError("socket group \(name): no such group", cause: .permission) }
         return entry.pointee.gr_gid
     }
 

@@ -39,7 +39,7 @@ struct OSThread: @unchecked Sendable {
             }, context)
         guard rc == 0 else {
             Unmanaged<Box>.fromOpaque(context).release()
-            throw ServerError("cannot start a thread: \(String(cString: strerror(rc)))")
+            throw ServerError("cannot start a thread: \(String(cString: strerror(rc)))", cause: .system(errno: rc))
         }
         return OSThread(handle: handle)
     }

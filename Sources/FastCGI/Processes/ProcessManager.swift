@@ -71,7 +71,7 @@ final class ProcessManager: Sendable {
     /// Runs the pool until it has stopped.
     func run() throws(SystemError) {
         let signals = try SignalPipe(routing: [SIGCHLD, SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGQUIT])
-        var pool = WorkerPool(size: size, stopTimeout: server.shutdownTimeout + 5)
+        var pool = WorkerPool(size: size, stopTimeout: server.shutdownSeconds + 5)
         var readiness: [Int32: FileDescriptor] = [:]
         var nextMemoryCheck = MonotonicClock.seconds() + 1
         server.logger.info("process manager \(ProcessSpawner.currentPID): keeping \(size) workers")

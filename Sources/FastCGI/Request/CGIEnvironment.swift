@@ -9,7 +9,7 @@ import FastCGIWire
 ///
 /// The params are kept as one block of bytes with an index (two allocations per
 /// request, whatever the number of params); lookups compare bytes in place.
-public struct Environment: Sendable, Sequence {
+public struct CGIEnvironment: Sendable, Sequence {
     /// `FCGI_ROLE` for a request's environment (one shared block per role), else nil.
     private let head: NameValueBlock?
     /// The params as received.
@@ -96,7 +96,7 @@ public struct Environment: Sendable, Sequence {
 
     /// The value named `name` as a string, or nil if absent.
     public subscript(name: String) -> String? {
-        index(of: name).map { Environment.decode(value(at: $0)) }
+        index(of: name).map { CGIEnvironment.decode(value(at: $0)) }
     }
 
     /// Whether a param named `name` is present.
@@ -111,15 +111,15 @@ public struct Environment: Sendable, Sequence {
     public var dictionary: [String: String] {
         var result: [String: String] = [:]
         for i in 0..<count {
-            let name = Environment.decode(name(at: i))
-            if result[name] == nil { result[name] = Environment.decode(value(at: i)) }
+            let name = CGIEnvironment.decode(name(at: i))
+            if result[name] == nil { result[name] = CGIEnvironment.decode(value(at: i)) }
         }
         return result
     }
 
     /// Iterates over `(name, value)` string pairs in arrival order.
     public func makeIterator() -> some IteratorProtocol<(name: String, value: String)> {
-        (0..<count).lazy.map { [self] in (Environment.decode(name(at: $0)), Environment.decode(value(at: $0))) }
+        (0..<count).lazy.map { [self] in (CGIEnvironment.decode(name(at: $0)), CGIEnvironment.decode(value(at: $0))) }
             .makeIterator()
     }
 

@@ -25,7 +25,7 @@ enum FormParser {
             try parseURLEncoded(try body("form body"), into: &fields)
         case "multipart/form-data":
             guard let boundary = parameters["boundary"], !boundary.isEmpty else {
-                throw FormError("multipart/form-data without a boundary parameter")
+                throw FormError("multipart/form-data without a boundary parameter", cause: .missingBoundary)
             }
             try parseMultipart(try body("form body"), boundary: Array(boundary.utf8), into: &fields)
         default:
@@ -51,7 +51,9 @@ enum FormParser {
             return try PercentCoding.decode(bytes, plusAsSpace: true)
         } catch {
             let end = Swift.min(error.index + 3, bytes.endIndex)
-            throw FormError("invalid percent escape \"\(String(losslessBytes: Array(bytes[error.index..<end])))\"")
+            throw FormError(
+                "invalid percent escape \"\(String(losslessBytes: Array(bytes[error.index..<end])))\"",
+                cause: .invalidPercentEncoding)
         }
     }
 
@@ -103,7 +105,7 @@ enum FormParser {
         let delimiter = Array("--".utf8) + boundary
         let body = body[...]
         guard var cursor = find(delimiter, in: body, from: 0) else {
-            throw FormError("multipart body has no boundary line")
+            throw FormError("multipart body has no boundary line", cause: .malformedMultipart)
         }
         let crlfDelimiter = Array("\r\n".utf8) + delimiter
         while true {
@@ -114,11 +116,11 @@ enum FormParser {
             }
             // Skip transport padding up to the line end.
             guard let lineEnd = find(Array("\r\n".utf8), in: body, from: cursor) else {
-                throw FormError("multipart body ends without the closing boundary")
+                throw FormError("multipart body ends without the closing boundary", cause: .malformedMultipart)
             }
             let partStart = lineEnd + 2
             guard let partEnd = find(crlfDelimiter, in: body, from: partStart) else {
-                throw FormError("multipart body ends without the closing boundary")
+                throw FormError("multipart body ends without the closing boundary", cause: .malformedMultipart)
             }
             try addPart(body[partStart..<partEnd], into: &fields)
             cursor = partEnd + 2
@@ -133,11 +135,11 @@ enum FormParser {
             bodyStart = part.startIndex + 2
         } else {
             guard let end = find(separator, in: part, from: part.startIndex) else {
-                throw FormError("multipart part without a blank line after its headers")
+                throw FormError("multipart part without a blank line after its headers", cause: .malformedMultipart)
             }
             for line in String(losslessBytes: Array(part[part.startIndex..<end])).split(separator: "\r\n") {
                 guard let colon = line.firstIndex(of: ":") else {
-                    throw FormError("malformed multipart header line \"\(line)\"")
+                    throw FormError("malformed multipart header line \"\(line)\"", cause: .malformedMultipart)
                 }
                 headers.append(
                     HeaderField(name: line[..<colon].trimmingSpaces, value: line[line.index(after: colon)...].trimmingSpaces))
@@ -145,10 +147,10 @@ enum FormParser {
             bodyStart = end + 4
         }
         let disposition = headers.first { $0.name.lowercased() == "content-disposition" }?.value
-        guard let disposition else { throw FormError("multipart part without Content-Disposition") }
+        guard let disposition else { throw FormError("multipart part without Content-Disposition", cause: .malformedMultipart) }
         let (_, parameters) = parseContentType(disposition)
         guard let name = parameters["name"], !name.isEmpty else {
-            throw FormError("multipart part without a field name")
+            throw FormError("multipart part without a field name", cause: .malformedMultipart)
         }
         let contentType = headers.first { $0.name.lowercased() == "content-type" }?.value
         let mime = MIMEPart(

@@ -21,9 +21,9 @@ open class GZipRequest: Request {
     public private(set) var compressionLevel = 6
     private var deflater: Deflater?
 
-    /// Creates the request from the engine's context.
-    public required init(_ context: RequestContext) {
-        super.init(context)
+    /// Creates the request from the engine's handle.
+    public required init(_ handle: Handle) {
+        super.init(handle)
     }
 
     /// Whether the body is being gzipped; decided when the headers are sent.
@@ -69,11 +69,11 @@ open class GZipRequest: Request {
 public final class GZipCGIRequest: GZipRequest {
     /// A request over the current process's CGI environment.
     public convenience init() {
-        self.init(RequestContext(transport: CGITransport(), limits: RequestLimits()))
+        self.init(Request.Handle(transport: CGITransport(), limits: RequestLimits()))
     }
 
-    /// Creates the request from an engine context.
-    public required init(_ context: RequestContext) {
-        super.init(context)
+    /// Creates the request from an engine handle.
+    public required init(_ handle: Handle) {
+        super.init(handle)
     }
 }

@@ -19,7 +19,7 @@ import Logging
 /// A `Request` belongs to the thread running its handler; it is not `Sendable`.
 open class Request {
     /// The params (CGI environment variables) sent by the web server.
-    public let environ: Environment
+    public let environ: CGIEnvironment
     /// The request body (`FCGI_STDIN`, or the process's stdin in CGI mode).
     public private(set) lazy var stdin = RequestInput(transport: transport, kind: .stdin)
     /// The filter role's `FCGI_DATA` stream (made on first use: most requests have none).
@@ -59,14 +59,14 @@ open class Request {
     /// Whether ``close()`` was called.
     @exclusivity(unchecked) public private(set) var isClosed = false
 
-    /// Creates the request from the engine's context. Subclasses override this
-    /// initialiser and call `super.init(context)`.
-    public required init(_ context: RequestContext) {
-        transport = context.transport
-        limits = context.limits
-        environ = context.transport.environment
-        role = context.transport.role
-        baseLogger = context.logger
+    /// Creates the request from the engine's handle. Subclasses override this
+    /// initialiser and call `super.init(handle)`.
+    public required init(_ handle: Handle) {
+        transport = handle.transport
+        limits = handle.limits
+        environ = handle.transport.environment
+        role = handle.transport.role
+        baseLogger = handle.logger
         omitsBody = environ["REQUEST_METHOD"] == "HEAD"
     }
 
@@ -202,7 +202,7 @@ open class Request {
     }
 
     /// Every header in order.
-    public var headerFields: [(name: String, value: String)] { headers.fields }
+    public var headerFields: [HeaderField] { headers.fields.map { HeaderField(name: $0.name, value: $0.value) } }
 
     /// Sends the headers now. Throws if they were already sent.
     public func outputHeaders() throws(SequencingError) {

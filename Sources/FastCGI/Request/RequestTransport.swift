@@ -15,7 +15,7 @@ protocol RequestTransport: AnyObject {
     /// The request id on its connection (0 in CGI mode).
     var requestID: Int { get }
     /// The params.
-    var environment: Environment { get }
+    var environment: CGIEnvironment { get }
     /// Up to `max` bytes of `kind`; empty at the end of the stream.
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8]
     /// Up to `max` bytes of `kind`, suspending the calling task (not blocking its
@@ -37,20 +37,22 @@ extension RequestTransport {
     }
 }
 
-/// The engine-side handle a `Request` is created from.
-///
-/// Opaque to users: the server creates it and passes it to
-/// `Request.init(_:)`, which a custom request type (such as ``GZipRequest``) forwards
-/// to `super.init(_:)`.
-public struct RequestContext {
-    let transport: any RequestTransport
-    let limits: RequestLimits
-    let logger: Logger
+extension Request {
+    /// The engine-side handle a `Request` is created from.
+    ///
+    /// Opaque to users: the server creates it and passes it to
+    /// `Request.init(_:)`, which a custom request type (such as ``GZipRequest``)
+    /// forwards to `super.init(_:)`.
+    public struct Handle {
+        let transport: any RequestTransport
+        let limits: RequestLimits
+        let logger: Logger
 
-    init(transport: any RequestTransport, limits: RequestLimits, logger: Logger = Logger(label: "swift-fcgi")) {
-        self.transport = transport
-        self.limits = limits
-        self.logger = logger
+        init(transport: any RequestTransport, limits: RequestLimits, logger: Logger = Logger(label: "swift-fcgi")) {
+            self.transport = transport
+            self.limits = limits
+            self.logger = logger
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 /// A request transport over a ``TestRequest``'s bytes, collecting the output:
 /// what `Server.respond(to:)` runs a handler on.
 final class InMemoryTransport: RequestTransport {
-    let environment: Environment
+    let environment: CGIEnvironment
     let role: Role
     var requestID: Int { 1 }
     var isAborted: Bool { false }
@@ -10,7 +10,7 @@ final class InMemoryTransport: RequestTransport {
     private(set) var stderr: [UInt8] = []
 
     init(_ request: TestRequest) {
-        environment = Environment(request.params)
+        environment = CGIEnvironment(request.params)
         role = request.role
         input = [.stdin: request.body[...], .data: request.data[...]]
     }

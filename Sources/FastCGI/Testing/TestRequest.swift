@@ -26,7 +26,7 @@ public struct TestRequest: Sendable {
     /// sent as `application/x-www-form-urlencoded`, as a browser's form post is.
     /// `params` are applied last and win.
     public init(
-        _ method: String = "GET", _ uri: String = "/", headers: [(String, String)] = [], body: [UInt8] = [],
+        _ method: String = "GET", _ uri: String = "/", headers: KeyValuePairs<String, String> = [:], body: [UInt8] = [],
         params: [String: String] = [:], role: Role = .responder, data: [UInt8] = []
     ) {
         self.role = role
@@ -44,10 +44,27 @@ public struct TestRequest: Sendable {
             "CONTENT_TYPE": "", "CONTENT_LENGTH": body.isEmpty ? "" : String(body.count),
         ]
         if !body.isEmpty { all["CONTENT_TYPE"] = "application/x-www-form-urlencoded" }
-        for (name, value) in headers { all[Self.paramName(forHeader: name)] = value }
-        all.merge(params) { _, given in given }
         self.params = all
+        for (name, value) in headers { addHeader(name, value) }
+        self.params.merge(params) { _, given in given }
     }
+
+    /// Adds header `name` (its `HTTP_*` param, or `CONTENT_TYPE` /
+    /// `CONTENT_LENGTH`), replacing the default (`Host: localhost`); a second
+    /// value for a header added before is joined to the first with `, `
+    /// (`; ` for `Cookie`), as a web server forwards repeated headers.
+    public mutating func addHeader(_ name: String, _ value: String) {
+        let param = Self.paramName(forHeader: name)
+        if headerParams.contains(param), let first = params[param], param.hasPrefix("HTTP_") {
+            params[param] = first + (param == "HTTP_COOKIE" ? "; " : ", ") + value
+        } else {
+            params[param] = value
+        }
+        headerParams.insert(param)
+    }
+
+    /// The params set by ``addHeader(_:_:)`` so far.
+    private var headerParams: Set<String> = []
 
     /// The CGI param that carries HTTP header `name` (RFC 3875 §4.1.18).
     static func paramName(forHeader name: String) -> String {

@@ -16,10 +16,11 @@ public struct TestResponse: Sendable {
     }
 
     /// The HTTP status: from the `Status` header, else 302 with a `Location`,
-    /// else 200.
-    public var status: Int { parsed.status }
+    /// else 200. Compares with a code or a name: `status == 404`,
+    /// `status == .notFound`.
+    public var status: HTTPError.Status { HTTPError.Status(parsed.status) }
     /// The response headers in order (`Status` among them when the handler set it).
-    public var headers: [(name: String, value: String)] { parsed.fields.map { ($0.name, $0.value) } }
+    public var headers: [HeaderField] { parsed.fields.map { HeaderField(name: $0.name, value: $0.value) } }
     /// The first header named `name`, compared without case.
     public func header(_ name: String) -> String? { parsed.header(name) }
     /// The body bytes.

@@ -54,7 +54,7 @@ struct Transcript: Equatable, CustomStringConvertible {
         _ address: String, _ bytes: [UInt8], ids: Set<UInt16>, extraRecords: Int = 0, timeout: Double = 3,
         halfClose: Bool = false
     ) throws -> Transcript {
-        let connection = try FastCGIConnection(to: address, timeout: timeout)
+        let connection = try FastCGIConnection(to: address, timeout: .seconds(timeout))
         var transcript = Transcript()
         try? connection.write(bytes)
         if halfClose { connection.shutdownWrite() }
@@ -266,7 +266,7 @@ final class DifferentialTests {
         // The kept connection serves the next request, a responder, as if the
         // authorizer had never been there (nothing left in the pipe).
         for (level, app) in swift {
-            let connection = try FastCGIConnection(to: app.address, timeout: 5)
+            let connection = try FastCGIConnection(to: app.address, timeout: .seconds(5))
             defer { connection.close() }
             try connection.write(Raw.begin(1, role: .authorizer, keep: true))
             let denied = try Raw.readResponses(connection, ids: [1])[1]!

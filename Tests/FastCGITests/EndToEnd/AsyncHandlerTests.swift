@@ -52,9 +52,25 @@ struct AsyncHandlerTests {
         if !sanitized { #expect(asleep <= bound, "\(asleep) threads for 1,000 sleeping requests") }
     }
 
-    @Test("level 1 runs at most `workers` async handlers at once; waiting ones are answered too")
-    func levelOneBound() throws {
-        let app = try RunningApp("async-hello", arguments: ["--threading-level", "1", "--workers", "2"])
+    @Test(
+        "level 1, the default: workers bounds blocking handlers only; four async ones run at once",
+        arguments: [[], ["--threading-level", "1"]])
+    func levelOneUnbounded(arguments: [String]) throws {
+        let app = try RunningApp("async-hello", arguments: arguments + ["--workers", "2"])
+        let connections = try (0..<4).map { _ in try FastCGIConnection(to: app.address) }
+        let start = Date()
+        for connection in connections {
+            try connection.write(Raw.begin(1, params: ["QUERY_STRING": "delay_ms=300"]) + Raw.stream(.stdin, 1, []))
+        }
+        for connection in connections { #expect(try connection.readResponse().body == Array("Hello, world!\n".utf8)) }
+        // Four 300 ms sleeps, all at once: one round, not two.
+        #expect(Date().timeIntervalSince(start) < 0.55)
+        #expect(!app.child.stderrText.contains("async handlers: at most"))
+    }
+
+    @Test("--async-handler-limit 2: at most 2 at once, logged at startup; waiting ones are answered too")
+    func userLimit() throws {
+        let app = try RunningApp("async-hello", arguments: ["--async-handler-limit", "2"])
         let connections = try (0..<4).map { _ in try FastCGIConnection(to: app.address) }
         let start = Date()
         for connection in connections {
@@ -63,6 +79,7 @@ struct AsyncHandlerTests {
         for connection in connections { #expect(try connection.readResponse().body == Array("Hello, world!\n".utf8)) }
         // Four 300 ms sleeps, two at a time: two rounds.
         #expect(Date().timeIntervalSince(start) >= 0.55)
+        #expect(app.child.stderrText.contains("async handlers: at most 2 at once"))
     }
 
     @Test("a form body of 2 MB read with await, arriving in pieces, is read whole")

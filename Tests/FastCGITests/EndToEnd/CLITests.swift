@@ -97,7 +97,9 @@ struct CLITests {
         #expect(hung.status == 5)
         #expect(hung.stderr.contains("within 0.5 s"), "\(hung.stderr)")
         #expect(Date().timeIntervalSince(started) < 10)
-        #expect(try ChildProcess.run(fcgi, ["ping", "127.0.0.1:\(Net.freePort())"]).status == 4)
+        let closed = Net.refusingAddress()
+        defer { close(closed.fd) }
+        #expect(try ChildProcess.run(fcgi, ["ping", closed.address]).status == 4)
     }
 
     @Test("clear messages and exit codes: bad address, refused, timeout, not FastCGI")
@@ -106,7 +108,9 @@ struct CLITests {
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("expected host:port"))
 
-        let refused = try ChildProcess.run(fcgi, ["get-values", "127.0.0.1:\(Net.freePort())"])
+        let closed = Net.refusingAddress()
+        defer { close(closed.fd) }
+        let refused = try ChildProcess.run(fcgi, ["get-values", closed.address])
         #expect(refused.status == 4)
         #expect(refused.stderr.contains("cannot connect"))
 

@@ -68,7 +68,7 @@ struct ChurnTests {
         let app = try RunningApp(
             "echo", arguments: ["--threading-level", "\(level)", "--gzip", "9", "--log-level", "error"])
         let body = Array(String(repeating: "a body read slower than it arrives\n", count: 60_000).utf8)
-        let connection = try FastCGIConnection(to: app.address, timeout: 20)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(20))
         defer { connection.close() }
         let request = FastCGIRequest(
             params: Self.params + [NameValuePair("ECHO_SLEEP_MS", "300"), NameValuePair("HTTP_ACCEPT_ENCODING", "gzip")],
@@ -99,7 +99,7 @@ struct ChurnTests {
         var connection: FastCGIConnection?
         var sent = 0
         while sent < requestsPerClient {
-            if connection == nil { connection = try FastCGIConnection(to: address, timeout: 10) }
+            if connection == nil { connection = try FastCGIConnection(to: address, timeout: .seconds(10)) }
             guard let current = connection else { continue }
             var expected: [UInt16: [UInt8]] = [:]
             var bytes: [UInt8] = []

@@ -17,7 +17,7 @@ struct DrainTests {
     /// Whether a connect to `address` is refused now (the listener is gone).
     static func refused(_ address: String) -> Bool {
         do {
-            let probe = try FastCGIConnection(to: address, timeout: 2)
+            let probe = try FastCGIConnection(to: address, timeout: .seconds(2))
             probe.close()
             return false
         } catch {
@@ -28,7 +28,7 @@ struct DrainTests {
     @Test("SIGTERM: connects are refused at once while the request in flight finishes", arguments: [0, 1, 2], [false, true])
     func listenerClosedAtOnce(level: Int, unix: Bool) throws {
         let app = try RunningApp("echo", unix: unix, arguments: ["--threading-level", "\(level)"])
-        let busy = try FastCGIConnection(to: app.address, timeout: 10)
+        let busy = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try busy.write(FastCGIRequest.http(method: "POST", body: [7], extra: ["ECHO_SLEEP_MS": "1500"]).encoded)
         usleep(200_000)  // the request reaches its handler
         app.child.signal(SIGTERM)
@@ -46,10 +46,10 @@ struct DrainTests {
     @Test("a kept connection brings a request during the drain: answered, then closed with its end", arguments: [0, 1, 2])
     func keptConnectionClosesWithItsEnd(level: Int) throws {
         let app = try RunningApp("echo", unix: true, arguments: ["--threading-level", "\(level)"])
-        let kept = try FastCGIConnection(to: app.address, timeout: 10)
+        let kept = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         #expect(try kept.send(.http(method: "POST", body: [1], keepConnection: true)).body == [1])
         // Something in flight keeps the process draining.
-        let busy = try FastCGIConnection(to: app.address, timeout: 10)
+        let busy = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try busy.write(FastCGIRequest.http(extra: ["ECHO_SLEEP_MS": "1500"]).encoded)
         usleep(200_000)
         app.child.signal(SIGTERM)
@@ -67,7 +67,7 @@ struct DrainTests {
     @Test("a quiet kept connection is closed once the grace is over, and the process exits")
     func quietKeptConnectionClosed() throws {
         let app = try RunningApp("echo", unix: true)
-        let kept = try FastCGIConnection(to: app.address, timeout: 10)
+        let kept = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         #expect(try kept.send(.http(method: "POST", body: [1], keepConnection: true)).body == [1])
         app.child.signal(SIGTERM)
         #expect(try kept.readRecord() == nil)

@@ -49,7 +49,7 @@ struct FirewallTests {
             case 1: ["FCGI_MAX_CONNS": "4", "FCGI_MAX_REQS": "4", "FCGI_MPXS_CONNS": "0"]
             default: ["FCGI_MAX_CONNS": "4", "FCGI_MAX_REQS": "4", "FCGI_MPXS_CONNS": "1"]
             }
-        let connection = try FastCGIConnection(to: defaults.address, timeout: 2)
+        let connection = try FastCGIConnection(to: defaults.address, timeout: .seconds(2))
         #expect(try connection.getValues(names) == expected)
         // Between keep-conn requests on the same connection.
         _ = try connection.send(.http(keepConnection: true))
@@ -140,7 +140,7 @@ struct FirewallTests {
     @Test("a handler running with its input complete: GET_VALUES and ABORT are handled at once", arguments: levels)
     func busyHandler(level: Int) throws {
         let app = try app(level)
-        let connection = try FastCGIConnection(to: app.address, timeout: 5)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(5))
         let sleeping = Raw.begin(1, params: ["REQUEST_METHOD": "POST", "ECHO_SLEEP_MS": "2000"]) + Raw.stream(.stdin, 1, [7])
         try connection.write(sleeping)
         usleep(200_000)
@@ -208,7 +208,7 @@ struct FirewallTests {
             idle.append(connection)
         }
         let start = Date()
-        let fresh = try FastCGIConnection(to: app.address, timeout: 2)
+        let fresh = try FastCGIConnection(to: app.address, timeout: .seconds(2))
         #expect(try fresh.send(.http(method: "POST", body: [3])).body == [3])
         #expect(Date().timeIntervalSince(start) < 2)
         _ = idle
@@ -245,7 +245,7 @@ struct FirewallTests {
             ("BEGIN with id 0", Record.beginRequest(requestID: 0, role: .responder, keepConnection: false).encoded),
         ]
         for (name, bytes) in cases {
-            let connection = try FastCGIConnection(to: app.address, timeout: 5)
+            let connection = try FastCGIConnection(to: app.address, timeout: .seconds(5))
             try? connection.write(bytes)
             connection.shutdownWrite()
             // Whatever it answers, it ends: a closed connection or an answer then close.

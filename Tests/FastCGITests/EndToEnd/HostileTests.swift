@@ -69,7 +69,7 @@ struct HostileTests {
             ("stdin for a request id never begun", Raw.stream(.stdin, 9, Array("who?".utf8))),
         ]
         for (name, bytes) in cases {
-            let connection = try FastCGIConnection(to: app.address, timeout: 5)
+            let connection = try FastCGIConnection(to: app.address, timeout: .seconds(5))
             try? connection.write(bytes)
             connection.shutdownWrite()
             #expect(closes(connection), "\(name): the connection stayed open")
@@ -88,7 +88,7 @@ struct HostileTests {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--workers", "4"])
         var idle: [FastCGIConnection] = []
         for i in 0..<500 {
-            let connection = try FastCGIConnection(to: app.address, timeout: 5)
+            let connection = try FastCGIConnection(to: app.address, timeout: .seconds(5))
             // Half of them start a request and stall in its params: no worker is held.
             if i % 2 == 1 {
                 try connection.write(Record.beginRequest(requestID: 1, role: .responder, keepConnection: true).encoded)
@@ -112,7 +112,7 @@ struct HostileTests {
     func clientLeavesDuringResponse(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--workers", "4"])
         for _ in 0..<3 {
-            let connection = try FastCGIConnection(to: app.address, timeout: 10)
+            let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
             try connection.write(FastCGIRequest.http(extra: ["ECHO_PAGE": "\(16 << 20)"], keepConnection: true).encoded)
             var received = 0
             while received < 200_000 {
@@ -130,7 +130,7 @@ struct HostileTests {
         arguments: levels, [false, true])
     func unreadHugeBody(level: Int, busy: Bool) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--workers", "4"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 30)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(30))
         let body = [UInt8](repeating: 0x5a, count: 100 << 20)
         // ECHO_PAGE answers without reading stdin; ECHO_SLEEP_MS keeps the handler
         // busy while the body arrives.

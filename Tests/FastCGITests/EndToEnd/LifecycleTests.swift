@@ -63,20 +63,20 @@ struct LifecycleTests {
         old.child.signal(SIGTERM)
         #expect(old.child.waitForExit(timeout: 10) == 0)
         #expect(FileManager.default.fileExists(atPath: path))
-        #expect(try FastCGIConnection(to: old.address, timeout: 5).send(.http(method: "POST", body: [4])).body == [4])
+        #expect(try FastCGIConnection(to: old.address, timeout: .seconds(5)).send(.http(method: "POST", body: [4])).body == [4])
     }
 
     @Test("SIGTERM/SIGINT with a request in flight: it completes, then run() returns", arguments: [0, 1, 2], [SIGTERM, SIGINT])
     func gracefulStop(level: Int, signal: Int32) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try connection.write(FastCGIRequest.http(method: "POST", body: [5], extra: ["ECHO_SLEEP_MS": "1000"]).encoded)
         usleep(200_000)
         let start = Date()
         app.child.signal(signal)
         usleep(100_000)
         // No new connections once stopping.
-        #expect(throws: ClientError.self) { try FastCGIConnection(to: app.address, timeout: 2).send(.http()) }
+        #expect(throws: ClientError.self) { try FastCGIConnection(to: app.address, timeout: .seconds(2)).send(.http()) }
         #expect(try connection.readResponse().body == [5], "the request in flight completes")
         #expect(app.child.waitForExit(timeout: 10) == 0)
         let elapsed = Date().timeIntervalSince(start)
@@ -89,7 +89,7 @@ struct LifecycleTests {
     @Test("a request past the shutdown timeout does not hold the stop", arguments: [1, 2])
     func shutdownTimeout(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--shutdown-timeout", "1"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try connection.write(FastCGIRequest.http(extra: ["ECHO_SLEEP_MS": "10000"]).encoded)
         usleep(200_000)
         let start = Date()

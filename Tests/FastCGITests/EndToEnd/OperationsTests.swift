@@ -24,7 +24,7 @@ struct OperationsTests {
     @Test("socket activation: the socket systemd passes as fd 3 is served", arguments: [0, 1, 2])
     func activation(level: Int) throws {
         let app = try ActivatedApp("echo", names: ["fastcgi"], arguments: ["--threading-level", "\(level)"])
-        let connection = try FastCGIConnection(to: app.addresses[0], timeout: 20)
+        let connection = try FastCGIConnection(to: app.addresses[0], timeout: .seconds(20))
         #expect(try connection.getValues(["FCGI_MPXS_CONNS"]) == ["FCGI_MPXS_CONNS": level == 2 ? "1" : "0"])
         let reply = try connection.send(.http(method: "POST", body: Array("activated".utf8)))
         #expect(reply.body == Array("activated".utf8))
@@ -36,11 +36,11 @@ struct OperationsTests {
     @Test("socket activation with two sockets: LISTEN_FDNAMES picks the one named by --socket-name")
     func activationNames() throws {
         let app = try ActivatedApp("echo", names: ["admin", "fastcgi"], arguments: ["--socket-name", "fastcgi"])
-        let reply = try FastCGIConnection(to: app.addresses[1], timeout: 20).send(.http(method: "POST", body: [4]))
+        let reply = try FastCGIConnection(to: app.addresses[1], timeout: .seconds(20)).send(.http(method: "POST", body: [4]))
         #expect(reply.body == [4])
         #expect(app.log.contains("(fd 4, fastcgi)"))
         // The other socket is not served: a connection waits in its backlog.
-        let other = try FastCGIConnection(to: app.addresses[0], timeout: 0.5)
+        let other = try FastCGIConnection(to: app.addresses[0], timeout: .seconds(0.5))
         #expect(throws: ClientError.self) { try other.getValues(["FCGI_MAX_CONNS"]) }
 
         let wrong = try ActivatedApp("echo", names: ["admin"], arguments: ["--socket-name", "fastcgi"])
@@ -59,25 +59,25 @@ struct OperationsTests {
 
     @Test("--bind [::1]:port, and FCGI_WEB_SERVER_ADDRS with IPv6 and IPv4-mapped peers")
     func ipv6() throws {
-        let port = Net.freePort()
         let allowed = try ChildProcess(
-            Paths.app("echo"), ["--bind", "[::1]:\(port)"], environment: ["FCGI_WEB_SERVER_ADDRS": "10.1.1.1, ::1"])
+            Paths.app("echo"), ["--bind", "[::1]:0"], environment: ["FCGI_WEB_SERVER_ADDRS": "10.1.1.1, ::1"])
+        let port = try Net.listeningPort(of: allowed.pid)
         try Net.waitUntilListening("[::1]:\(port)")
         #expect(try FastCGIConnection(to: "[::1]:\(port)").send(.http(method: "POST", body: [6])).body == [6])
         allowed.stop()
 
-        let refusedPort = Net.freePort()
         let refused = try ChildProcess(
-            Paths.app("echo"), ["--bind", "[::1]:\(refusedPort)"], environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.1"])
+            Paths.app("echo"), ["--bind", "[::1]:0"], environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.1"])
+        let refusedPort = try Net.listeningPort(of: refused.pid)
         try Net.waitUntilListening("[::1]:\(refusedPort)")
         #expect(throws: ClientError.self) { try FastCGIConnection(to: "[::1]:\(refusedPort)").send(.http()) }
         #expect(refused.stderrText.contains("not in FCGI_WEB_SERVER_ADDRS"))
         refused.stop()
 
         // A dual-stack socket sees an IPv4 client as ::ffff:127.0.0.1: the IPv4 entry matches.
-        let dualPort = Net.freePort()
         let dual = try ChildProcess(
-            Paths.app("echo"), ["--bind", "[::]:\(dualPort)"], environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.1"])
+            Paths.app("echo"), ["--bind", "[::]:0"], environment: ["FCGI_WEB_SERVER_ADDRS": "127.0.0.1"])
+        let dualPort = try Net.listeningPort(of: dual.pid)
         try Net.waitUntilListening("127.0.0.1:\(dualPort)")
         #expect(try FastCGIConnection(to: "127.0.0.1:\(dualPort)").send(.http(method: "POST", body: [4])).body == [4])
         dual.stop()
@@ -98,7 +98,7 @@ struct OperationsTests {
         #expect(ping.header("Content-Type") == "text/plain")
         #expect(ping.body == Array("pong\n".utf8))
         // Occupy the only worker (levels 0 and 1), then ask again.
-        let busy = try FastCGIConnection(to: app.address, timeout: 10)
+        let busy = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try busy.write(FastCGIRequest.http(method: "POST", body: [1], extra: ["ECHO_SLEEP_MS": "1500"]).encoded)
         usleep(300_000)
         let start = Date()
@@ -136,7 +136,7 @@ struct OperationsTests {
     @Test("?full lists each open connection: peer, state, requests served and in flight", arguments: [1, 2])
     func fullStatus(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--status-path", "/status"])
-        let kept = try FastCGIConnection(to: app.address, timeout: 10)
+        let kept = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         for i in 1...2 {
             let reply = try kept.send(.http(method: "POST", body: [UInt8(i)], keepConnection: true))
             #expect(reply.body == [UInt8(i)])
@@ -197,7 +197,7 @@ struct OperationsTests {
         // request with the same id (nginx always sends 1), started meanwhile
         // from the pipeline: that one was never timed out.
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--request-timeout", "0.5"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         for round in 0..<4 {
             let start = Date()
             // Pipelined: the slow one starts as the quick one ends.
@@ -218,7 +218,7 @@ struct OperationsTests {
         // Under a sanitizer the handler is slow enough to still be echoing at 1 s.
         let timeout = ProcessInfo.processInfo.environment["SWIFT_FCGI_SANITIZER"] == nil ? "1" : "5"
         let app = try RunningApp("echo", arguments: ["--threading-level", "2", "--request-timeout", timeout])
-        let connection = try FastCGIConnection(to: app.address, timeout: 20)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(20))
         // Two stdin records (past the 64 KiB a request is held for before it
         // starts), each chunk echoed and flushed as it is read (ECHO_FLUSH: the
         // handler may read the two records in one chunk or two, and a last small

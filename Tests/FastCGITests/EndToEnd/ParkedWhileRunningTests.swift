@@ -36,7 +36,7 @@ struct ParkedWhileRunningTests {
     static func check(_ work: Workload, level: Int, ids: [UInt16]) throws {
         let app = try RunningApp(
             work.app, unix: true, arguments: ["--threading-level", "\(level)", "--idle-timeout", "\(idleTimeout)"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         func request(_ id: UInt16, _ params: [NameValuePair]) -> [UInt8] {
             FastCGIRequest(
                 requestID: id, params: [NameValuePair("REQUEST_METHOD", "GET")] + params, keepConnection: true

@@ -16,7 +16,7 @@ struct ServiceTests {
     func gracefulShutdown(signal: Int32) throws {
         let app = try RunningApp(
             "async-hello", unix: true, arguments: ["--threading-level", "2", "--status-path", "/status"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try connection.write(FastCGIRequest.http(uri: "/?delay_ms=700&name=drain").encoded)
         // Signal once the request is in flight (sleeping), as the status page says.
         let deadline = Date().addingTimeInterval(10)
@@ -28,7 +28,7 @@ struct ServiceTests {
         let reply = try connection.readResponse()
         #expect(String(decoding: reply.body, as: UTF8.self) == "Hello, drain!\n")
         #expect(app.child.waitForExit(timeout: 10) == 0)
-        #expect(throws: (any Error).self) { try FastCGIConnection(to: app.address, timeout: 1) }
+        #expect(throws: (any Error).self) { try FastCGIConnection(to: app.address, timeout: .seconds(1)) }
     }
 }
 
@@ -36,9 +36,10 @@ struct ServiceTests {
 /// until a signal).
 enum ServiceDocSample {
     static func main() async throws {
+        var configuration = Server.Configuration(address: "unix:/run/app/app.sock")
+        configuration.handleSignals = false
         let server = Server(
-            factories: [.responder: .async { request in try request.write("hi\n") }],
-            address: "unix:/run/app/app.sock", handleSignals: false)
+            factories: [.responder: .async { request in try request.write("hi\n") }], configuration: configuration)
         let group = ServiceGroup(
             services: [FastCGIService(server)], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: server.logger)
@@ -47,7 +48,11 @@ enum ServiceDocSample {
 
     /// `Server.runUntilStopped()`.
     static func untilStopped() {
-        let server = Server(address: "127.0.0.1:9000", asyncResponder: { request in try request.write("hi") })
+        let server = Server(
+            configuration: .init(address: "127.0.0.1:9000"),
+            asyncResponder: { request in
+                try request.write("hi")
+            })
         let serving = Task { try await server.runUntilStopped() }
         serving.cancel()
     }

@@ -42,7 +42,7 @@ struct SlowPeersTests {
     /// with its own body echoed.
     static func normalClient(_ app: RunningApp, count: Int = 10, _ what: String) throws {
         for n in 0..<count {
-            let connection = try FastCGIConnection(to: app.address, timeout: 5)
+            let connection = try FastCGIConnection(to: app.address, timeout: .seconds(5))
             defer { connection.close() }
             let body = Array("request \(n)".utf8)
             let reply = try connection.send(.http(method: "POST", uri: "/normal", body: body))
@@ -89,7 +89,7 @@ struct SlowPeersTests {
         let what = "level \(level)\(unix ? " unix" : " tcp")"
         let app = try Self.app(level: level, unix: unix, ["--send-timeout", "2"])
         let readers = try (0..<2 * Self.workers).map { _ in
-            let connection = try FastCGIConnection(to: app.address, timeout: 20)
+            let connection = try FastCGIConnection(to: app.address, timeout: .seconds(20))
             try connection.write(FastCGIRequest.http(extra: ["ECHO_PAGE": "\(32 << 20)"], keepConnection: true).encoded)
             return connection
         }
@@ -114,7 +114,7 @@ struct SlowPeersTests {
     @Test("a reader slower than the handler but steady gets the whole page", arguments: [1, 2])
     func slowButSteadyReader(level: Int) throws {
         let app = try Self.app(level: level, unix: true, ["--send-timeout", "5"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 20)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(20))
         try connection.write(FastCGIRequest.http(extra: ["ECHO_PAGE": "\(8 << 20)"], keepConnection: true).encoded)
         // The handler has long returned (its worker serves others) while this
         // reader takes the page a piece at a time.
@@ -154,7 +154,7 @@ struct SlowPeersTests {
         var peak = 0
         var burst: [FastCGIConnection] = []
         for n in 0..<2000 {
-            burst.append(try FastCGIConnection(to: app.address, timeout: 10))
+            burst.append(try FastCGIConnection(to: app.address, timeout: .seconds(10)))
             if n % 50 == 0 { peak = max(peak, AsyncHandlerTests.threads(pid)) }
         }
         defer { for connection in burst { connection.close() } }
@@ -175,7 +175,7 @@ struct SlowPeersFrontEndTests {
     /// A raw HTTP client on the front end's port: writes `request`, reads nothing.
     static func rawHTTP(_ frontEnd: any HTTPFrontEnd, _ request: [UInt8]) throws -> FastCGIConnection {
         let port = frontEnd.url.split(separator: ":").last!
-        let connection = try FastCGIConnection(to: "127.0.0.1:\(port)", timeout: 20)
+        let connection = try FastCGIConnection(to: "127.0.0.1:\(port)", timeout: .seconds(20))
         try connection.write(request)
         return connection
     }

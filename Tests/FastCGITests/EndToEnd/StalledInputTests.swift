@@ -15,7 +15,7 @@ struct StalledInputTests {
     /// Opens a connection and sends a POST announcing `announced` body bytes but
     /// only `sent` of them, then nothing more.
     static func stall(_ address: String, announced: Int = 1_000_000, sent: Int) throws -> FastCGIConnection {
-        let connection = try FastCGIConnection(to: address, timeout: 20)
+        let connection = try FastCGIConnection(to: address, timeout: .seconds(20))
         let params = [
             "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "\(announced)", "REQUEST_URI": "/upload", "SCRIPT_NAME": "/upload",
         ]
@@ -30,7 +30,7 @@ struct StalledInputTests {
         defer { for connection in stalled { connection.close() } }
         // Time for the app to read them (before the fix, each then held a worker).
         usleep(300_000)
-        let connection = try FastCGIConnection(to: app.address, timeout: 10)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         let body = testBytes(3000, seed: 7)
         let reply = try connection.send(.http(method: "POST", uri: "/fresh", body: body))
         #expect(reply.protocolStatus == .requestComplete)
@@ -78,8 +78,8 @@ struct StalledInputTests {
         let status = try app.send(.http(uri: "/status"))
         let line = String(decoding: status.body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("stalled requests:") }
         #expect(line?.split(separator: " ").last == "2", "level \(level): \(line ?? "no stalled-requests line")")
-        let log = try waitForLog(app, containing: level == 2 ? "status=408" : "no input for 1.0 s before its end")
-        #expect(log.contains("no input for 1.0 s before its end; ending it"), "level \(level)")
+        let log = try waitForLog(app, containing: level == 2 ? "status=408" : "no input for 1.0 seconds before its end")
+        #expect(log.contains("no input for 1.0 seconds before its end; ending it"), "level \(level)")
         #expect(
             log.contains("no input came for the input timeout") == (level == 2),
             "level \(level): a handler's read failed: only one that started can")
@@ -91,7 +91,7 @@ struct StalledInputTests {
     @Test("input that keeps coming, slowly, is not a stall", arguments: [1, 2])
     func slowButSteady(level: Int) throws {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--input-timeout", "1"])
-        let connection = try FastCGIConnection(to: app.address, timeout: 20)
+        let connection = try FastCGIConnection(to: app.address, timeout: .seconds(20))
         let body = testBytes(6 << 10, seed: 3)
         let params = ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "\(body.count)", "REQUEST_URI": "/slow"]
         try connection.write(Raw.begin(1, keep: false, params: params))

@@ -41,7 +41,7 @@ struct ProcessManagerTests {
 
     /// The pid of the worker that serves a fresh request (ECHO_PID=1).
     static func servingPID(_ address: String) throws -> Int32? {
-        let reply = try FastCGIConnection(to: address, timeout: 10).send(
+        let reply = try FastCGIConnection(to: address, timeout: .seconds(10)).send(
             FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET"), NameValuePair("ECHO_PID", "1")]))
         return Int32(String(decoding: reply.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
@@ -108,7 +108,7 @@ struct ProcessManagerTests {
 
     /// A worker's status page (`?json`), parsed.
     static func status(_ address: String) throws -> [String: Any] {
-        let reply = try FastCGIConnection(to: address, timeout: 10).send(
+        let reply = try FastCGIConnection(to: address, timeout: .seconds(10)).send(
             FastCGIRequest(params: [
                 NameValuePair("REQUEST_METHOD", "GET"), NameValuePair("SCRIPT_NAME", "/status"),
                 NameValuePair("QUERY_STRING", "json"),
@@ -140,15 +140,29 @@ struct ProcessManagerTests {
         #expect(recycled >= 8, "\(recycled) recycled")
     }
 
+    @Test("prepare runs once, in the master, before the workers; not in them, not again on reload")
+    func prepareOnce() throws {
+        let app = try RunningApp("echo", arguments: ["--processes", "2"], environment: ["ECHO_PREPARE": "1"])
+        let master = app.child.pid
+        #expect(Self.eventually { Self.workers(of: master).count == 2 })
+        kill(master, SIGHUP)
+        #expect(Self.eventually(15) { app.child.stderrText.contains("reload: generation 2 serves") })
+        let log = app.child.stderrText
+        let lines = log.split(separator: "\n").filter { $0.contains("echo: prepare ran in pid") }
+        #expect(lines.count == 1, "\(lines)")
+        #expect(lines.first?.hasSuffix("pid \(master)") == true, "\(lines), master \(master)")
+        #expect(try Self.servingPID(app.address).map { $0 != master } == true)
+    }
+
     @Test("SIGHUP under load: 0 failed requests, every worker replaced, the new binary serves")
     func reload() throws {
         // A copy of echo that a reload replaces with hello, as a new build would be.
         let directory = try TempDirectory.make()
         let binary = directory.appendingPathComponent("app").path
         try FileManager.default.copyItem(atPath: Paths.app("echo"), toPath: binary)
-        let address = "127.0.0.1:\(Net.freePort())"
-        let master = try ChildProcess(binary, ["--bind", address, "--processes", "2"], directory: directory)
+        let master = try ChildProcess(binary, ["--bind", "127.0.0.1:0", "--processes", "2"], directory: directory)
         defer { master.stop() }
+        let address = "127.0.0.1:\(try Net.listeningPort(of: master.pid))"
         try Net.waitUntilListening(address)
         #expect(Self.eventually { Self.workers(of: master.pid).count == 2 })
         let before = Self.workers(of: master.pid)

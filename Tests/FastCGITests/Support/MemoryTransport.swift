@@ -3,7 +3,7 @@
 /// A request transport over in-memory bytes, for unit tests of `Request` (the
 /// end-to-end tests use real processes).
 final class MemoryTransport: RequestTransport {
-    let environment: Environment
+    let environment: CGIEnvironment
     let role: Role
     var requestID: Int { 1 }
     private var stdin: [UInt8]
@@ -16,7 +16,7 @@ final class MemoryTransport: RequestTransport {
     var peerGone = false
 
     init(_ params: [String: String] = [:], stdin: [UInt8] = [], data: [UInt8] = [], role: Role = .responder) {
-        environment = Environment(params)
+        environment = CGIEnvironment(params)
         self.stdin = stdin
         self.data = data
         self.role = role
@@ -53,6 +53,6 @@ final class MemoryTransport: RequestTransport {
 
     /// A `Request` (or subclass) over this transport.
     func request<R: Request>(_ type: R.Type = Request.self, limits: RequestLimits = RequestLimits()) -> R {
-        R(RequestContext(transport: self, limits: limits))
+        R(Request.Handle(transport: self, limits: limits))
     }
 }

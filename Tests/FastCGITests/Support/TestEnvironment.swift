@@ -31,6 +31,14 @@ enum Net {
         return port
     }
 
+    /// An address on 127.0.0.1 that refuses connections for as long as the
+    /// returned descriptor is open: a bound socket that does not listen (no
+    /// port guessed). Close the descriptor when done.
+    static func refusingAddress() -> (fd: Int32, address: String) {
+        let (fd, port) = boundSocket()
+        return (fd, "127.0.0.1:\(port)")
+    }
+
     /// A socket listening on 127.0.0.1 that never accepts: connections complete
     /// in its backlog and get no byte back (a hung app, for deadlines). Close the
     /// descriptor when done.
@@ -57,11 +65,42 @@ enum Net {
         return (fd, UInt16(bigEndian: addr.sin_port))
     }
 
+    /// The TCP port process `pid` listens on, once it does: the app was
+    /// started with `--bind 127.0.0.1:0` (or `[::1]:0`) and this reads the port the
+    /// kernel chose back, from the socket inodes of `/proc/PID/fd` and
+    /// `/proc/net/tcp` (whatever the app logs). Throws past `timeout` seconds or
+    /// when the process has exited.
+    static func listeningPort(of pid: Int32, timeout: Double = 20) throws -> UInt16 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            guard FileManager.default.fileExists(atPath: "/proc/\(pid)") else { break }
+            let inodes = Set(
+                descriptors.compactMap { fd -> String? in
+                    guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                        target.hasPrefix("socket:[")
+                    else { return nil }
+                    return String(target.dropFirst(8).dropLast())
+                })
+            let table = ["tcp", "tcp6"].map { (try? String(contentsOfFile: "/proc/\(pid)/net/\($0)", encoding: .utf8)) ?? "" }
+            for line in table.joined().split(separator: "\n") {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])),
+                    let port = UInt16(fields[1].split(separator: ":").last ?? "", radix: 16)
+                else { continue }
+                return port
+            }
+            usleep(10_000)
+        }
+        throw TestFailure("process \(pid) listens on no TCP port")
+    }
+
     /// Waits until something accepts connections on `address`.
     static func waitUntilListening(_ address: String, timeout: Double = 20) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let connection = try? FastCGIConnection(to: address, timeout: 1) {
+            if let connection = try? FastCGIConnection(to: address, timeout: .seconds(1)) {
                 connection.close()
                 return
             }
@@ -84,18 +123,23 @@ final class RunningApp: @unchecked Sendable {
     /// Starts example `name` with `--bind` on a fresh TCP port (or unix socket).
     init(_ name: String, unix: Bool = false, arguments: [String] = [], environment: [String: String]? = nil) throws {
         let directory = try TempDirectory.make()
-        address = unix ? "unix:\(directory.path)/app.sock" : "127.0.0.1:\(Net.freePort())"
+        // TCP on port 0: the kernel picks a free port, read back once bound.
+        // libfcgi's FCGX_OpenSocket refuses port 0, so the C reference gets a
+        // port that was free a moment ago.
+        let port = name == "reference-echo" ? "\(Net.freePort())" : "0"
+        let bind = unix ? "unix:\(directory.path)/app.sock" : "127.0.0.1:\(port)"
         child = try ChildProcess(
-            Paths.app(name), ["--bind", address] + arguments, environment: environment, directory: directory)
+            Paths.app(name), ["--bind", bind] + arguments, environment: environment, directory: directory)
+        address = unix || port != "0" ? bind : "127.0.0.1:\(try Net.listeningPort(of: child.pid))"
         try Net.waitUntilListening(address)
     }
 
-    /// Starts the echo app with `--bind bind` (a wildcard address, say) and talks
-    /// to it at `address` (on this machine).
-    init(echoBoundTo bind: String, address: String, environment: [String: String]? = nil) throws {
+    /// Starts the echo app with `--bind HOST:0` (a wildcard host, say) and
+    /// talks to it on 127.0.0.1 at the port it was given.
+    init(echoBoundTo host: String, environment: [String: String]? = nil) throws {
         let directory = try TempDirectory.make()
-        self.address = address
-        child = try ChildProcess(Paths.app("echo"), ["--bind", bind], environment: environment, directory: directory)
+        child = try ChildProcess(Paths.app("echo"), ["--bind", "\(host):0"], environment: environment, directory: directory)
+        address = "127.0.0.1:\(try Net.listeningPort(of: child.pid))"
         try Net.waitUntilListening(address)
     }
 
@@ -107,7 +151,7 @@ final class RunningApp: @unchecked Sendable {
             address = "unix:\(directory.path)/app.sock"
             spawnArguments += ["-s", "\(directory.path)/app.sock"]
         } else {
-            let port = Net.freePort()
+            let port = Net.freePort()  // spawn-fcgi takes no port 0
             address = "127.0.0.1:\(port)"
             spawnArguments += ["-a", "127.0.0.1", "-p", "\(port)"]
         }
