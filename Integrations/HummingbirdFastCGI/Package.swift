@@ -20,6 +20,8 @@ let package = Package(
         .package(name: "swift-fcgi", path: "../.."),
         // The router, middleware, Request/Response and swift-http-types we adapt.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        // SocketAddress, for RemoteAddressRequestContext (Hummingbird depends on it already).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         // hb-hello's command line, as the other examples'.
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
@@ -29,6 +31,7 @@ let package = Package(
             dependencies: [
                 .product(name: "FastCGI", package: "swift-fcgi"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -36,7 +39,7 @@ let package = Package(
             name: "hb-hello",
             dependencies: [
                 "HummingbirdFastCGI",
-                .product(name: "ExampleSupport", package: "swift-fcgi"),
+                .product(name: "FastCGIOptions", package: "swift-fcgi"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -46,7 +49,13 @@ let package = Package(
             dependencies: [
                 "HummingbirdFastCGI",
                 .product(name: "FastCGI", package: "swift-fcgi"),
+                .product(name: "FastCGIClient", package: "swift-fcgi"),
+                // Built for the catalog's ServiceGroup sample (scripts/docs).
+                .product(name: "FastCGIService", package: "swift-fcgi"),
+                .product(name: "FastCGIWire", package: "swift-fcgi"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -9,7 +9,7 @@ extension HTTPRequest {
     /// `PATH_INFO` and `QUERY_STRING`); and a header field for each `HTTP_*`
     /// param, `CONTENT_TYPE` and `CONTENT_LENGTH`. Nil when the method is not a
     /// valid HTTP token.
-    public init?(fastCGI environ: FastCGI.Environment) {
+    public init?(fastCGI environ: CGIEnvironment) {
         guard let method = Method(environ["REQUEST_METHOD"] ?? "GET") else { return nil }
         var fields = HTTPFields()
         for (name, value) in environ {
@@ -35,13 +35,13 @@ extension HTTPRequest {
         }
     }
 
-    private static func scheme(_ environ: FastCGI.Environment) -> String {
+    private static func scheme(_ environ: CGIEnvironment) -> String {
         if let scheme = environ["REQUEST_SCHEME"], !scheme.isEmpty { return scheme.lowercased() }
         let https = environ["HTTPS"]?.lowercased()
         return https == "on" || https == "1" ? "https" : "http"
     }
 
-    private static func authority(_ environ: FastCGI.Environment) -> String? {
+    private static func authority(_ environ: CGIEnvironment) -> String? {
         if let host = environ["HTTP_HOST"], !host.isEmpty { return host }
         guard let name = environ["SERVER_NAME"], !name.isEmpty else { return nil }
         guard let port = environ["SERVER_PORT"], !port.isEmpty, port != (scheme(environ) == "https" ? "443" : "80")
@@ -49,7 +49,7 @@ extension HTTPRequest {
         return "\(name):\(port)"
     }
 
-    private static func path(_ environ: FastCGI.Environment) -> String {
+    private static func path(_ environ: CGIEnvironment) -> String {
         if let uri = environ["REQUEST_URI"], !uri.isEmpty { return uri }
         let path = (environ["SCRIPT_NAME"] ?? "") + (environ["PATH_INFO"] ?? "")
         let query = environ["QUERY_STRING"] ?? ""

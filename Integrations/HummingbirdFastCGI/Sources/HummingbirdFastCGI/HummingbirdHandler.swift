@@ -14,7 +14,7 @@ extension HandlerFactory {
     /// router.get("/hello/{name}") { _, context in
     ///     "Hello, \(try context.parameters.require("name"))!"
     /// }
-    /// let server = Server(factories: [.responder: .hummingbird(router)], address: "127.0.0.1:9000")
+    /// let server = Server(factories: [.responder: .hummingbird(router)], configuration: .init(address: "127.0.0.1:9000"))
     /// ```
     ///
     /// The handler is async: it runs on the Swift engine at every threading level

@@ -1,9 +1,10 @@
 // A Hummingbird router served over FastCGI: `GET /hello/{name}` greets,
-// `POST /echo` sends the body back. It takes the same options as the other
-// examples (`--bind ADDRESS`, `--threading-level`, …).
+// `GET /slow` answers after a 1 s await, `POST /echo` sends the body back.
+// It takes the same options as the other examples (`--bind ADDRESS`,
+// `--threading-level`, …).
 import ArgumentParser
-import ExampleSupport
 import FastCGI
+import FastCGIOptions
 import Foundation
 import Hummingbird
 import HummingbirdFastCGI
@@ -18,6 +19,12 @@ func makeRouter() -> Router<BasicFastCGIRequestContext> {
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: "Hello, \(name)!\n")))
+    }
+    router.get("/slow") { _, _ in
+        // A slow dependency (a database, another service): no thread is held
+        // while it awaits, and the default threading level does not bound it.
+        try await Task.sleep(for: .seconds(1))
+        return "done\n"
     }
     router.post("/echo") { request, _ in
         // Streamed back as it is read. The library holds the output until the

@@ -38,7 +38,7 @@ struct AdapterTests {
         router.get("/gone") { _, _ -> String in throw Hummingbird.HTTPError(.gone, message: "moved on") }
         router.get("/broken") { _, _ -> String in throw Teapot() }
         router.put("/created") { _, _ in Response(status: .created, headers: [.location: "/created/1"]) }
-        return Server(factories: [.responder: .hummingbird(router)], threadingLevel: 2)
+        return Server(factories: [.responder: .hummingbird(router)], configuration: .init(threadingLevel: 2))
     }
 
     @Test("GET /hello/{name}: the route's parameter, 200, text/plain, Content-Length, middleware applied")
@@ -55,7 +55,7 @@ struct AdapterTests {
     func echo() async {
         let body = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let response = await Self.server().respond(
-            to: TestRequest("POST", "/echo", headers: [("Content-Type", "application/octet-stream")], body: body))
+            to: TestRequest("POST", "/echo", headers: ["Content-Type": "application/octet-stream"], body: body))
         #expect(response.status == 200)
         #expect(response.body == body)
     }
@@ -64,14 +64,14 @@ struct AdapterTests {
     func head() async {
         let response = await Self.server().respond(
             to: TestRequest(
-                "GET", "/where?a=1&b=%20", headers: [("User-Agent", "curl/8"), ("Host", "example.org:8443")],
+                "GET", "/where?a=1&b=%20", headers: ["User-Agent": "curl/8", "Host": "example.org:8443"],
                 params: ["HTTPS": "on", "REQUEST_SCHEME": "", "REMOTE_ADDR": "192.0.2.7"]))
         #expect(response.text == "https example.org:8443 /where a=1&b=%20 curl/8 192.0.2.7")
     }
 
     @Test("without REQUEST_URI or HTTP_HOST: SCRIPT_NAME + PATH_INFO + QUERY_STRING, SERVER_NAME:SERVER_PORT")
     func cgiFallbacks() throws {
-        let environ = FastCGI.Environment([
+        let environ = CGIEnvironment([
             "REQUEST_METHOD": "PATCH", "SCRIPT_NAME": "/app", "PATH_INFO": "/items/3", "QUERY_STRING": "x=y",
             "SERVER_NAME": "internal", "SERVER_PORT": "8080", "CONTENT_TYPE": "", "CONTENT_LENGTH": "12",
             "HTTP_X_FORWARDED_FOR": "198.51.100.1",
@@ -84,7 +84,7 @@ struct AdapterTests {
         #expect(head.headerFields[.contentLength] == "12")
         #expect(head.headerFields[.contentType] == nil, "an empty CONTENT_TYPE is no header")
         #expect(head.headerFields[HTTPField.Name("X-Forwarded-For")!] == "198.51.100.1")
-        #expect(HTTPRequest(fastCGI: FastCGI.Environment(["REQUEST_METHOD": "GE T"])) == nil)
+        #expect(HTTPRequest(fastCGI: CGIEnvironment(["REQUEST_METHOD": "GE T"])) == nil)
     }
 
     @Test("errors: no route 404, an HTTPError its status, any other error the server's 500, a bad method 400")
