@@ -106,6 +106,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "FastCGIWireTests", dependencies: ["FastCGIWire"], swiftSettings: strict),
+        .testTarget(name: "FastCGIClientTests", dependencies: ["FastCGIClient", "FastCGIWire"], swiftSettings: strict),
         .testTarget(
             name: "FastCGITests",
             dependencies: [
