@@ -58,6 +58,12 @@ extension Server {
         public var processes = 0
         /// With processes: replace a worker past this resident size in bytes.
         public var maxWorkerMemory: Int?
+        /// With processes: a serving worker that publishes no heartbeat for this
+        /// long — stopped (SIGSTOP, a debugger) or wedged — is killed and
+        /// replaced (default 30 s; nil: never). Each worker publishes one a
+        /// second from a thread of its own, so a busy handler does not delay it;
+        /// a handler that hangs is the request timeout's.
+        public var workerTimeout: Duration? = .seconds(30)
         /// Where the request metrics go (nil: `MetricsSystem.factory`).
         public var metricsFactory: (any MetricsFactory)?
         /// Work to do once before serving, such as a database migration: `run()`

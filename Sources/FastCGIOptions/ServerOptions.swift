@@ -111,6 +111,13 @@ public struct ServerOptions: ParsableArguments {
         help: ArgumentHelp("With --processes: replace a worker whose resident memory passes MIB mebibytes.", valueName: "MiB"))
     public var maxWorkerRss: Int?
 
+    /// `--worker-timeout SECONDS`: with processes, replace a serving worker
+    /// whose heartbeat stops for this long (default 30; 0: never).
+    @Option(
+        name: .long,
+        help: "With --processes: replace a worker that sends no heartbeat for this many seconds (default 30; 0: never).")
+    public var workerTimeout: Double?
+
     /// Largest form body `Request.params` reads (default 16 MiB); above it, 413.
     @Option(name: .long, help: "Largest form body parsed, in bytes (default 16 MiB); a larger one gets 413.")
     public var maxFormBytes: Int?
@@ -153,6 +160,7 @@ public struct ServerOptions: ParsableArguments {
         if let backlog, backlog < 1 { throw ValidationError("--backlog must be at least 1") }
         for (name, seconds) in [
             ("--input-timeout", inputTimeout), ("--idle-timeout", idleTimeout), ("--send-timeout", sendTimeout),
+            ("--worker-timeout", workerTimeout),
         ] {
             if let seconds, !(seconds >= 0) { throw ValidationError("\(name) must not be negative") }
         }
@@ -196,6 +204,7 @@ public struct ServerOptions: ParsableArguments {
         configuration.socketPermissions = try socketPermissions()
         configuration.processes = processes
         configuration.maxWorkerMemory = maxWorkerRss.map { $0 << 20 }
+        if let workerTimeout { configuration.workerTimeout = workerTimeout > 0 ? .seconds(workerTimeout) : nil }
         return configuration
     }
 

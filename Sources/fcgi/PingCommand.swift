@@ -22,6 +22,9 @@ struct PingCommand: ParsableCommand {
     @Option(help: "Seconds for the whole probe, connection included; past it, exit 5.")
     var timeout: Double = 2
 
+    @Flag(help: "Under a process manager: fail unless every worker of the pool sends its heartbeat, too.")
+    var pool = false
+
     func validate() throws {
         guard timeout > 0 else { throw ValidationError("--timeout must be above 0") }
     }
@@ -30,7 +33,8 @@ struct PingCommand: ParsableCommand {
         Deadline.exit(after: timeout, code: 5, message: "fcgi: ping: no answer within \(timeout) s\n")
         try reportingFailures {
             let connection = try FastCGIConnection(to: address, timeout: .seconds(timeout))
-            let params = defaultParams(method: "GET", uri: path, bodyLength: 0).sorted { $0.key < $1.key }
+            let uri = pool ? path + "?pool" : path
+            let params = defaultParams(method: "GET", uri: uri, bodyLength: 0).sorted { $0.key < $1.key }
             let response = try connection.send(FastCGIRequest(params: params.map { NameValuePair($0.key, $0.value) }))
             let status = response.header("Status").flatMap { Int($0.prefix(3)) } ?? 200
             let body = String(decoding: response.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -33,6 +33,8 @@ final class Engine: @unchecked Sendable {
     let statistics: ServerStatistics
     /// Slow-request log and request timeout, when ``Monitoring`` asks for them.
     let watchdog: Watchdog?
+    /// A pool worker's heartbeat and figures on the pool's board.
+    private var reporter: PoolReporter?
     /// Holds parked connections, and reads for connections whose thread runs a
     /// handler.
     let poller: ConnectionPoller
@@ -84,7 +86,7 @@ final class Engine: @unchecked Sendable {
         listenerClosed = whenClosed
         roles = Set(server.handlers.keys)
         managementValues = server.managementValues
-        statistics = ServerStatistics(poolSlot: server.state.withLock { $0.poolSlot }, metrics: server.metrics)
+        statistics = ServerStatistics(metrics: server.metrics)
         // A quiet connection's read gives up after `linger` (then it is parked).
         acceptor = Acceptor(listening: listenFD, receiveTimeout: Connection.linger)
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })
@@ -124,6 +126,18 @@ final class Engine: @unchecked Sendable {
             statistics.count(.sendTimeout)
         }
         FileLimits.raiseOpenFiles(toServe: server.connectionLimits.maxConnections, logger: server.logger)
+        if let pool = server.state.withLock({ $0.poolSlot }) {
+            let executor = executor
+            reporter = try PoolReporter(board: pool.board, slot: pool.slot) { board, slot in
+                for (counter, value) in statistics.poolCounters { board[slot, counter] = value }
+                let threads = executor.workerCounts
+                board[slot, .openConnections] = statistics.openConnections.value
+                board[slot, .inFlight] = statistics.inFlight
+                board[slot, .maxInFlight] = statistics.maxInFlight.value
+                board[slot, .busyThreads] = threads.busy
+                board[slot, .idleThreads] = threads.idle
+            }
+        }
     }
 
     /// Accepts connections until stopped, then drains and returns.
@@ -233,6 +247,7 @@ final class Engine: @unchecked Sendable {
             server.logger.info("stopped: every request finished (\(inFlight) were in flight)")
         }
         executor.shutdown()
+        reporter?.stop()  // its last figures, with every request counted
         watchdog?.stop()
         poller.stop()
         flusher.stop()

@@ -36,14 +36,11 @@ final class ServerStatistics: Sendable {
     /// The most requests seen running at once on one connection (multiplexing).
     let maxPerConnection = Atomic<Int>(0)
 
-    /// This worker's slot on the pool's board, when a process manager started it.
-    private let poolSlot: (board: PoolBoard, slot: Int)?
     /// The same events through swift-metrics, when a factory is set.
     private let metrics: RequestMetrics?
 
-    init(poolSlot: (board: PoolBoard, slot: Int)? = nil, metrics: RequestMetrics? = nil) {
+    init(metrics: RequestMetrics? = nil) {
         startTime = WallClock.seconds()
-        self.poolSlot = poolSlot
         self.metrics = metrics
     }
 
@@ -69,7 +66,17 @@ final class ServerStatistics: Sendable {
 
     func requestFinished() {
         requestsFinished.add(1, ordering: .relaxed)
-        if let poolSlot { poolSlot.board.increment(poolSlot.slot, .requests) }
+    }
+
+    /// Each counter by its name on the pool's board (a pool worker publishes
+    /// them to its slot).
+    var poolCounters: [(PoolBoard.Counter, Int)] {
+        [
+            (.requests, requestsFinished.value), (.accepted, acceptedConnections.value), (.limitHits, limitHits.value),
+            (.refused, refusedRequests.value), (.aborted, abortedRequests.value), (.slow, slowRequests.value),
+            (.timedOut, timedOutRequests.value), (.stalled, stalledRequests.value), (.sendTimeouts, sendTimeouts.value),
+            (.getValues, getValuesAnswered.value),
+        ]
     }
 
     var inFlight: Int { requestsStarted.load(ordering: .relaxed) - requestsFinished.load(ordering: .relaxed) }

@@ -63,6 +63,7 @@ final class ProcessManager: Sendable {
         notify = SystemdNotify.fromEnvironment()
         // Room for a whole second generation during a reload, and replacements.
         board = try? PoolBoard.create(capacity: 2 * size + 4)
+        board?[.startTime] = Int(WallClock.seconds())
     }
 
     /// Makes ``run()`` stop the pool (any thread).
@@ -115,8 +116,22 @@ final class ProcessManager: Sendable {
                     if let board, let slot = slots.withLock({ $0[pid] }) { board[slot, .residentBytes] = bytes }
                     if let limit = maxWorkerBytes, bytes > limit { feed(.tooBig(pid: pid, bytes: bytes)) }
                 }
+                for (pid, silence) in silentWorkers(of: pool) { feed(.unresponsive(pid: pid, seconds: silence)) }
             }
             if let deadline = pool.nextDeadline, MonotonicClock.seconds() >= deadline { feed(.tick) }
+        }
+    }
+
+    /// Serving workers whose heartbeat is older than the worker timeout, with
+    /// how long (seconds).
+    private func silentWorkers(of pool: WorkerPool) -> [(Int32, Double)] {
+        guard let board, let limit = server.configuration.workerTimeout?.seconds else { return [] }
+        let now = MonotonicClock.coarseMilliseconds()
+        return pool.workers.compactMap { pid, worker in
+            guard worker.ready, !worker.unresponsive, let slot = slots.withLock({ $0[pid] }) else { return nil }
+            let heartbeat = board[slot, .heartbeat]
+            let silence = Double(now - heartbeat) / 1000
+            return heartbeat != 0 && silence > limit ? (pid, silence) : nil
         }
     }
 
@@ -127,7 +142,8 @@ final class ProcessManager: Sendable {
         case .ready(let pid):
             if let slot = slots.withLock({ $0[pid] }) { board[slot, .ready] = 1 }
         case .exited(let pid, _):
-            if let slot = slots.withLock({ $0.removeValue(forKey: pid) }) { board[slot, .pid] = 0 }
+            // Its counts join the pool's retired totals: the pool's counters never go back.
+            if let slot = slots.withLock({ $0.removeValue(forKey: pid) }) { board.retire(slot) }
         default: break
         }
     }
@@ -139,6 +155,7 @@ final class ProcessManager: Sendable {
         board[.crashes] = pool.crashes
         board[.recycled] = pool.recycled
         board[.reloads] = pool.reloads
+        board[.hung] = pool.hung
     }
 
     private func handle(signal number: Int32, feed: (WorkerPool.Event) -> Void) {
@@ -179,7 +196,7 @@ final class ProcessManager: Sendable {
                     listening: listening, board: slot == nil ? nil : board?.descriptor)
                 readiness[started.pid] = started.ready
                 if let board, let slot {
-                    for field in PoolBoard.Field.allCases { board[slot, field] = 0 }
+                    board.clear(slot)
                     board[slot, .generation] = generation
                     board[slot, .startTime] = Int(WallClock.seconds())
                     board[slot, .pid] = Int(started.pid)

@@ -18,6 +18,9 @@
 ///   ``readyTimeout``, the reload is abandoned and the old generation serves on.
 /// - A stop asks every worker to drain and kills those still running after
 ///   `stopTimeout`.
+/// - A serving worker whose heartbeat stopped (``Event/unresponsive(pid:seconds:)``:
+///   a stopped or wedged process) is killed and replaced at once, counted as
+///   hung, not as a crash.
 struct WorkerPool {
     enum Event: Hashable {
         case start
@@ -29,6 +32,8 @@ struct WorkerPool {
         case stop
         /// A worker's memory passed the limit: replace it.
         case tooBig(pid: Int32, bytes: Int)
+        /// A serving worker published no heartbeat for `seconds`: kill it.
+        case unresponsive(pid: Int32, seconds: Double)
         /// The clock moved (the executor calls it when ``nextDeadline`` passes).
         case tick
     }
@@ -62,6 +67,8 @@ struct WorkerPool {
         var ready = false
         /// Asked to drain: not replaced when it exits.
         var retiring = false
+        /// Killed for a stopped heartbeat: replaced at once when it exits.
+        var unresponsive = false
     }
 
     enum Phase: Hashable {
@@ -88,6 +95,8 @@ struct WorkerPool {
     /// Workers replaced after a crash, and after reaching their request limit.
     private(set) var crashes = 0
     private(set) var recycled = 0
+    /// Workers killed because their heartbeat stopped.
+    private(set) var hung = 0
     /// Reloads completed (a new generation took over).
     private(set) var reloads = 0
     /// Whether the first generation was all ready once (`.ready` announced).
@@ -140,6 +149,14 @@ struct WorkerPool {
                 .log(.notice, "worker \(pid) uses \(bytes >> 20) MiB, over the limit: replacing it"),
                 .spawn(generation: worker.generation), .drain(pid: pid),
             ]
+        case .unresponsive(let pid, let seconds):
+            guard let worker = workers[pid], worker.ready, !worker.unresponsive else { return [] }
+            workers[pid]?.unresponsive = true
+            hung += 1
+            let silence = (seconds * 10).rounded() / 10
+            return [
+                .log(.error, "worker \(pid) sent no heartbeat for \(silence) s (stopped or wedged): killing it"), .kill(pid: pid),
+            ]
         case .tick:
             return tick(at: now)
         }
@@ -170,6 +187,11 @@ struct WorkerPool {
         guard let worker = workers.removeValue(forKey: pid) else { return [] }
         if case .stopping = phase {
             return workers.isEmpty ? [.log(.info, "every worker has stopped"), .finished] : []
+        }
+        if worker.unresponsive {
+            // Counted as hung already; its replacement is not a start-up death.
+            return [.log(.notice, "worker \(pid), killed for its silence, is gone: \(status)")]
+                + (worker.retiring ? [] : replace(generation: worker.generation, early: false, at: now))
         }
         if worker.retiring {
             return status.isClean ? [] : [.log(.warning, "worker \(pid) exited while draining: \(status)")]

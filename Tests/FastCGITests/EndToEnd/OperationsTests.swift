@@ -127,7 +127,7 @@ struct OperationsTests {
         #expect(lines.last == "# EOF")
         // Every sample line is `name value`, with a name OpenMetrics allows.
         for line in lines where !line.hasPrefix("#") {
-            #expect(line.wholeMatch(of: /[a-z_]+(\{pid="\d+"\})? -?\d+/) != nil, "\(line)")
+            #expect(line.wholeMatch(of: /[a-z_]+(\{worker="\d+"\})? -?[\d.]+/) != nil, "\(line)")
         }
         // Other paths still reach the handler.
         #expect(try app.send(.http(method: "POST", uri: "/pingx", body: [2])).body == [2])

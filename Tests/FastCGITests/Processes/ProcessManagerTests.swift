@@ -116,6 +116,107 @@ struct ProcessManagerTests {
         return try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] ?? [:]
     }
 
+    /// `figure` from `scrapes` status pages (each on a new connection, so any
+    /// worker may answer).
+    static func scrape(_ address: String, _ figure: String, _ scrapes: Int = 12) -> [Int] {
+        (0..<scrapes).map { _ in (try? Self.status(address))?[figure] as? Int ?? -1 }
+    }
+
+    @Test("the pool observed as one: the same counters from every worker, kept across a death and a reload")
+    func poolWideMetrics() throws {
+        let (app, before) = try Self.startPool(3, ["--status-path", "/status"])
+        for _ in 0..<300 { _ = try Self.servingPID(app.address) }
+        // Published within a heartbeat; scrapes themselves are not counted.
+        #expect(Self.eventually { Self.scrape(app.address, "requests served", 1) == [300] })
+        #expect(Self.scrape(app.address, "requests served") == Array(repeating: 300, count: 12))
+        #expect(Self.scrape(app.address, "pool requests served", 3) == [300, 300, 300])
+
+        kill(before.sorted()[0], SIGKILL)
+        #expect(Self.eventually { Self.workers(of: app.child.pid).count == 3 && Self.status(app.address, "pool crashes") == 1 })
+        #expect(Self.scrape(app.address, "requests served") == Array(repeating: 300, count: 12), "a dead worker's count is kept")
+
+        kill(app.child.pid, SIGHUP)
+        #expect(Self.eventually(15) { app.child.stderrText.contains("reload: generation 2 serves") })
+        #expect(Self.eventually { Self.workers(of: app.child.pid).isDisjoint(with: before) })
+        for _ in 0..<30 { _ = try Self.servingPID(app.address) }
+        #expect(Self.eventually { Self.scrape(app.address, "requests served", 1) == [330] })
+        #expect(Self.scrape(app.address, "requests served") == Array(repeating: 330, count: 12), "kept across the reload")
+
+        // The OpenMetrics text, through prometheus_client's own parser: every
+        // family parses, units are in the names, workers are labels.
+        let text = try FastCGIConnection(to: app.address).send(
+            FastCGIRequest(params: [
+                NameValuePair("REQUEST_METHOD", "GET"), NameValuePair("SCRIPT_NAME", "/status"),
+                NameValuePair("QUERY_STRING", "openmetrics"),
+            ]))
+        let python = try #require(Self.pythonWithPrometheusClient, "no python3 with prometheus_client: run scripts/setup")
+        let parser = try ChildProcess(
+            python,
+            [
+                "-c",
+                """
+                import sys
+                from prometheus_client.openmetrics.parser import text_string_to_metric_families
+                for family in text_string_to_metric_families(sys.stdin.read()):
+                    for sample in family.samples:
+                        print(sample.name, ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())), sample.value)
+                """,
+            ], stdin: try Self.file(text.body))
+        #expect(parser.waitForExit(timeout: 20) == 0, "\(parser.stderrText)")
+        let samples = parser.stdoutText.split(separator: "\n")
+        #expect(samples.contains("fastcgi_requests_served_total  330"), "\(samples.prefix(40))")
+        #expect(samples.contains { $0.hasPrefix("fastcgi_start_since_seconds ") })
+        #expect(samples.filter { $0.hasPrefix("fastcgi_pool_workers_heartbeat_age_seconds worker=") }.count == 3)
+    }
+
+    /// A python3 that imports prometheus_client (scripts/setup installs it with
+    /// the python3 first on the shell's PATH; a test's PATH may reach another).
+    static let pythonWithPrometheusClient: String? = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let candidates =
+            path.split(separator: ":").map { "\($0)/python3" } + ["/root/.pyenv/shims/python3", "/usr/local/bin/python3"]
+        return candidates.first { candidate in
+            FileManager.default.isExecutableFile(atPath: candidate)
+                && (try? ChildProcess.run(candidate, ["-c", "import prometheus_client"]).status) == 0
+        }
+    }()
+
+    /// A new file holding `bytes`, to pass as a child's stdin.
+    static func file(_ bytes: [UInt8]) throws -> URL {
+        let url = try TempDirectory.make().appendingPathComponent("input")
+        try Data(bytes).write(to: url)
+        return url
+    }
+
+    /// One figure of a worker's status page.
+    static func status(_ address: String, _ figure: String) -> Int? { (try? status(address))?[figure] as? Int }
+
+    @Test("a stopped worker: ping --pool fails, the master kills it past --worker-timeout and starts another")
+    func stoppedWorker() throws {
+        let (app, before) = try Self.startPool(
+            2, ["--status-path", "/status", "--ping-path", "/ping", "--worker-timeout", "6"])
+        let master = app.child.pid
+        let ping = { try ChildProcess.run(Paths.app("fcgi"), ["ping", app.address, "--pool", "--timeout", "5"]) }
+        #expect(Self.eventually { (try? ping())?.status == 0 })
+        let victim = before.sorted()[0]
+        kill(victim, SIGSTOP)
+        defer { kill(victim, SIGKILL) }
+        // Past three missed beats the pool is reported unhealthy by any worker.
+        var report = ""
+        #expect(
+            Self.eventually(10) {
+                guard let result = try? ping(), result.status != 0 else { return false }
+                report = result.stderr
+                return true
+            })
+        #expect(report.contains("workers without a heartbeat: \(victim)"), "\(report)")
+        // Past --worker-timeout the master kills it and starts another.
+        #expect(Self.eventually(15) { !Self.workers(of: master).contains(victim) && Self.workers(of: master).count == 2 })
+        #expect(app.child.stderrText.contains("worker \(victim) sent no heartbeat for"))
+        #expect(Self.eventually { (try? ping())?.status == 0 })
+        #expect(Self.status(app.address, "pool hung") == 1 && Self.status(app.address, "pool crashes") == 0)
+    }
+
     @Test("maxRequests 100 with 2 workers: 1,000 requests all answered, no worker past 100")
     func recycling() throws {
         let app = try RunningApp("echo", arguments: ["--processes", "2", "--max-requests", "100"])

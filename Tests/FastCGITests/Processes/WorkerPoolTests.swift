@@ -30,6 +30,21 @@ struct WorkerPoolTests {
         #expect(pool.workers.isEmpty && pool.nextDeadline == nil)
     }
 
+    @Test("a silent worker is killed once, counted as hung not crashed, and replaced at once")
+    func unresponsive() {
+        var (pool, pids) = servingPool()
+        let actions = pool.handle(.unresponsive(pid: pids[0], seconds: 31.04), at: 40)
+        #expect(actions.contains(.kill(pid: pids[0])))
+        #expect(
+            actions.contains { if case .log(.error, let text) = $0 { text.contains("no heartbeat for 31.0 s") } else { false } })
+        #expect(pool.handle(.unresponsive(pid: pids[0], seconds: 32), at: 41).isEmpty, "killed once")
+        #expect(spawns(pool.handle(.exited(pid: pids[0], status: .signaled(9)), at: 41)) == [1])
+        #expect(pool.hung == 1 && pool.crashes == 0 && pool.earlyDeaths == 0)
+        // Not before it serves: a worker still starting has published nothing to judge.
+        _ = pool.handle(.spawned(pid: 300, generation: 1), at: 41)
+        #expect(pool.handle(.unresponsive(pid: 300, seconds: 60), at: 42).isEmpty)
+    }
+
     @Test("deaths at start-up back off: 0.1 s, 0.2 s, 0.4 s …, reset once a worker is ready")
     func backoff() {
         var (pool, pids) = servingPool(1)
