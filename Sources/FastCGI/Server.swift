@@ -227,6 +227,8 @@ public final class Server: Sendable {
                 s.poolSize = worker.poolSize
                 s.poolSlot = worker.board
             }
+            // The master checked it may: the worker serves as the user asked for.
+            try Privileges.drop(toUser: configuration.user, group: configuration.group)
             listenFD = 0
             shared = true
         } else if let address {
@@ -265,11 +267,29 @@ public final class Server: Sendable {
             }
         }
         if processes > 0 && worker == nil {
+            if configuration.user != nil || configuration.group != nil, !Privileges.canChange {
+                removeSocketFile()
+                throw ServerError("--user/--group: only a process started as root can change its user", cause: .permission)
+            }
             try runProcessManager(listening: listener, whenClosed: removeSocketFile)
             return
         }
-        let engine = try Engine(
-            server: self, listener: listener, sole: !shared, whenClosed: removeSocketFile)
+        if worker == nil {
+            // One process: it has its socket; it serves as the user asked for.
+            do {
+                try Privileges.drop(toUser: configuration.user, group: configuration.group)
+            } catch {
+                removeSocketFile()
+                throw error
+            }
+        }
+        let engine: Engine
+        do {
+            engine = try Engine(server: self, listener: listener, sole: !shared, whenClosed: removeSocketFile)
+        } catch {
+            removeSocketFile()  // a failed start leaves no socket file behind
+            throw error
+        }
         let stopNow = state.withLock { s in
             s.engine = engine
             return s.stopping
@@ -341,6 +361,7 @@ public final class Server: Sendable {
                 server: self, listening: listening, size: processes, maxWorkerBytes: maxWorkerMemory,
                 whenClosed: whenClosed)
         } catch {
+            whenClosed()  // a failed start leaves no socket file behind
             throw ServerError("cannot start the process manager: \(error)", cause: .processManager)
         }
         let stopNow = state.withLock { s in

@@ -56,6 +56,22 @@ extension Server {
         /// Each worker runs this binary from the start, so code before `run()`
         /// runs in the manager and again in every worker: see ``prepare``.
         public var processes = 0
+        /// The user (a name or number) the serving processes run as: a pool's
+        /// workers, or the one process once it has its socket (nil: unchanged).
+        /// Needs the server started as root (to bind a privileged port or make
+        /// a socket file for the web server's group), as nginx's `user` and
+        /// PHP-FPM's `user`/`group`: the master of a pool stays root to manage
+        /// the workers.
+        public var user: String?
+        /// The group for ``user`` (nil: the user's own group); supplementary
+        /// groups are dropped.
+        public var group: String?
+        /// With processes: the program the workers are started from, on every
+        /// start and reload (nil: the path this process was started as —
+        /// argv[0], made absolute against the start directory, not resolved
+        /// through symlinks — so a reload after a `current -> releases/v2`
+        /// swap runs v2).
+        public var binary: String?
         /// With processes: replace a worker past this resident size in bytes.
         public var maxWorkerMemory: Int?
         /// With processes: a serving worker that publishes no heartbeat for this

@@ -118,6 +118,23 @@ public struct ServerOptions: ParsableArguments {
         help: "With --processes: replace a worker that sends no heartbeat for this many seconds (default 30; 0: never).")
     public var workerTimeout: Double?
 
+    /// `--binary PATH`: with processes, the program workers start from
+    /// (``FastCGI/Server/Configuration/binary``; default: the path this one was
+    /// started as).
+    @Option(
+        name: .long,
+        help: "With --processes: start workers (and reloads) from this program (default: the path this was started as).")
+    public var binary: String?
+
+    /// `--user NAME`: the user the workers (or the one process) serve as,
+    /// when started as root (``FastCGI/Server/Configuration/user``).
+    @Option(name: .long, help: "Serve as this user (name or number) once the socket is open; needs root (as nginx's user).")
+    public var user: String?
+
+    /// `--group NAME`: the group for `--user` (default: the user's own).
+    @Option(name: .long, help: "The group to serve as (name or number; default: --user's own group).")
+    public var group: String?
+
     /// Largest form body `Request.params` reads (default 16 MiB); above it, 413.
     @Option(name: .long, help: "Largest form body parsed, in bytes (default 16 MiB); a larger one gets 413.")
     public var maxFormBytes: Int?
@@ -204,6 +221,9 @@ public struct ServerOptions: ParsableArguments {
         configuration.socketPermissions = try socketPermissions()
         configuration.processes = processes
         configuration.maxWorkerMemory = maxWorkerRss.map { $0 << 20 }
+        configuration.binary = binary
+        configuration.user = user
+        configuration.group = group
         if let workerTimeout { configuration.workerTimeout = workerTimeout > 0 ? .seconds(workerTimeout) : nil }
         return configuration
     }

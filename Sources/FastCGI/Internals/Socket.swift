@@ -8,9 +8,6 @@
 
 /// Socket system calls used by the server.
 enum Socket {
-    /// Opens a listening socket on `address` (SO_REUSEADDR; a stale unix socket file
-    /// is replaced). A unix socket gets `permissions` before it listens, so no
-    /// client ever connects to it with the default mode.
     /// The system's most queued connections (`net.core.somaxconn`), the default
     /// backlog: 4096 on current kernels; 128 where it cannot be read.
     static var systemBacklog: Int32 {
@@ -25,6 +22,15 @@ enum Socket {
         return value
     }
 
+    /// Opens a listening socket on `address`, close-on-exec (a child the app
+    /// starts does not inherit it; a pool's workers get it as their fd 0 by
+    /// `dup2`, which clears the flag). TCP with SO_REUSEADDR. A unix socket file
+    /// already at the path is replaced only when nothing answers on it (a
+    /// stale one, as spawn-fcgi checks): a live one belongs to another
+    /// instance, and taking it over would leave that one unreachable. A unix
+    /// socket gets `permissions` before it listens, so no client ever
+    /// connects to it with the default mode; if it cannot listen, its file is
+    /// removed.
     static func listen(
         on address: ListenAddress, permissions: SocketPermissions = SocketPermissions(), backlog: Int32 = systemBacklog
     ) throws(ServerError) -> Int32 {
@@ -40,9 +46,9 @@ enum Socket {
                 raw.copyBytes(from: bytes)
                 raw[bytes.count] = 0
             }
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            try removeStale(path, address: addr)
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw ServerError.errno("socket(AF_UNIX)") }
-            unlink(path)
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -53,15 +59,14 @@ enum Socket {
                 close(fd)
                 throw error
             }
-            if !permissions.isEmpty {
-                do {
-                    try apply(permissions, toSocketAt: path)
-                } catch {
-                    close(fd)
-                    throw error
-                }
+            do {
+                if !permissions.isEmpty { try apply(permissions, toSocketAt: path) }
+                return try finishListen(fd, backlog: backlog, address: address)
+            } catch {
+                close(fd)
+                unlink(path)
+                throw error
             }
-            return try finishListen(fd, backlog: backlog, address: address)
         case .tcp(let host, let port):
             var hints = addrinfo()
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -73,7 +78,8 @@ enum Socket {
                 throw ServerError("address \(address): \(String(cString: gai_strerror(rc)))", cause: .badAddress)
             }
             defer { freeaddrinfo(result) }
-            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            let fd = socket(
+                info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
             guard fd >= 0 else { throw ServerError.errno("socket for \(address)") }
             var one: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -146,6 +152,34 @@ enum Socket {
             throw error
         }
         return fd
+    }
+
+    /// Clears the way for a unix socket at `path`: nothing there, or a socket
+    /// file nothing answers on (unlinked). Refuses a live socket and a file
+    /// that is not a socket.
+    private static func removeStale(_ path: String, address: sockaddr_un) throws(ServerError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // nothing there
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw ServerError("unix:\(path) exists and is not a socket: not replacing it", cause: .addressInUse)
+        }
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { throw ServerError.errno("socket(AF_UNIX)") }
+        var address = address
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        let code = errno
+        close(probe)
+        // EAGAIN: a live listener whose queue is full.
+        if connected == 0 || code == EAGAIN {
+            throw ServerError(
+                "unix:\(path): another process serves this socket; not taking it over (stop it, or choose another path)",
+                cause: .addressInUse)
+        }
+        unlink(path)
     }
 
     /// The local port of a TCP listening socket (useful after binding port 0).

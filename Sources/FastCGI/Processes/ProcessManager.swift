@@ -49,6 +49,12 @@ final class ProcessManager: Sendable {
     private let board: PoolBoard?
     /// The board slot of each worker (master thread only).
     private let slots = Guarded<[Int32: Int]>([:])
+    /// The path workers are started from: the one the master was started as
+    /// (or `binary`), never resolved, so a reload after a symlink swap starts
+    /// the new release.
+    private let executable: Executable?
+    /// The generations whose program was logged (master thread only).
+    private let announced = Guarded<Set<Int>>([])
 
     init(
         server: Server, listening: FileDescriptor, size: Int, maxWorkerBytes: Int?,
@@ -64,6 +70,7 @@ final class ProcessManager: Sendable {
         // Room for a whole second generation during a reload, and replacements.
         board = try? PoolBoard.create(capacity: 2 * size + 4)
         board?[.startTime] = Int(WallClock.seconds())
+        executable = Executable.launchPath(argv0: CommandLine.arguments.first, binary: server.configuration.binary)
     }
 
     /// Makes ``run()`` stop the pool (any thread).
@@ -123,7 +130,9 @@ final class ProcessManager: Sendable {
     }
 
     /// Serving workers whose heartbeat is older than the worker timeout, with
-    /// how long (seconds).
+    /// how long (seconds). One still starting is left alone: an app may take
+    /// its time before `run()`, and a reload gives up on it after
+    /// ``WorkerPool/readyTimeout``.
     private func silentWorkers(of pool: WorkerPool) -> [(Int32, Double)] {
         guard let board, let limit = server.configuration.workerTimeout?.seconds else { return [] }
         let now = MonotonicClock.coarseMilliseconds()
@@ -177,8 +186,14 @@ final class ProcessManager: Sendable {
     private func carryOut(_ action: WorkerPool.Action, readiness: inout [Int32: FileDescriptor]) -> [WorkerPool.Event] {
         switch action {
         case .spawn(let generation):
-            guard let executable = ProcessSpawner.currentExecutable() else {
+            guard let executable = executable?.path ?? ProcessSpawner.currentExecutable() else {
                 return [.spawnFailed(generation: generation, reason: "cannot read /proc/self/exe")]
+            }
+            if announced.withLock({ $0.insert(generation).inserted }) {
+                let program = Executable(path: executable)
+                let target = program.target.map { $0 == executable ? "" : " (now \($0))" } ?? " (missing)"
+                server.logger.notice(
+                    "generation \(generation) runs \(executable)\(target), build id \(program.buildID ?? "none")")
             }
             var environment = ProcessSpawner.environment(removing: WorkerEnvironment.removed)
             environment += [

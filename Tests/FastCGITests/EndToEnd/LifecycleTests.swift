@@ -48,22 +48,23 @@ struct LifecycleTests {
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
-    @Test("a stop leaves alone the socket file a newer instance bound at the same path")
-    func newerInstanceKeepsItsSocket() throws {
+    @Test("a second instance on a live socket is refused and the first serves on; once it stops, a new one starts")
+    func secondInstanceRefused() throws {
         let old = try RunningApp("echo", unix: true)
-        let directory = try TempDirectory.make()
-        // A restart that starts the new instance first: it replaces the file.
-        let newer = try ChildProcess(Paths.app("echo"), ["--bind", old.address], directory: directory)
-        defer { newer.stop() }
         let path = String(old.address.dropFirst("unix:".count))
-        // Waited for: the newer instance says it listens once it bound the path.
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline && !newer.stderrText.contains("listening on") { usleep(20_000) }
-        #expect(newer.stderrText.contains("listening on"))
+        // A restart that starts the new instance first: refused, not a silent takeover
+        // that would leave the old one running but unreachable.
+        let newer = try ChildProcess(Paths.app("echo"), ["--bind", old.address], directory: try TempDirectory.make())
+        #expect(newer.waitForExit(timeout: 20) == 1)
+        #expect(newer.stderrText.contains("another process serves this socket"))
+        #expect(try FastCGIConnection(to: old.address, timeout: .seconds(5)).send(.http(method: "POST", body: [4])).body == [4])
         old.child.signal(SIGTERM)
         #expect(old.child.waitForExit(timeout: 10) == 0)
-        #expect(FileManager.default.fileExists(atPath: path))
-        #expect(try FastCGIConnection(to: old.address, timeout: .seconds(5)).send(.http(method: "POST", body: [4])).body == [4])
+        #expect(!FileManager.default.fileExists(atPath: path))
+        let next = try ChildProcess(Paths.app("echo"), ["--bind", old.address], directory: try TempDirectory.make())
+        defer { next.stop() }
+        try Net.waitUntilListening(old.address)
+        #expect(try FastCGIConnection(to: old.address, timeout: .seconds(5)).send(.http(method: "POST", body: [6])).body == [6])
     }
 
     @Test("SIGTERM/SIGINT with a request in flight: it completes, then run() returns", arguments: [0, 1, 2], [SIGTERM, SIGINT])

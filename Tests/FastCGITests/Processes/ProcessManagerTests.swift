@@ -198,6 +198,12 @@ struct ProcessManagerTests {
         let master = app.child.pid
         let ping = { try ChildProcess.run(Paths.app("fcgi"), ["ping", app.address, "--pool", "--timeout", "5"]) }
         #expect(Self.eventually { (try? ping())?.status == 0 })
+        // Both serve and beat (a worker still starting is not judged).
+        #expect(
+            Self.eventually(20) {
+                let workers = (try? Self.status(app.address))?["pool workers"] as? [[String: Any]] ?? []
+                return workers.count == 2 && workers.allSatisfy { $0["ready"] as? Bool == true && $0["heartbeat age ms"] is Int }
+            })
         let victim = before.sorted()[0]
         kill(victim, SIGSTOP)
         defer { kill(victim, SIGKILL) }
@@ -215,6 +221,86 @@ struct ProcessManagerTests {
         #expect(app.child.stderrText.contains("worker \(victim) sent no heartbeat for"))
         #expect(Self.eventually { (try? ping())?.status == 0 })
         #expect(Self.status(app.address, "pool hung") == 1 && Self.status(app.address, "pool crashes") == 0)
+    }
+
+    /// The real user and group ids of process `pid`.
+    static func ids(of pid: Int32) -> (uid: Int, gid: Int)? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        func first(_ key: String) -> Int? {
+            status.split(separator: "\n").first { $0.hasPrefix(key) }?.split(separator: "\t").dropFirst().first
+                .flatMap { Int($0) }
+        }
+        guard let uid = first("Uid:"), let gid = first("Gid:") else { return nil }
+        return (uid, gid)
+    }
+
+    @Test("--user/--group: started as root, the workers serve as nobody:nogroup; the master stays root")
+    func dropPrivileges() throws {
+        guard getuid() == 0 else {
+            // Not root: the pool refuses to start rather than serve as root by surprise.
+            let refused = try ChildProcess(Paths.app("echo"), ["--bind", "127.0.0.1:0", "--processes", "1", "--user", "nobody"])
+            #expect(refused.waitForExit(timeout: 20) != 0)
+            #expect(refused.stderrText.contains("only a process started as root"))
+            return
+        }
+        let (app, workers) = try Self.startPool(2, ["--user", "nobody", "--group", "nogroup"])
+        // Each drops as it starts, before it serves.
+        for pid in workers {
+            #expect(Self.eventually { Self.ids(of: pid).map { [$0.uid, $0.gid] } == [65534, 65534] }, "worker \(pid)")
+        }
+        #expect(Self.ids(of: app.child.pid)?.uid == 0)
+        #expect(try app.send(.http(method: "POST", body: [9])).body == [9])
+        // One process: it drops once its socket is open.
+        let single = try RunningApp("echo", unix: true, arguments: ["--user", "nobody"])
+        #expect(Self.eventually { Self.ids(of: single.child.pid)?.uid == 65534 })
+        #expect(try single.send(.http(method: "POST", body: [7])).body == [7])
+        let unknown = try ChildProcess(Paths.app("echo"), ["--bind", "127.0.0.1:0", "--user", "no-such-user-here"])
+        #expect(unknown.waitForExit(timeout: 20) != 0)
+        #expect(unknown.stderrText.contains("no such user"))
+    }
+
+    /// The ELF build id `readelf -n` reports for `path`.
+    static func buildID(_ path: String) throws -> String? {
+        let result = try ChildProcess.run("readelf", ["-n", path])
+        let text = String(decoding: result.stdout, as: UTF8.self)
+        return text.split(separator: "\n").first { $0.contains("Build ID:") }?.split(separator: " ").last.map(String.init)
+    }
+
+    @Test("a Capistrano deploy: current -> releases/v2 swapped, SIGHUP, and the new release serves")
+    func symlinkSwap() throws {
+        let root = try TempDirectory.make()
+        let manager = FileManager.default
+        for (release, app) in [("v1", "echo"), ("v2", "hello")] {
+            let directory = root.appendingPathComponent("releases/\(release)")
+            try manager.createDirectory(at: directory, withIntermediateDirectories: true)
+            try manager.copyItem(atPath: Paths.app(app), toPath: directory.appendingPathComponent("app").path)
+        }
+        try manager.createSymbolicLink(atPath: root.appendingPathComponent("current").path, withDestinationPath: "releases/v1")
+        let master = try ChildProcess(
+            root.appendingPathComponent("current/app").path, ["--bind", "127.0.0.1:0", "--processes", "2"], directory: root)
+        defer { master.stop() }
+        let address = "127.0.0.1:\(try Net.listeningPort(of: master.pid))"
+        try Net.waitUntilListening(address)
+        let post = FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "POST")], stdin: [1, 2, 3])
+        #expect(Self.eventually { (try? FastCGIConnection(to: address).send(post).body) == [1, 2, 3] }, "v1 (echo) serves")
+        let v1 = try #require(try Self.buildID(root.appendingPathComponent("releases/v1/app").path))
+        #expect(master.stderrText.contains("generation 1 runs \(root.path)/current/app"), "\(master.stderrText)")
+        #expect(master.stderrText.contains("build id \(v1)"))
+
+        // The deploy: a new symlink renamed over the old one (atomic), then a reload.
+        try manager.createSymbolicLink(atPath: root.appendingPathComponent("next").path, withDestinationPath: "releases/v2")
+        #expect(rename(root.appendingPathComponent("next").path, root.appendingPathComponent("current").path) == 0)
+        kill(master.pid, SIGHUP)
+        #expect(Self.eventually(15) { master.stderrText.contains("reload: generation 2 serves") })
+        let hello = try FastCGIConnection(to: address).send(FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET")]))
+        #expect(String(decoding: hello.body, as: UTF8.self) == "Hello, world!\n", "v2 (hello) serves after the reload")
+        let v2 = try #require(try Self.buildID(root.appendingPathComponent("releases/v2/app").path))
+        #expect(master.stderrText.contains("generation 2 runs \(root.path)/current/app (now \(root.path)/releases/v2/app)"))
+        #expect(master.stderrText.contains("build id \(v2)") && v1 != v2)
+        for pid in Self.workers(of: master.pid) {
+            let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+            #expect(exe == root.appendingPathComponent("releases/v2/app").path, "worker \(pid) runs \(exe ?? "?")")
+        }
     }
 
     @Test("maxRequests 100 with 2 workers: 1,000 requests all answered, no worker past 100")
