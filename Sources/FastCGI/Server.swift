@@ -76,6 +76,8 @@ public final class Server: Sendable {
     public var metricsFactory: (any MetricsFactory)? { configuration.metricsFactory }
     /// The metrics made from that factory; nil when it records nothing.
     let metrics: RequestMetrics?
+    /// The access log's writer, when ``Configuration/accessLog`` is set.
+    let accessLog: AccessLogWriter?
     let state = Guarded(RunState())
 
     /// Whether this process is a worker that a process manager started
@@ -101,6 +103,7 @@ public final class Server: Sendable {
         self.handlers = handlers
         self.configuration = configuration
         metrics = RequestMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        accessLog = configuration.accessLog.map(AccessLogWriter.init)
         processes = max(0, configuration.processes)
         monitoring = configuration.monitoring
         connectionLimits = configuration.connectionLimits
@@ -211,6 +214,8 @@ public final class Server: Sendable {
             return s.started
         }
         guard !alreadyStarted else { throw ServerError("run() was already called on this server") }
+        // Opened now, before the process may drop to another user.
+        do { try accessLog?.open() } catch { throw ServerError("access log: \(error)", cause: .permission) }
         Socket.ignoreSIGPIPE()
         let listenFD: Int32
         var created: Socket.FileIdentity?
@@ -389,9 +394,11 @@ public final class Server: Sendable {
         }
         let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger ?? logger))
         let started = metrics?.started()
+        let began = accessLog == nil ? nil : ContinuousClock.now
         factory(request)
         request.closeOutput(pushingTransport: false)
         if let started { record(request, since: started) }
+        if let accessLog, let began { accessLog.record(request, duration: .now - began) }
     }
 
     /// Runs the async handler for `transport`'s request in the calling task.
@@ -399,9 +406,11 @@ public final class Server: Sendable {
         guard let factory = handlers[transport.role] else { return }
         let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger))
         let started = metrics?.started()
+        let began = accessLog == nil ? nil : ContinuousClock.now
         await factory(request)
         request.closeOutput(pushingTransport: false)
         if let started { record(request, since: started) }
+        if let accessLog, let began { accessLog.record(request, duration: .now - began) }
     }
 
     private func record(_ request: Request, since start: ContinuousClock.Instant) {

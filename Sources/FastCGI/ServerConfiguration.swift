@@ -47,6 +47,9 @@ extension Server {
         public var monitoring = Monitoring()
         /// Where the server logs.
         public var logger = Logger(label: "swift-fcgi")
+        /// One line per request, in text or JSON, to standard error or a file
+        /// (nil, the default: none).
+        public var accessLog: AccessLog?
         /// Whether SIGTERM, SIGINT and SIGUSR1 stop the server (default true;
         /// false when a `ServiceGroup` or the app owns the signals).
         public var handleSignals = true

@@ -61,6 +61,14 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error or critical (default info).")
     public var logLevel: String = "info"
 
+    /// `--access-log PATH`: one line per request to PATH (`-`: standard error).
+    @Option(name: .long, help: "Write one line per request to this file (- for standard error).")
+    public var accessLog: String?
+
+    /// `--access-log-format text|json`.
+    @Option(name: .long, help: "The access log's lines: text (default) or json (JSON Lines).")
+    public var accessLogFormat: String = "text"
+
     /// `--ping-path PATH`: answer PATH with `pong` (``Monitoring/pingPath``).
     @Option(name: .long, help: "Answer this path with \"pong\" without calling a handler.")
     public var pingPath: String?
@@ -172,6 +180,9 @@ public struct ServerOptions: ParsableArguments {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must not be negative") }
+        guard AccessLog.Format(rawValue: accessLogFormat) != nil else {
+            throw ValidationError("--access-log-format must be text or json")
+        }
         if let bind { _ = try Endpoint(parsing: bind) }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         if let backlog, backlog < 1 { throw ValidationError("--backlog must be at least 1") }
@@ -222,6 +233,10 @@ public struct ServerOptions: ParsableArguments {
         configuration.processes = processes
         configuration.maxWorkerMemory = maxWorkerRss.map { $0 << 20 }
         configuration.binary = binary
+        configuration.accessLog = accessLog.map { path in
+            AccessLog(
+                path == "-" ? .standardError : .file(path), format: AccessLog.Format(rawValue: accessLogFormat) ?? .text)
+        }
         configuration.user = user
         configuration.group = group
         if let workerTimeout { configuration.workerTimeout = workerTimeout > 0 ? .seconds(workerTimeout) : nil }

@@ -149,17 +149,22 @@ struct InMemoryTests {
         #expect(response.text == "x.bin true")
     }
 
-    @Test("errors: an HTTPError's page, a 500 with the traceback on stderr")
+    @Test("errors: a 4xx page with nothing on FCGI_STDERR (no [error] line in nginx's log); a 500 with the traceback there")
     func errors() {
+        struct Teapot: Error {}
         let server = Server { request in
             if request.path == "/missing" { throw HTTPError(.notFound) }
-            throw FormError("broken", cause: .malformedMultipart)
+            if request.path == "/form" { throw FormError("broken", cause: .malformedMultipart) }
+            throw Teapot()
         }
         let missing = server.respond(to: TestRequest("GET", "/missing"))
         #expect(missing.status == 404 && missing.text.contains("404 Not Found"))
+        #expect(missing.stderr.isEmpty)
+        let form = server.respond(to: TestRequest("GET", "/form"))
+        #expect(form.status == .badRequest && form.stderr.isEmpty)
         let broken = server.respond(to: TestRequest("GET", "/x?q=1"))
-        #expect(broken.status == 400)
-        #expect(String(decoding: broken.stderr, as: UTF8.self).contains("broken"))
+        #expect(broken.status == 500)
+        #expect(String(decoding: broken.stderr, as: UTF8.self).contains("Uncaught error in handler (Teapot)"))
     }
 
     @Test("the filter role reads FCGI_DATA; a role without a handler gets nothing")

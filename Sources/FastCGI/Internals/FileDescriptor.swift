@@ -81,6 +81,14 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
     /// A connected pair of unix stream sockets (close-on-exec), for tests of the
     /// types that own a connection's socket; with `sendBuffer`, the first one's
     /// send buffer is set that small (the kernel doubles it, and has a floor).
+    /// Opens (creating it, mode 0640) the file at `path` for appending: each
+    /// write lands whole at the end, whatever other processes append.
+    static func openForAppending(_ path: String) throws(SystemError) -> FileDescriptor {
+        let raw = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard raw >= 0 else { throw SystemError("open \(path)") }
+        return FileDescriptor(adopting: raw)
+    }
+
     static func socketPair(sendBuffer: Int32? = nil) throws(SystemError) -> (FileDescriptor, FileDescriptor) {
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {

@@ -376,8 +376,10 @@ open class Request {
         send(Array(message.utf8), toError: true)
     }
 
-    /// Reports an uncaught handler error: logs it to the app's log and the error
-    /// stream and, if the headers were not sent yet, replaces the response with an
+    /// Reports an uncaught handler error: logs it to the app's log (a client's
+    /// 4xx as a notice, anything else as an error, which also goes to the error
+    /// stream, the web server's error log) and, if the headers were not sent
+    /// yet, replaces the response with an
     /// error page: the status of an ``HTTPError``, `400 Bad Request` for malformed
     /// form input (``FormError``), `413 Content Too Large` for input over a limit,
     /// else `500 Internal Server Error`. With `detail` the page shows the error
@@ -393,7 +395,9 @@ open class Request {
         } else {
             logger.error("handler error (\(type(of: error))): \(error)", metadata: metadata)
         }
-        self.error("Uncaught error in handler (\(type(of: error))): \(error)\n")
+        // FCGI_STDERR is the web server's error log (an [error] line in
+        // nginx's for each record): a deliberate 4xx is no error of the app's.
+        if status.code >= 500 { self.error("Uncaught error in handler (\(type(of: error))): \(error)\n") }
         guard !headersSent, !isClosed else { return }
         let title = "\(status.code) \(status.reason)"
         headers.removeAll()
