@@ -29,7 +29,7 @@ let book = Mutex<(entries: [Entry], files: [[UInt8]])>(([], []))
 
 struct Guestbook: Handler {
     func process(_ request: Request) throws {
-        switch (request.method, request.path) {
+        switch (request.method, request.pathInfo) {
         case ("GET", "/"), ("HEAD", "/"): try page(request)
         case ("POST", "/sign"): try sign(request)
         case ("GET", "/entries.json"): try request.writeJSON(book.withLock { $0.entries })

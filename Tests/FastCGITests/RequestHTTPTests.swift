@@ -1,4 +1,4 @@
-import FoundationEssentials
+import Foundation
 import Testing
 
 @testable import FastCGI
@@ -17,6 +17,29 @@ struct RequestHTTPTests {
         ])
     func path(params: [String: String], expected: String) {
         #expect(MemoryTransport(params).request().path == expected)
+    }
+
+    /// This test binary: what Apache's SCRIPT_FILENAME names when the script
+    /// itself is asked for.
+    static let thisProgram = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/"
+
+    @Test(
+        "pathInfo: the route below the mount point, behind nginx and as Apache's script",
+        arguments: [
+            // nginx, include fastcgi_params: the whole path.
+            (["DOCUMENT_URI": "/sign", "SCRIPT_NAME": "/sign", "SCRIPT_FILENAME": "/var/www/html/sign"], "/sign"),
+            // nginx, fastcgi_split_path_info; Apache AddHandler and CGI: PATH_INFO.
+            (["DOCUMENT_URI": "/app.fcgi/sign", "SCRIPT_NAME": "/app.fcgi", "PATH_INFO": "/sign"], "/sign"),
+            (["SCRIPT_NAME": "/app/guestbook.fcgi", "PATH_INFO": "/files/2", "SCRIPT_FILENAME": thisProgram], "/files/2"),
+            // Apache, the script itself: its SCRIPT_FILENAME is this program.
+            (["SCRIPT_NAME": "/app/guestbook.fcgi", "SCRIPT_FILENAME": thisProgram], "/"),
+            // A SCRIPT_FILENAME that is some other file (lighttpd, mod_proxy_fcgi): the path.
+            (["SCRIPT_NAME": "/sign", "SCRIPT_FILENAME": "/srv/www/sign"], "/sign"),
+            (["SCRIPT_NAME": "/x", "SCRIPT_FILENAME": "proxy:fcgi://127.0.0.1:9000/x"], "/x"),
+            ([:], "/"),
+        ])
+    func pathInfo(params: [String: String], expected: String) {
+        #expect(MemoryTransport(params).request().pathInfo == expected)
     }
 
     @Test("method is uppercased, GET when absent; query is raw")

@@ -1,14 +1,27 @@
 /// CGI mode: the request is the process's environment, stdin and stdout
 /// (``StandardStreams`` does the system calls).
+///
+/// Output is held until the body has all been read, as on the FastCGI path: a
+/// web server that writes the whole body before it reads the answer (Apache's
+/// mod_cgi) would otherwise wait on a full stdin pipe while the app waits on a
+/// full stdout pipe. Past `holdLimit` bytes held, they are written anyway; at
+/// the end, whatever of the body is left unread is read and dropped first.
 final class CGITransport: RequestTransport {
     let environment: CGIEnvironment
     private var remaining: Int?
+    private var held: [UInt8] = []
+    private var holding: Bool
+    private let holdLimit: Int
 
-    init() {
+    init(holdLimit: Int = RequestLimits().maxOutputBeforeBodyEnd) {
         environment = CGIEnvironment(pairs: StandardStreams.environment())
         // CGI/1.1 §4.2: the body is CONTENT_LENGTH bytes of stdin.
         remaining = environment["CONTENT_LENGTH"].flatMap { Int($0) }
+        holding = (remaining ?? 0) > 0
+        self.holdLimit = holdLimit
     }
+
+    deinit { finishOutput() }
 
     var role: Role { .responder }
     var requestID: Int { 0 }
@@ -18,7 +31,10 @@ final class CGITransport: RequestTransport {
         guard kind == .stdin else { return [] }
         var want = Swift.min(max, 65536)
         if let remaining { want = Swift.min(want, remaining) }
-        guard want > 0 else { return [] }
+        guard want > 0 else {
+            release()
+            return []
+        }
         let chunk: [UInt8]
         do {
             chunk = try StandardStreams.readInput(max: want)
@@ -26,10 +42,16 @@ final class CGITransport: RequestTransport {
             throw RequestError("CGI: reading stdin failed: \(error)")
         }
         if remaining != nil { remaining! -= chunk.count }
+        if chunk.isEmpty || remaining == 0 { release() }
         return chunk
     }
 
     func write(_ bytes: UnsafeRawBufferPointer, toError: Bool) -> Bool {
+        if holding && !toError {
+            held.append(contentsOf: bytes)
+            if held.count > holdLimit { release() }
+            return true
+        }
         do {
             try StandardStreams.writeAll(bytes, toError: toError)
             return true
@@ -39,12 +61,31 @@ final class CGITransport: RequestTransport {
     }
 
     func flush() -> Bool { true }
+
+    /// The body has ended (or too much is held): what was held goes out.
+    private func release() {
+        guard holding else { return }
+        holding = false
+        guard !held.isEmpty else { return }
+        let bytes = held
+        held = []
+        _ = bytes.withUnsafeBytes { write($0, toError: false) }
+    }
+
+    /// The request is over: the unread rest of the body is read and dropped
+    /// (so the web server's write of it ends), then what was held goes out.
+    func finishOutput() {
+        while holding, (remaining ?? 0) > 0, let chunk = try? read(.stdin, max: 65536), !chunk.isEmpty {}
+        release()
+    }
 }
 
 extension Server {
     /// Runs the responder once as a CGI program.
     func runCGI() {
-        serve(CGITransport())
+        let transport = CGITransport(holdLimit: limits.maxOutputBeforeBodyEnd)
+        serve(transport)
+        transport.finishOutput()
     }
 }
 

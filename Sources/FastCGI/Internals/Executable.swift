@@ -36,6 +36,20 @@ struct Executable: Sendable, Hashable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Whether `path` is the program this process runs (symlinks resolved).
+    static func isThisProgram(_ path: String) -> Bool {
+        guard let own = running, let resolved = realpath(path, nil) else { return false }
+        defer { free(resolved) }
+        return String(cString: resolved) == own
+    }
+
+    /// This process's program, resolved (read once).
+    private static let running: String? = {
+        guard let resolved = realpath("/proc/self/exe", nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }()
+
     /// The file the path leads to now (symlinks resolved), for the log.
     var target: String? {
         guard let resolved = realpath(path, nil) else { return nil }

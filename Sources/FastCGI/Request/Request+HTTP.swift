@@ -46,6 +46,30 @@ extension Request {
         return String(losslessBytes: PercentCoding.decode(rawPath) ?? Array(rawPath))
     }
 
+    /// The path below the app's mount point, decoded: what routes are written
+    /// against, so the same routes match whichever web server runs the app.
+    ///
+    /// | the app behind | URL | `path` | `pathInfo` |
+    /// |---|---|---|---|
+    /// | nginx, `include fastcgi_params` | `/sign` | `/sign` | `/sign` |
+    /// | nginx with `fastcgi_split_path_info` | `/app.fcgi/sign` | `/app.fcgi/sign` | `/sign` |
+    /// | Apache mod_fcgid `AddHandler fcgid-script .fcgi`, CGI `ScriptAlias` | `/app.fcgi/sign` | `/app.fcgi/sign` | `/sign` |
+    /// | the same, the script itself | `/app.fcgi` | `/app.fcgi` | `/` |
+    ///
+    /// It is `PATH_INFO` when the web server sent one (Apache puts the script's
+    /// own path in `SCRIPT_NAME`, the rest in `PATH_INFO`); `/` for a request
+    /// to the script itself (its `SCRIPT_FILENAME` is this program); else
+    /// ``path`` (nginx names the whole path in `SCRIPT_NAME`).
+    public var pathInfo: String {
+        if let info = environ["PATH_INFO"], !info.isEmpty { return info }
+        if environ["DOCUMENT_URI"] == nil, let file = environ["SCRIPT_FILENAME"], file.hasPrefix("/"),
+            Executable.isThisProgram(file)
+        {
+            return "/"
+        }
+        return path
+    }
+
     /// The raw query string (`QUERY_STRING`, without the `?`); its fields are in
     /// ``params``.
     public var query: String { environ["QUERY_STRING"] ?? "" }

@@ -133,6 +133,39 @@ struct LifecycleTests {
         #expect(String(decoding: hello.stdout, as: UTF8.self).hasSuffix("\r\n\r\nHello, CGI!\n"))
     }
 
+    @Test(
+        "CGI: a web server that writes the whole body before it reads (mod_cgi) gets an echo of 300 KB, no deadlock",
+        .timeLimit(.minutes(1)))
+    func cgiHoldsOutputUntilTheBodyEnds() throws {
+        let body = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.app("echo"))
+        process.environment = [
+            "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "\(body.count)", "CONTENT_TYPE": "application/octet-stream",
+            "GATEWAY_INTERFACE": "CGI/1.1",
+        ]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // As Apache's mod_cgi: the whole body first, and only then the answer.
+        let written = DispatchSemaphore(value: 0)
+        Thread {
+            input.fileHandleForWriting.write(Data(body))
+            try? input.fileHandleForWriting.close()
+            written.signal()
+        }.start()
+        #expect(written.wait(timeout: .now() + 20) == .success, "the app stopped reading its body: a deadlock")
+        let answer = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = Array(answer)
+        let split = CGIResponseSplit(text)
+        #expect(split.body == body)
+    }
+
     @Test("CGI fallback honours CONTENT_LENGTH and reports handler errors on stderr")
     func cgiErrors() throws {
         let directory = try TempDirectory.make()
@@ -166,5 +199,21 @@ struct LifecycleTests {
         usleep(200_000)
         #expect(app.child.isRunning)
         #expect(try app.send(.http(method: "POST", body: [9])).body == [9])
+    }
+}
+
+/// A CGI answer split at the blank line after its headers.
+struct CGIResponseSplit {
+    let body: [UInt8]
+    init(_ bytes: [UInt8]) {
+        let crlf: [UInt8] = [13, 10, 13, 10]
+        let lf: [UInt8] = [10, 10]
+        if let end = bytes.firstRange(of: crlf) {
+            body = Array(bytes[end.upperBound...])
+        } else if let end = bytes.firstRange(of: lf) {
+            body = Array(bytes[end.upperBound...])
+        } else {
+            body = []
+        }
     }
 }
