@@ -60,6 +60,8 @@ struct EchoResponder: Handler {
         if request.environ["ECHO_THROW"] == "1" || request.environ["HTTP_X_ECHO_THROW"] == "1" { throw EchoError() }
         if request.environ["ECHO_EXIT"] == "1" { runningServer?.exit() }
         if let delay = (request.environ["ECHO_SLEEP_MS"] ?? request.environ["HTTP_X_ECHO_SLEEP_MS"]).flatMap({ UInt32($0) }) {
+            // Logged first: a test waits for this line, not for time.
+            request.logger.notice("echo: sleeping \(delay) ms")
             usleep(delay * 1000)
         }
         if let value = request.environ["ECHO_HEADER"] { try request.setHeader("X-Echo", value) }

@@ -30,7 +30,7 @@ struct DrainTests {
         let app = try RunningApp("echo", unix: unix, arguments: ["--threading-level", "\(level)"])
         let busy = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try busy.write(FastCGIRequest.http(method: "POST", body: [7], extra: ["ECHO_SLEEP_MS": "1500"]).encoded)
-        usleep(200_000)  // the request reaches its handler
+        try app.waitForLog("echo: sleeping")  // the request reached its handler
         app.child.signal(SIGTERM)
         #expect(ProcessManagerTests.eventually(5) { Self.refused(app.address) }, "level \(level): still accepting")
         let log = app.child.stderrText
@@ -51,7 +51,7 @@ struct DrainTests {
         // Something in flight keeps the process draining.
         let busy = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try busy.write(FastCGIRequest.http(extra: ["ECHO_SLEEP_MS": "1500"]).encoded)
-        usleep(200_000)
+        try app.waitForLog("echo: sleeping")
         app.child.signal(SIGTERM)
         #expect(ProcessManagerTests.eventually(5) { Self.refused(app.address) })
         // nginx reusing its kept connection right now: served, not refused...

@@ -72,10 +72,10 @@ struct LifecycleTests {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)"])
         let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try connection.write(FastCGIRequest.http(method: "POST", body: [5], extra: ["ECHO_SLEEP_MS": "1000"]).encoded)
-        usleep(200_000)
+        try app.waitForLog("echo: sleeping")
         let start = Date()
         app.child.signal(signal)
-        usleep(100_000)
+        try app.waitForLog("stopping: listener closed")
         // No new connections once stopping.
         #expect(throws: ClientError.self) { try FastCGIConnection(to: app.address, timeout: .seconds(2)).send(.http()) }
         #expect(try connection.readResponse().body == [5], "the request in flight completes")
@@ -92,7 +92,7 @@ struct LifecycleTests {
         let app = try RunningApp("echo", arguments: ["--threading-level", "\(level)", "--shutdown-timeout", "1"])
         let connection = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try connection.write(FastCGIRequest.http(extra: ["ECHO_SLEEP_MS": "10000"]).encoded)
-        usleep(200_000)
+        try app.waitForLog("echo: sleeping")
         let start = Date()
         app.child.signal(SIGTERM)
         #expect(app.child.waitForExit(timeout: 8) == 0)

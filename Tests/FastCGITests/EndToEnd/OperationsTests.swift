@@ -100,7 +100,7 @@ struct OperationsTests {
         // Occupy the only worker (levels 0 and 1), then ask again.
         let busy = try FastCGIConnection(to: app.address, timeout: .seconds(10))
         try busy.write(FastCGIRequest.http(method: "POST", body: [1], extra: ["ECHO_SLEEP_MS": "1500"]).encoded)
-        usleep(300_000)
+        try app.waitForLog("echo: sleeping")
         let start = Date()
         #expect(try app.send(.http(uri: "/ping")).body == Array("pong\n".utf8))
         let status = try Self.status(app.address)

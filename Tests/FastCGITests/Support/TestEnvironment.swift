@@ -159,6 +159,16 @@ final class RunningApp: @unchecked Sendable {
         try Net.waitUntilListening(address)
     }
 
+    /// Waits until the app has logged `text` `count` times (bounded: 10 s):
+    /// an event to wait for, where a fixed sleep would guess.
+    func waitForLog(_ text: String, count: Int = 1) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while child.stderrText.components(separatedBy: text).count - 1 < count {
+            guard Date() < deadline else { throw TestFailure("the app never logged \"\(text)\" (\(count)×)") }
+            usleep(5_000)
+        }
+    }
+
     /// Sends one request on a new connection.
     func send(_ request: FastCGIRequest) throws -> FastCGIResponse {
         let connection = try FastCGIConnection(to: address)
