@@ -227,7 +227,11 @@ struct SurfaceTests {
         let start = ContinuousClock.now
         #expect(try Self.get("/fast", at: address) == "fast")
         let fast = ContinuousClock.now - start
-        #expect(fast < .milliseconds(500), "a fast route waited \(fast) behind 50 slow ones")
+        // Bounded at `workers`, it would wait for the gate, which opens only
+        // after it: for ever. In this process it shares Swift concurrency's
+        // threads with the suites running beside it, so the bound is loose;
+        // scripts/test-hummingbird holds the 50 ms one behind nginx.
+        #expect(fast < .seconds(5), "a fast route waited \(fast) behind 50 slow ones")
         gate.open()
         #expect(done.wait(timeout: .now() + 20) == .success)
         #expect(answers.withLock { $0 } == Array(repeating: "slow", count: 50))
