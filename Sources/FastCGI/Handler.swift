@@ -161,9 +161,10 @@ public struct HandlerFactory: Sendable {
     /// Runs the handler for `request`, as the server does. Lets one factory wrap
     /// another, e.g. to prepare each request before the real handler sees it.
     /// An async handler runs to its end on this thread (CGI mode, the blocking
-    /// `Server.respond(to:)`), which runs the handler's task itself: it never
-    /// waits for one of Swift concurrency's threads, so blocking calls made from
-    /// those threads (non-async tests run in parallel) cannot take them all.
+    /// `Server.respond(to:)`), which runs the handler's task itself. Call it
+    /// from a thread that runs no task: a timer or a continuation the handler
+    /// awaits still resumes through Swift concurrency's own threads, which a
+    /// caller that is one of them would be holding.
     public func callAsFunction(_ request: Request) {
         switch body {
         case .blocking(let handle): handle(request)

@@ -1,4 +1,5 @@
 import FastCGI
+import Foundation
 import Testing
 
 /// Issue 15, point 7: running a handler in memory with `Server.respond(to:)`.
@@ -93,24 +94,48 @@ struct InMemoryTests {
         server.respond(to: request)
     }
 
+    static let sleeper = Server(factories: [
+        .responder: .async { request in
+            try await Task.sleep(for: .milliseconds(20))
+            await Task.yield()
+            try request.write("slept")
+        }
+    ])
+
     @Test(
-        "8 blocking respond(to:) calls at once on the suite's own threads, to an async handler",
+        "8 blocking respond(to:) calls at once from the suite's own tasks, to an async handler: refused at once, never hung",
         .timeLimit(.minutes(1)))
     func blockingRespondInParallel() async {
-        // Each caller holds one of Swift concurrency's few threads (as many as
-        // cores) while the handler awaits: it must not need another to finish.
-        let server = Server(factories: [
-            .responder: .async { request in
-                try await Task.sleep(for: .milliseconds(20))
-                await Task.yield()
-                try request.write("slept")
-            }
-        ])
-        let texts = await withTaskGroup(of: String.self) { group in
-            for _ in 0..<8 { group.addTask { Self.respondBlocking(server, TestRequest()).text } }
+        // Each caller is one of Swift concurrency's few threads: waiting there
+        // would hold them all while the handler's timer needs one.
+        let responses = await withTaskGroup(of: TestResponse.self) { group in
+            for _ in 0..<8 { group.addTask { Self.respondBlocking(Self.sleeper, TestRequest()) } }
             return await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(texts == Array(repeating: "slept", count: 8))
+        #expect(responses.count == 8)
+        for response in responses {
+            #expect(response.status == 500)
+            #expect(String(decoding: response.stderr, as: UTF8.self).contains("use `await server.respond(to:)`"))
+        }
+        #expect(await Self.sleeper.respond(to: TestRequest()).text == "slept", "awaited, it answers")
+    }
+
+    @Test(
+        "8 blocking respond(to:) calls at once from threads that run no task: each thread runs the handler",
+        .timeLimit(.minutes(1)))
+    func blockingRespondOnThreads() {
+        let texts = Locked<[String]>([])
+        let done = DispatchGroup()
+        for _ in 0..<8 {
+            done.enter()
+            Thread {
+                let text = Self.respondBlocking(Self.sleeper, TestRequest()).text
+                texts.withLock { $0.append(text) }
+                done.leave()
+            }.start()
+        }
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        #expect(texts.withLock { $0 } == Array(repeating: "slept", count: 8))
     }
 
     @Test("an address as a string literal, as the README writes it")
