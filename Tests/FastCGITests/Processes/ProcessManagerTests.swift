@@ -283,6 +283,8 @@ struct ProcessManagerTests {
         try Net.waitUntilListening(address)
         let post = FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "POST")], stdin: [1, 2, 3])
         #expect(Self.eventually { (try? FastCGIConnection(to: address).send(post).body) == [1, 2, 3] }, "v1 (echo) serves")
+        #expect(Self.eventually { Self.workers(of: master.pid).count == 2 })
+        let v1Workers = Self.workers(of: master.pid)
         let v1 = try #require(try Self.buildID(root.appendingPathComponent("releases/v1/app").path))
         #expect(master.stderrText.contains("generation 1 runs \(root.path)/current/app"), "\(master.stderrText)")
         #expect(master.stderrText.contains("build id \(v1)"))
@@ -292,6 +294,8 @@ struct ProcessManagerTests {
         #expect(rename(root.appendingPathComponent("next").path, root.appendingPathComponent("current").path) == 0)
         kill(master.pid, SIGHUP)
         #expect(Self.eventually(15) { master.stderrText.contains("reload: generation 2 serves") })
+        // The old workers drain: one may still take a connection in that instant.
+        #expect(Self.eventually { Self.workers(of: master.pid).isDisjoint(with: v1Workers) })
         let hello = try FastCGIConnection(to: address).send(FastCGIRequest(params: [NameValuePair("REQUEST_METHOD", "GET")]))
         #expect(String(decoding: hello.body, as: UTF8.self) == "Hello, world!\n", "v2 (hello) serves after the reload")
         let v2 = try #require(try Self.buildID(root.appendingPathComponent("releases/v2/app").path))
