@@ -98,7 +98,7 @@ final class AccessLogWriter: Sendable {
             case .standardError:
                 try? StandardStreams.writeAll(UnsafeRawBufferPointer(bytes), toError: true)
             case .file:
-                if file.withLock({ $0 == nil }) { try? open() }
+                try? open()  // a no-op once open (run() opens it first)
                 file.withLock { file in try? file?.write(UnsafeRawBufferPointer(bytes)) }
             }
         }

@@ -272,9 +272,11 @@ public final class Server: Sendable {
             }
         }
         if processes > 0 && worker == nil {
-            if configuration.user != nil || configuration.group != nil, !Privileges.canChange {
+            do {
+                try Privileges.requireChangeable(user: configuration.user, group: configuration.group)
+            } catch {
                 removeSocketFile()
-                throw ServerError("--user/--group: only a process started as root can change its user", cause: .permission)
+                throw error
             }
             try runProcessManager(listening: listener, whenClosed: removeSocketFile)
             return

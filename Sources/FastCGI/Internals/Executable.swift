@@ -38,20 +38,18 @@ struct Executable: Sendable, Hashable {
 
     /// Whether `path` is the program this process runs (symlinks resolved).
     static func isThisProgram(_ path: String) -> Bool {
-        guard let own = running, let resolved = realpath(path, nil) else { return false }
-        defer { free(resolved) }
-        return String(cString: resolved) == own
+        guard let own = running, let resolved = resolved(path) else { return false }
+        return resolved == own
     }
 
     /// This process's program, resolved (read once).
-    private static let running: String? = {
-        guard let resolved = realpath("/proc/self/exe", nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }()
+    private static let running = resolved("/proc/self/exe")
 
     /// The file the path leads to now (symlinks resolved), for the log.
-    var target: String? {
+    var target: String? { Self.resolved(path) }
+
+    /// `path` with every symlink resolved (`realpath`), nil if it leads nowhere.
+    private static func resolved(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)

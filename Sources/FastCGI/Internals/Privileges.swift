@@ -9,17 +9,19 @@
 /// unprivileged user before it serves, as nginx's workers and PHP-FPM's
 /// `user`/`group` do.
 enum Privileges {
-    /// Whether this process may change its user and group.
-    static var canChange: Bool { geteuid() == 0 }
+    /// Throws when `user` or `group` is asked for and this process may not
+    /// change to it (it is not root).
+    static func requireChangeable(user: String?, group: String?) throws(ServerError) {
+        guard user != nil || group != nil, geteuid() != 0 else { return }
+        throw ServerError("--user/--group: only a process started as root can change its user", cause: .permission)
+    }
 
     /// Becomes `user` (a name or number) and `group` (else the user's own
     /// group), with no supplementary groups. Throws, without changing
     /// anything, when a name is unknown or the process is not root.
     static func drop(toUser user: String?, group: String?) throws(ServerError) {
         guard user != nil || group != nil else { return }
-        guard canChange else {
-            throw ServerError("--user/--group: only a process started as root can change its user", cause: .permission)
-        }
+        try requireChangeable(user: user, group: group)
         var uid: uid_t?
         var gid: gid_t?
         if let user {
