@@ -112,6 +112,13 @@ public final class FastCGIConnection {
         try write(request.encoded)
     }
 
+    /// Whether bytes arrived that no read has returned yet. After a request's
+    /// `FCGI_END_REQUEST`, with nothing else in flight, this means the
+    /// application is closing the connection (a swift-fcgi app writes a record
+    /// behind its last END_REQUEST): like nginx, send the next request on a new
+    /// connection.
+    public var hasUnreadBytes: Bool { !pending.isEmpty || decoder.bufferedCount > 0 }
+
     /// Reads the next record; nil if the application closed the connection cleanly
     /// between records.
     public func readRecord() throws(ClientError) -> Record? {

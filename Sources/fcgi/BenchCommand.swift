@@ -188,7 +188,10 @@ struct BenchWorker {
                 if record.content.count >= 5, record.content[4] != 0 {
                     stats.fail("request refused: protocol status \(record.content[4])")
                 }
-                if !keepAlive {
+                // Bytes behind the END_REQUEST: the app is closing the connection
+                // (nginx, too, keeps a connection only when END_REQUEST was the
+                // last byte it read).
+                if !keepAlive || (inFlight == 1 && current.hasUnreadBytes) {
                     connection = nil
                     continue
                 }

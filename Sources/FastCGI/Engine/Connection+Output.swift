@@ -20,15 +20,16 @@ struct Outbox {
 
     /// Sends `bytes` now as far as the socket takes them, queues the rest;
     /// returns whether the flusher must now watch the connection. `clock`
-    /// dates a queue that begins (the send timeout counts from there).
+    /// dates a queue that begins (the send timeout counts from there). With
+    /// `last`, a shutdown follows at once: TCP sends the tail with the FIN.
     mutating func send(
-        _ bytes: UnsafeRawBufferPointer, on descriptor: FileDescriptor,
+        _ bytes: UnsafeRawBufferPointer, on descriptor: FileDescriptor, last: Bool = false,
         clock: () -> Double = { MonotonicClock.seconds() }
     ) -> Bool {
         guard side == .open, !bytes.isEmpty else { return false }
         var sent = 0
         if queued.isEmpty {
-            switch descriptor.sendNow(bytes) {
+            switch descriptor.sendNow(bytes, more: last) {
             case .success(let n): sent = n
             case .failure(let error) where error.wouldBlock: break
             case .failure:
@@ -65,7 +66,7 @@ struct Outbox {
             var blocked = false
             do {
                 let sent = try queued.withFront(staging: &staging) { bytes in
-                    switch descriptor.sendNow(bytes) {
+                    switch descriptor.sendNow(bytes, more: closeWhenSent) {
                     case .success(let n): return n
                     case .failure(let error):
                         blocked = error.wouldBlock

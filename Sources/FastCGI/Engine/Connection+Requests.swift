@@ -149,7 +149,11 @@ extension Connection {
                 engine.statistics.requestFinished()
                 served.increment()
             }
-            let watch = endRecords.withUnsafeBytes { o.send($0, on: descriptor) }
+            // The last request of a draining kept connection: a record behind its
+            // END_REQUEST, in the same send, tells the web server not to keep
+            // the connection (ARCHITECTURE.md, "Closing a kept connection").
+            let bytes = closing ? endRecords + Self.closingMark : endRecords
+            let watch = bytes.withUnsafeBytes { o.send($0, on: descriptor, last: closing) }
             if closing {
                 if o.queued.isEmpty { o.side.shutDown(descriptor) } else { o.closeWhenSent = true }
             }
@@ -163,6 +167,15 @@ extension Connection {
         // pipelined request) or it is draining; most ends need no wake-up.
         if needWake { wake() }
     }
+
+    /// Written right behind the END_REQUEST that closes a kept connection: nginx
+    /// keeps an upstream connection for its next request only when END_REQUEST
+    /// is the last byte it read, so a byte behind it, arriving with it, makes it
+    /// close the connection instead, on TCP and unix sockets alike. The FIN that
+    /// follows cannot promise that: nginx may take the END_REQUEST alone and send
+    /// its next request before the FIN arrives. An `FCGI_UNKNOWN_TYPE` record
+    /// (request id 0) is one any client may ignore: HAProxy does.
+    static let closingMark = Record.unknownType(RecordType(rawValue: 0)).encoded
 
     /// Returns whether the connection thread must be woken, and whether the
     /// connection closes with this end (draining, the last in flight).

@@ -59,8 +59,8 @@ final class Connection: @unchecked Sendable {
         /// Draining, with nothing in flight and the grace over: close.
         var drainedOut: Bool { draining && sinks.isEmpty && !machine.isClosed && closeFresh }
         /// Draining, and the request that just ended was the last in flight:
-        /// the connection closes with its END_REQUEST (the FIN in the same
-        /// breath, so the web server does not keep it for its next request).
+        /// the connection closes with its END_REQUEST (with ``Connection/closingMark``
+        /// behind it, so the web server does not keep it for its next request).
         var closesWithEnd: Bool { draining && sinks.isEmpty && pending.isEmpty && !machine.isClosed }
         /// The serving thread is in a blocking read with nothing in flight;
         /// ``drain()`` shuts the read side down to end it.

@@ -208,7 +208,8 @@ final class Engine: @unchecked Sendable {
     /// The stop, visible at once: the connections already queued are taken, the
     /// listener is closed (a web server is then refused and fails over); each
     /// open connection closes with the end of its last request in flight — the
-    /// FIN leaves with END_REQUEST, so nginx never reuses it — or, quiet, after
+    /// web server sees the close with the END_REQUEST, so it never sends on it
+    /// again (``Connection/closingMark``) — or, quiet, after
     /// ``freshGrace`` (a web server may be sending on a kept one right now);
     /// then the requests in flight finish (bounded by the shutdown timeout) and
     /// the threads end.

@@ -67,11 +67,14 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
 
     /// Sends what the socket takes now without waiting (`MSG_DONTWAIT`, no
     /// SIGPIPE): the count sent; `EAGAIN` when its buffer is full.
-    func sendNow(_ bytes: UnsafeRawBufferPointer) -> Result<Int, SystemError> {
+    /// With `more`, TCP holds a short tail back (`MSG_MORE`) for a shutdown to
+    /// carry it with the FIN in one segment.
+    func sendNow(_ bytes: UnsafeRawBufferPointer, more: Bool = false) -> Result<Int, SystemError> {
+        let flags = Int32(MSG_NOSIGNAL | MSG_DONTWAIT) | (more ? Int32(MSG_MORE) : 0)
         do {
             return .success(
                 try SystemCall.retrying("send") {
-                    send(raw, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                    send(raw, bytes.baseAddress, bytes.count, flags)
                 })
         } catch {
             return .failure(error)

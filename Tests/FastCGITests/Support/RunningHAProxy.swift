@@ -10,12 +10,29 @@ final class RunningHAProxy: HTTPFrontEnd, @unchecked Sendable {
     /// HAProxy in front of `upstream`, checking its ping page every
     /// `checkInterval` (each check is a connection of its own: the default keeps
     /// them out of the way of tests that count connections).
-    init(upstream: String, checkInterval: String = "60s") throws {
+    convenience init(upstream: String, checkInterval: String = "60s") throws {
+        try self.init(upstreams: [upstream], checkInterval: checkInterval)
+    }
+
+    /// HAProxy balancing over `upstreams` (the template's server line, once for each).
+    init(upstreams: [String], checkInterval: String = "60s") throws {
         prefix = try TempDirectory.make()
         port = Net.freePort()
         let configURL = try fillTemplate(
             "scripts/haproxy.cfg.in", into: prefix.appendingPathComponent("haproxy.cfg"),
-            ["@PORT@": "\(port)", "@UPSTREAM@": upstream, "@CHECK_INTERVAL@": checkInterval])
+            ["@PORT@": "\(port)", "@CHECK_INTERVAL@": checkInterval])
+        let servers = try String(contentsOf: configURL, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            .flatMap { line -> [String] in
+                guard line.contains("@UPSTREAM@") else { return [String(line)] }
+                return upstreams.enumerated().map { index, upstream in
+                    // HAProxy names a unix socket by its path alone.
+                    line.replacingOccurrences(
+                        of: "@UPSTREAM@", with: upstream.hasPrefix("unix:") ? String(upstream.dropFirst(5)) : upstream
+                    )
+                    .replacingOccurrences(of: "server app1", with: "server app\(index + 1)")
+                }
+            }
+        try servers.joined(separator: "\n").write(to: configURL, atomically: true, encoding: .utf8)
         // -db: stay in the foreground; -W is not needed (no reloads).
         child = try ChildProcess("haproxy", ["-db", "-f", configURL.path], directory: prefix)
         try Net.waitUntilHTTP(port: port)
