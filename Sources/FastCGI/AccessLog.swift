@@ -66,8 +66,10 @@ final class AccessLogWriter: Sendable {
         file.withLock { if $0 == nil { $0 = opened } }
     }
 
-    /// Writes the line for a request that has ended.
-    func record(_ request: Request, duration: Duration) {
+    /// Writes the line for a request that has ended; with `background`, for the
+    /// work its handler did after `Request.finish()` (its duration counts from
+    /// the handler's start).
+    func record(_ request: Request, duration: Duration, background: Bool = false) {
         let environ = request.environ
         let method = environ["REQUEST_METHOD"] ?? "-"
         let path = environ["REQUEST_URI"] ?? environ["SCRIPT_NAME"] ?? "-"
@@ -81,12 +83,15 @@ final class AccessLogWriter: Sendable {
         let line: String
         switch log.format {
         case .text:
-            line = "\(time) \(peer) \(method) \(path) \(status) \(request.bytesWritten) \(ms)ms id=\(id) worker=\(worker)\n"
+            line =
+                "\(time) \(peer) \(method) \(path) \(status) \(request.bytesWritten) \(ms)ms id=\(id) worker=\(worker)"
+                + (background ? " background\n" : "\n")
         case .json:
             line =
                 "{\"time\":\"\(time)\",\"peer\":\(Self.quoted(peer)),\"method\":\(Self.quoted(method)),"
                 + "\"path\":\(Self.quoted(path)),\"status\":\(status),\"bytes\":\(request.bytesWritten),"
-                + "\"duration_ms\":\(ms),\"request_id\":\"\(id)\",\"worker\":\(worker)}\n"
+                + "\"duration_ms\":\(ms),\"request_id\":\"\(id)\",\"worker\":\(worker)"
+                + (background ? ",\"background\":true}\n" : "}\n")
         }
         write(line)
     }

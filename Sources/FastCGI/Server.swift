@@ -395,30 +395,51 @@ public final class Server: Sendable {
             return
         }
         let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger ?? logger))
-        let started = metrics?.started()
-        let began = accessLog == nil ? nil : ContinuousClock.now
+        starting(request)
         factory(request)
-        request.closeOutput(pushingTransport: false)
-        if let started { record(request, since: started) }
-        if let accessLog, let began { accessLog.record(request, duration: .now - began) }
+        returned(request)
     }
 
     /// Runs the async handler for `transport`'s request in the calling task.
     func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
         guard let factory = handlers[transport.role] else { return }
         let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger))
-        let started = metrics?.started()
-        let began = accessLog == nil ? nil : ContinuousClock.now
+        starting(request)
         await factory(request)
-        request.closeOutput(pushingTransport: false)
-        if let started { record(request, since: started) }
-        if let accessLog, let began { accessLog.record(request, duration: .now - began) }
+        returned(request)
     }
 
-    private func record(_ request: Request, since start: ContinuousClock.Instant) {
-        metrics?.finished(
-            since: start, method: request.environ["REQUEST_METHOD"], status: request.responseStatusCode,
-            handlerError: request.handlerFailure)
+    /// The handler is about to run: the clocks of the metrics and the access log start.
+    private func starting(_ request: Request) {
+        if metrics != nil || accessLog != nil {
+            request.answering = Request.Answering(
+                server: self, started: metrics?.started(), began: accessLog == nil ? nil : ContinuousClock.now)
+        }
+    }
+
+    /// The handler returned: the request ends now, or ended at ``Request/finish()``
+    /// and this was the work after it.
+    private func returned(_ request: Request) {
+        guard request.isFinished else {
+            request.closeOutput(pushingTransport: false)
+            answered(request)
+            return
+        }
+        guard let answering = request.answering else { return }
+        if let started = answering.started { metrics?.backgroundFinished(since: started) }
+        if let accessLog, let began = answering.began { accessLog.record(request, duration: .now - began, background: true) }
+    }
+
+    /// The response has ended (the handler returned, or called ``Request/finish()``):
+    /// the metrics and the access log count the request.
+    func answered(_ request: Request) {
+        guard let answering = request.answering else { return }
+        if let started = answering.started {
+            metrics?.finished(
+                since: started, method: request.environ["REQUEST_METHOD"], status: request.responseStatusCode,
+                handlerError: request.handlerFailure)
+        }
+        if let accessLog, let began = answering.began { accessLog.record(request, duration: .now - began) }
     }
 
     /// Whether any handler is async: the server then runs on the Swift engine.

@@ -19,6 +19,8 @@
 // header `X-Echo: VALUE` first (a value holding CR or LF is refused: the handler
 // throws and the 500 page follows); ECHO_PARAM=NAME answers the value of param
 // NAME (`(absent)` if none), as the C reference answers it with FCGX_GetParam;
+// ECHO_AFTER_MS=N (or X-Echo-After-Ms: N) calls `request.finish()` after the
+// echo and then works N ms more (logging "echo: background work done");
 // ECHO_PID=1 answers the serving process's id (Swift only: for the process-manager
 // tests, as are the environment variables ECHO_TRAP_IN_WORKER: a pool worker traps
 // as it starts, and ECHO_PREPARE: a `prepare` hook logs the pid it ran in).
@@ -114,6 +116,12 @@ struct EchoResponder: Handler {
             if chunk.isEmpty { break }
             try request.write(chunk)
             if flushEachChunk { request.flush() }
+        }
+        if let after = (request.environ["ECHO_AFTER_MS"] ?? request.environ["HTTP_X_ECHO_AFTER_MS"]).flatMap({ UInt32($0) }) {
+            request.finish()
+            request.logger.notice("echo: answered; working \(after) ms more")
+            usleep(after * 1000)
+            request.logger.notice("echo: background work done")
         }
     }
 }

@@ -72,6 +72,13 @@ final class CGITransport: RequestTransport {
         _ = bytes.withUnsafeBytes { write($0, toError: false) }
     }
 
+    /// `Request.finish()`: what was held goes out and stdout is closed, so the web
+    /// server has the whole response while the program goes on.
+    func finishEarly() {
+        finishOutput()
+        StandardStreams.endOutput()
+    }
+
     /// The request is over: the unread rest of the body is read and dropped
     /// (so the web server's write of it ends), then what was held goes out.
     func finishOutput() {

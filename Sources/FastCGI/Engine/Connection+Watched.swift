@@ -2,6 +2,9 @@ import FastCGIWire
 
 // While the connection's thread runs a handler, the engine's poller reads for it.
 extension Connection {
+    /// Whether the calling thread is the one serving the connection.
+    var isServingThread: Bool { state.withLock { $0.serving?.thread == OSThread.currentID } }
+
     /// Whether exactly one request is in flight here (level 2 runs it on this
     /// thread when its input is complete).
     var servesOneRequest: Bool { state.withLock { $0.sinks.count == 1 } }

@@ -62,6 +62,8 @@ final class Engine: @unchecked Sendable {
         var connections: [Int: Connection] = [:]
         var nextConnection = 0
         var inFlight = 0
+        /// Handlers still running after their request ended (`Request.finish()`).
+        var background = 0
         var started = 0
         var stopping = false
         /// Connections that have not started a request yet. Each may still bring
@@ -236,11 +238,14 @@ final class Engine: @unchecked Sendable {
             server.logger.info("stopping: closing \(quiet.count) connections still open after the \(Self.freshGrace) s grace")
         }
         for connection in quiet { connection.drain(evenIfFresh: true) }
-        let drained = state.wait(until: { $0.inFlight == 0 }, timeout: server.shutdownSeconds) { _ in true }
+        let drained = state.wait(until: { $0.inFlight == 0 && $0.background == 0 }, timeout: server.shutdownSeconds) {
+            _ in true
+        }
         if drained == nil {
-            let cut = state.withLock { $0.inFlight }
+            let (cut, background) = state.withLock { ($0.inFlight, $0.background) }
             server.logger.warning(
-                "stopping: \(cut) requests still running after the \(server.shutdownTimeout) shutdown timeout; cut")
+                "stopping: \(cut) requests (and \(background) handlers working after their response) still running after the \(server.shutdownTimeout) shutdown timeout; cut"
+            )
         } else if !flusher.waitUntilSent(timeout: server.shutdownSeconds) {
             server.logger.warning("output still queued for slow readers after the \(server.shutdownTimeout) shutdown timeout")
         }
@@ -331,6 +336,13 @@ final class Engine: @unchecked Sendable {
     func requestFinished() {
         state.withLock { $0.inFlight -= 1 }
     }
+
+    /// A handler goes on after its request ended (`Request.finish()`): a drain
+    /// waits for it as for a request in flight.
+    func backgroundStarted() { state.withLock { $0.background += 1 } }
+
+    /// A handler that went on after its request ended returned.
+    func backgroundEnded() { state.withLock { $0.background -= 1 } }
 
     func connectionClosed(_ connection: Connection) {
         statistics.openConnections.subtract(1, ordering: .relaxed)

@@ -117,6 +117,9 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         var running = false
         /// The request was ended early (abort): output from libfcgi is dropped.
         var endedEarly = false
+        /// The handler called `Request.finish()` and goes on: the engine counts
+        /// it until the handler returns.
+        var finishedEarly: Engine?
         /// Why the handler's reads fail once its input, cut short by an early
         /// end, runs out (nil: the input had ended; reads just end).
         var inputFailure: RequestError?
@@ -246,23 +249,48 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
         }
     }
 
-    /// libfcgi finished the request: end it (unless an abort already did) and take
-    /// the next one.
+    /// libfcgi finished the request: end it (unless an abort or `Request.finish()`
+    /// already did) and take the next one.
     private func requestDone() {
-        sending.withLock { _ in
-            let (connection, id, end) = current.withLock { c -> (Connection?, UInt16, [UInt8]?) in
+        let background = sending.withLock { _ -> Engine? in
+            let (connection, id, end, background) = current.withLock { c -> (Connection?, UInt16, [UInt8]?, Engine?) in
                 defer {
                     c.connection = nil
                     c.endedEarly = true
+                    c.finishedEarly = nil
                 }
                 c.stdinChunks = []
                 c.stdinQueued = 0
                 c.gathered = nil
-                return (c.connection, c.id, c.output.end(.finished))
+                return (c.connection, c.id, c.output.end(.finished), c.finishedEarly)
             }
             if let end, let connection { connection.endRequest(id, endRecords: end) }
+            return background
         }
+        background?.backgroundEnded()
         pool?.release(self)
+    }
+
+    /// `Request.finish()` (the handler's thread, its output handed over): the
+    /// request ends for the web server now; output after it is dropped.
+    func libfcgiFinishEarly() {
+        sending.withLock { _ in
+            let ending = current.withLock { c -> (Connection, UInt16, [UInt8])? in
+                guard !c.endedEarly, c.finishedEarly == nil, let connection = c.connection,
+                    let end = c.output.end(.finished)
+                else { return nil }
+                c.finishedEarly = connection.engine
+                return (connection, c.id, end)
+            }
+            guard let (connection, id, end) = ending else { return }
+            connection.engine.backgroundStarted()
+            // A handler run on its connection's own thread holds that thread until
+            // it returns, and at this level the next request waits for it: the
+            // connection closes with this end instead (the web server, told so
+            // with the end, takes another for its next request).
+            if connection.isServingThread { connection.drain() }
+            connection.endRequest(id, endRecords: end)
+        }
     }
 
     // MARK: Requests in (connection thread)

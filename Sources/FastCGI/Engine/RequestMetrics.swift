@@ -43,6 +43,8 @@ final class RequestMetrics: Sendable {
     private let factory: any MetricsFactory
     private let active: Meter
     private let errors: [ErrorKind: Counter]
+    /// Handlers that went on after `Request.finish()`: from their start to their return.
+    private let background: Timer
     /// One timer per method, status and error type (a handful in practice).
     private let timers = Mutex<[TimerKey: Timer]>([:])
 
@@ -56,6 +58,7 @@ final class RequestMetrics: Sendable {
             errors[kind] = Counter(label: "fastcgi.server.errors", dimensions: [("error.type", kind.rawValue)], factory: factory)
         }
         self.errors = errors
+        background = Timer(label: "fastcgi.server.background.duration", factory: factory)
     }
 
     /// A handler starts: the time it started.
@@ -82,6 +85,12 @@ final class RequestMetrics: Sendable {
         }
         let (seconds, attoseconds) = elapsed.components
         timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// A handler that called `Request.finish()` returned: how long it ran in all.
+    func backgroundFinished(since start: ContinuousClock.Instant) {
+        let (seconds, attoseconds) = (ContinuousClock.now - start).components
+        background.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     func count(_ kind: ErrorKind) { errors[kind]?.increment() }

@@ -39,6 +39,8 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         var reader: CheckedContinuation<Void, Never>?
         /// Cancels an async handler's task when the request ends early.
         var cancel: (@Sendable () -> Void)?
+        /// The handler called `Request.finish()` and goes on.
+        var finishedEarly = false
 
         /// The output machine keeps the one record of stdin's end: its hold
         /// depends on it.
@@ -275,8 +277,25 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         if first { wakeAfterEarlyEnd() }
     }
 
-    /// The handler returned: close the streams and end the request.
-    func finish() { end(.finished) }
+    /// The handler returned: close the streams and end the request (unless
+    /// ``finishEarly()`` did).
+    func finish() {
+        end(.finished)
+        if input.withLock({ $0.finishedEarly }) { connection.engine.backgroundEnded() }
+    }
+
+    /// `Request.finish()`: the request ends for the web server now, and the
+    /// handler goes on (a drain waits for it). Its input was read to the end.
+    func finishEarly() {
+        let first = input.withLock { s -> Bool in
+            guard !s.aborted, !s.finishedEarly else { return false }
+            s.finishedEarly = true
+            return true
+        }
+        guard first else { return }
+        connection.engine.backgroundStarted()
+        end(.finished)
+    }
 
     private func end(_ ending: RequestOutputMachine.Ending) {
         sending.withLock { _ in

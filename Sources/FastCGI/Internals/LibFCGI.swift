@@ -44,6 +44,10 @@ protocol LibFCGIOutput: AnyObject {
     /// Why reads fail once the input runs out, when an early end (abort,
     /// timeout) cut it short; nil when it ended as the web server sent it.
     var inputFailure: RequestError? { get }
+
+    /// `Request.finish()`: the output so far was handed over; end the request
+    /// for the web server now, while the handler goes on.
+    func libfcgiFinishEarly()
 }
 
 /// The thread-local key that finds the current worker's request from libfcgi's
@@ -346,6 +350,11 @@ extension LibFCGIRequest: RequestTransport {
     var role: Role { Role(rawValue: UInt16(clamping: roleNumber)) ?? .responder }
 
     var isAborted: Bool { peerGone || abortFlag.isSet }
+
+    func finishEarly() {
+        flush()
+        output.libfcgiFinishEarly()
+    }
 
     func read(_ kind: InputKind, max: Int) throws(RequestError) -> [UInt8] {
         switch kind {

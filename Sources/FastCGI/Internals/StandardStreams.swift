@@ -6,7 +6,8 @@
 
 /// The process's own environment, stdin, stdout and stderr: what CGI mode serves
 /// a request from. Descriptors 0, 1 and 2 belong to the process, not to us: they
-/// are read and written here, never closed.
+/// are read and written here, never closed (``endOutput()`` points 1 at
+/// `/dev/null` for a program that goes on after its response).
 enum StandardStreams {
     /// Every `NAME=VALUE` entry of the process environment, as bytes.
     static func environment() -> [(name: [UInt8], value: [UInt8])] {
@@ -35,6 +36,19 @@ enum StandardStreams {
         }
         if let failure { throw failure }
         return bytes
+    }
+
+    /// Ends stdout for whoever reads it (a CGI program's web server) while the
+    /// process goes on: descriptor 1 becomes `/dev/null`, so later writes to
+    /// it go nowhere instead of failing.
+    static func endOutput() {
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        guard null >= 0 else {
+            close(1)
+            return
+        }
+        dup2(null, 1)
+        close(null)
     }
 
     /// Writes all of `bytes` to stdout, or stderr with `toError`.

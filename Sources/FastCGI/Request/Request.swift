@@ -58,6 +58,18 @@ open class Request {
     @exclusivity(unchecked) public private(set) var isBuffering = true
     /// Whether ``close()`` was called.
     @exclusivity(unchecked) public private(set) var isClosed = false
+    /// Whether ``finish()`` ended the request for the web server.
+    @exclusivity(unchecked) public private(set) var isFinished = false
+    /// What the server records once the response is answered (set as the
+    /// handler starts; nil in a request made by hand).
+    var answering: Answering?
+
+    struct Answering {
+        let server: Server
+        /// When the metrics' timer started, and when the access log's clock did.
+        let started: ContinuousClock.Instant?
+        let began: ContinuousClock.Instant?
+    }
 
     /// Creates the request from the engine's handle. Subclasses override this
     /// initialiser and call `super.init(handle)`.
@@ -285,6 +297,55 @@ open class Request {
     /// when the handler returns.
     public func close() {
         closeOutput(pushingTransport: true)
+    }
+
+    /// Sends the whole response and ends the request for the web server now, as
+    /// PHP-FPM's `fastcgi_finish_request()` does, while the handler goes on with
+    /// work the client need not wait for: a mail to send, a cache to warm.
+    ///
+    /// The part of the body the handler has not read is read and dropped first
+    /// (the web server sends all of it before it reads the answer). Later writes
+    /// throw; later reads find the end. With `FCGI_KEEP_CONN` the connection
+    /// serves the web server's next request meanwhile. Metrics and the access
+    /// log count the request here; the work after it is counted on its own
+    /// (`fastcgi.server.background.duration`, and an access-log line marked
+    /// `background`).
+    ///
+    /// ```swift
+    /// struct SignUp: Handler {
+    ///     func process(_ request: Request) throws {
+    ///         try request.write("Welcome aboard!\n")
+    ///         request.finish()  // the client has its answer now
+    ///         request.logger.info("sending the welcome mail")
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// A draining server (a stop, a reload, recycling) waits for this work as it
+    /// waits for requests in flight, up to its shutdown timeout. At threading
+    /// levels 0 and 1 the handler's worker stays busy until the handler returns.
+    /// In an async handler, `await request.finish()`.
+    public func finish() {
+        guard !isFinished else { return }
+        while let chunk = try? stdin.read(65536), !chunk.isEmpty {}
+        if role == .filter { while let chunk = try? fastcgiData.read(65536), !chunk.isEmpty {} }
+        endForWebServer()
+    }
+
+    /// ``finish()`` in an async handler: the rest of the body is awaited, not
+    /// waited for on the task's thread.
+    nonisolated(nonsending) public func finish() async {
+        guard !isFinished else { return }
+        while let chunk = try? await stdin.read(65536), !chunk.isEmpty {}
+        if role == .filter { while let chunk = try? await fastcgiData.read(65536), !chunk.isEmpty {} }
+        endForWebServer()
+    }
+
+    private func endForWebServer() {
+        closeOutput(pushingTransport: false)
+        isFinished = true
+        transport.finishEarly()
+        answering?.server.answered(self)
     }
 
     /// Ends the body. The server calls it with `pushingTransport: false` when the

@@ -27,9 +27,16 @@ protocol RequestTransport: AnyObject {
     func flush() -> Bool
     /// Whether the web server aborted the request or went away.
     var isAborted: Bool { get }
+    /// Ends the request for the web server now (``Request/finish()``): what was
+    /// written goes out with the request's end, and the handler goes on. The
+    /// input has been read to its end.
+    func finishEarly()
 }
 
 extension RequestTransport {
+    /// A transport with nobody waiting for the end (in memory) just flushes.
+    func finishEarly() { _ = flush() }
+
     /// Transports whose input is at hand (in memory, CGI's stdin) read as they
     /// always do.
     nonisolated(nonsending) func readAsync(_ kind: InputKind, max: Int) async throws(RequestError) -> [UInt8] {
