@@ -394,7 +394,10 @@ public final class Server: Sendable {
             (connectionLogger ?? logger).warning("no handler for role \(transport.role)")
             return
         }
-        let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger ?? logger))
+        let request = requestType.init(
+            Request.Handle(
+                transport: transport, limits: limits, logger: connectionLogger ?? logger,
+                fileOffload: configuration.fileOffload))
         starting(request)
         factory(request)
         returned(request)
@@ -403,7 +406,9 @@ public final class Server: Sendable {
     /// Runs the async handler for `transport`'s request in the calling task.
     func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
         guard let factory = handlers[transport.role] else { return }
-        let request = requestType.init(Request.Handle(transport: transport, limits: limits, logger: connectionLogger))
+        let request = requestType.init(
+            Request.Handle(
+                transport: transport, limits: limits, logger: connectionLogger, fileOffload: configuration.fileOffload))
         starting(request)
         await factory(request)
         returned(request)
@@ -417,7 +422,7 @@ public final class Server: Sendable {
         }
     }
 
-    /// The handler returned: the request ends now, or ended at ``Request/finish()``
+    /// The handler returned: the request ends now, or ended at `Request.finish()`
     /// and this was the work after it.
     private func returned(_ request: Request) {
         guard request.isFinished else {
@@ -430,7 +435,7 @@ public final class Server: Sendable {
         if let accessLog, let began = answering.began { accessLog.record(request, duration: .now - began, background: true) }
     }
 
-    /// The response has ended (the handler returned, or called ``Request/finish()``):
+    /// The response has ended (the handler returned, or called `Request.finish()`):
     /// the metrics and the access log count the request.
     func answered(_ request: Request) {
         guard let answering = request.answering else { return }

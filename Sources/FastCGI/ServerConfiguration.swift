@@ -50,6 +50,9 @@ extension Server {
         /// One line per request, in text or JSON, to standard error or a file
         /// (nil, the default: none).
         public var accessLog: AccessLog?
+        /// How `Request.offload(file:contentType:)` hands files to the web server
+        /// (nil, the default: the app sends them itself).
+        public var fileOffload: FileOffload?
         /// Whether SIGTERM, SIGINT and SIGUSR1 stop the server (default true;
         /// false when a `ServiceGroup` or the app owns the signals).
         public var handleSignals = true

@@ -69,6 +69,25 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "The access log's lines: text (default) or json (JSON Lines).")
     public var accessLogFormat: String = "text"
 
+    /// `--file-offload x-accel-redirect:ROOT:LOCATION` (nginx) or
+    /// `--file-offload x-sendfile` (Apache, lighttpd): how
+    /// `Request.offload(file:)` hands files to the web server.
+    @Option(
+        name: .long,
+        help: "Hand files to the web server: x-accel-redirect:ROOT:LOCATION (nginx) or x-sendfile (Apache, lighttpd).")
+    public var fileOffload: String?
+
+    /// The offload `--file-offload` names.
+    func parsedFileOffload() throws -> FileOffload? {
+        guard let fileOffload else { return nil }
+        if fileOffload == "x-sendfile" { return .sendfile }
+        let parts = fileOffload.split(separator: ":", maxSplits: 2).map(String.init)
+        guard parts.count == 3, parts[0] == "x-accel-redirect", parts[1].hasPrefix("/"), parts[2].hasPrefix("/") else {
+            throw ValidationError("--file-offload must be x-accel-redirect:/ROOT:/LOCATION/ or x-sendfile")
+        }
+        return .accelRedirect(root: parts[1], location: parts[2])
+    }
+
     /// `--ping-path PATH`: answer PATH with `pong` (``Monitoring/pingPath``).
     @Option(name: .long, help: "Answer this path with \"pong\" without calling a handler.")
     public var pingPath: String?
@@ -183,6 +202,7 @@ public struct ServerOptions: ParsableArguments {
         guard AccessLog.Format(rawValue: accessLogFormat) != nil else {
             throw ValidationError("--access-log-format must be text or json")
         }
+        _ = try parsedFileOffload()
         if let bind { _ = try Endpoint(parsing: bind) }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         if let backlog, backlog < 1 { throw ValidationError("--backlog must be at least 1") }
@@ -237,6 +257,7 @@ public struct ServerOptions: ParsableArguments {
             AccessLog(
                 path == "-" ? .standardError : .file(path), format: AccessLog.Format(rawValue: accessLogFormat) ?? .text)
         }
+        configuration.fileOffload = try parsedFileOffload()
         configuration.user = user
         configuration.group = group
         if let workerTimeout { configuration.workerTimeout = workerTimeout > 0 ? .seconds(workerTimeout) : nil }

@@ -19,6 +19,9 @@
 // header `X-Echo: VALUE` first (a value holding CR or LF is refused: the handler
 // throws and the 500 page follows); ECHO_PARAM=NAME answers the value of param
 // NAME (`(absent)` if none), as the C reference answers it with FCGX_GetParam;
+// ECHO_OFFLOAD=NAME (or X-Echo-Offload: NAME) answers with the file NAME in the
+// directory of the environment variable ECHO_FILES through
+// `request.offload(file:)` (see --file-offload);
 // ECHO_AFTER_MS=N (or X-Echo-After-Ms: N) calls `request.finish()` after the
 // echo and then works N ms more (logging "echo: background work done");
 // ECHO_PID=1 answers the serving process's id (Swift only: for the process-manager
@@ -57,6 +60,9 @@ struct EchoError: Error, CustomStringConvertible {
     var description: String { "echo was asked to fail (ECHO_THROW=1)" }
 }
 
+/// Where ECHO_OFFLOAD names files (the environment variable ECHO_FILES).
+let offloadDirectory: String? = getenv("ECHO_FILES").map { String(cString: $0) }
+
 struct EchoResponder: Handler {
     func process(_ request: Request) throws {
         if request.environ["ECHO_THROW"] == "1" || request.environ["HTTP_X_ECHO_THROW"] == "1" { throw EchoError() }
@@ -67,6 +73,12 @@ struct EchoResponder: Handler {
             usleep(delay * 1000)
         }
         if let value = request.environ["ECHO_HEADER"] { try request.setHeader("X-Echo", value) }
+        if let name = request.environ["ECHO_OFFLOAD"] ?? request.environ["HTTP_X_ECHO_OFFLOAD"] {
+            // A name in the directory the process was given, nothing else.
+            guard let directory = offloadDirectory, !name.contains("/") else { throw HTTPError(.notFound) }
+            try request.offload(file: "\(directory)/\(name)")
+            return
+        }
         if request.environ["ECHO_PID"] == "1" {
             try request.setHeader("Content-Type", "text/plain")
             try request.write("\(getpid())\n")

@@ -81,9 +81,36 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
         }
     }
 
-    /// A connected pair of unix stream sockets (close-on-exec), for tests of the
-    /// types that own a connection's socket; with `sendBuffer`, the first one's
-    /// send buffer is set that small (the kernel doubles it, and has a floor).
+    /// Opens the file at `path` for reading.
+    static func openForReading(_ path: String) throws(SystemError) -> FileDescriptor {
+        let raw = open(path, O_RDONLY | O_CLOEXEC)
+        guard raw >= 0 else { throw SystemError("open \(path)") }
+        return FileDescriptor(adopting: raw)
+    }
+
+    /// The size of the regular file open here; `EISDIR`-like failure otherwise.
+    func regularFileSize() throws(SystemError) -> Int {
+        var info = stat()
+        guard fstat(raw, &info) == 0 else { throw SystemError("fstat") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw SystemError("fstat", code: EISDIR) }
+        return Int(info.st_size)
+    }
+
+    /// Up to `max` bytes read (blocking); empty at the end.
+    func readChunk(max: Int) throws(SystemError) -> [UInt8] {
+        var failure: SystemError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: max) { buffer, count in
+            do throws(SystemError) {
+                count = try read(into: UnsafeMutableRawBufferPointer(buffer))
+            } catch {
+                failure = error
+                count = 0
+            }
+        }
+        if let failure { throw failure }
+        return bytes
+    }
+
     /// Opens (creating it, mode 0640) the file at `path` for appending: each
     /// write lands whole at the end, whatever other processes append.
     static func openForAppending(_ path: String) throws(SystemError) -> FileDescriptor {
@@ -92,6 +119,9 @@ final class FileDescriptor: Sendable, CustomStringConvertible {
         return FileDescriptor(adopting: raw)
     }
 
+    /// A connected pair of unix stream sockets (close-on-exec), for tests of the
+    /// types that own a connection's socket; with `sendBuffer`, the first one's
+    /// send buffer is set that small (the kernel doubles it, and has a floor).
     static func socketPair(sendBuffer: Int32? = nil) throws(SystemError) -> (FileDescriptor, FileDescriptor) {
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {

@@ -37,6 +37,8 @@ open class Request {
 
     let transport: any RequestTransport
     let limits: RequestLimits
+    /// How ``offload(file:contentType:)`` hands a file over (nil: sent here).
+    let fileOffload: FileOffload?
     // The mutable state below belongs to the handler's thread (a Request is not
     // Sendable) and is never lent out inout: the dynamic exclusivity checks, a
     // runtime call per access on the request path, are turned off for it.
@@ -58,7 +60,7 @@ open class Request {
     @exclusivity(unchecked) public private(set) var isBuffering = true
     /// Whether ``close()`` was called.
     @exclusivity(unchecked) public private(set) var isClosed = false
-    /// Whether ``finish()`` ended the request for the web server.
+    /// Whether `finish()` ended the request for the web server.
     @exclusivity(unchecked) public private(set) var isFinished = false
     /// What the server records once the response is answered (set as the
     /// handler starts; nil in a request made by hand).
@@ -76,6 +78,7 @@ open class Request {
     public required init(_ handle: Handle) {
         transport = handle.transport
         limits = handle.limits
+        fileOffload = handle.fileOffload
         environ = handle.transport.environment
         role = handle.transport.role
         baseLogger = handle.logger
@@ -332,7 +335,7 @@ open class Request {
         endForWebServer()
     }
 
-    /// ``finish()`` in an async handler: the rest of the body is awaited, not
+    /// `finish()` in an async handler: the rest of the body is awaited, not
     /// waited for on the task's thread.
     nonisolated(nonsending) public func finish() async {
         guard !isFinished else { return }

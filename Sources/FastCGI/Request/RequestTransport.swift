@@ -27,7 +27,7 @@ protocol RequestTransport: AnyObject {
     func flush() -> Bool
     /// Whether the web server aborted the request or went away.
     var isAborted: Bool { get }
-    /// Ends the request for the web server now (``Request/finish()``): what was
+    /// Ends the request for the web server now (`Request.finish()`): what was
     /// written goes out with the request's end, and the handler goes on. The
     /// input has been read to its end.
     func finishEarly()
@@ -54,11 +54,16 @@ extension Request {
         let transport: any RequestTransport
         let limits: RequestLimits
         let logger: Logger
+        let fileOffload: FileOffload?
 
-        init(transport: any RequestTransport, limits: RequestLimits, logger: Logger = Logger(label: "swift-fcgi")) {
+        init(
+            transport: any RequestTransport, limits: RequestLimits, logger: Logger = Logger(label: "swift-fcgi"),
+            fileOffload: FileOffload? = nil
+        ) {
             self.transport = transport
             self.limits = limits
             self.logger = logger
+            self.fileOffload = fileOffload
         }
     }
 }

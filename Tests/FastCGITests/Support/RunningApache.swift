@@ -15,7 +15,8 @@ final class RunningApache: HTTPFrontEnd, @unchecked Sendable {
     let prefix: URL
 
     /// `responder` and `authorizer` are TCP app addresses (`127.0.0.1:port`).
-    init(responder: String, authorizer: String) throws {
+    /// `files`: the directory X-Sendfile may name (`XSendFilePath`).
+    init(responder: String, authorizer: String, files: String? = nil) throws {
         prefix = try TempDirectory.make()
         port = Net.freePort()
         try writeDocuments([:], under: prefix.appendingPathComponent("www"))
@@ -24,6 +25,7 @@ final class RunningApache: HTTPFrontEnd, @unchecked Sendable {
             [
                 "@PREFIX@": prefix.path, "@PORT@": "\(port)", "@RESPONDER@": responder, "@AUTHORIZER@": authorizer,
                 "@USER_LINES@": getuid() == 0 ? "User www-data\nGroup www-data" : "",
+                "@FILES@": files ?? prefix.appendingPathComponent("files").path,
             ])
         child = try ChildProcess("apache2", ["-DFOREGROUND", "-f", configURL.path], directory: prefix)
         configPath = configURL.path

@@ -9,7 +9,8 @@ final class RunningLighttpd: HTTPFrontEnd, @unchecked Sendable {
     let prefix: URL
 
     /// `responder` and `authorizer` are app addresses (`127.0.0.1:port`, `unix:/path`).
-    init(responder: String, authorizer: String, files: [String: String] = [:]) throws {
+    /// `offloaded`: the directory X-Sendfile may name (`x-sendfile-docroot`).
+    init(responder: String, authorizer: String, files: [String: String] = [:], offloaded: String? = nil) throws {
         prefix = try TempDirectory.make()
         port = Net.freePort()
         try writeDocuments(files, under: prefix.appendingPathComponent("www"))
@@ -18,6 +19,7 @@ final class RunningLighttpd: HTTPFrontEnd, @unchecked Sendable {
             [
                 "@PREFIX@": prefix.path, "@PORT@": "\(port)", "@RESPONDER@": Self.backend(responder),
                 "@AUTHORIZER@": Self.backend(authorizer),
+                "@FILES@": offloaded ?? prefix.appendingPathComponent("files").path,
             ])
         // -D: stay in the foreground.
         child = try ChildProcess("lighttpd", ["-D", "-f", configURL.path], directory: prefix)

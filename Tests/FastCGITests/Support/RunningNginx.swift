@@ -10,8 +10,10 @@ final class RunningNginx: HTTPFrontEnd, @unchecked Sendable {
     /// nginx in front of one app (scripts/nginx.conf.in); `unbuffered`: with
     /// `fastcgi_request_buffering off` and `fastcgi_buffering off`, so slow
     /// clients reach the app as they are.
-    convenience init(upstream: String, unbuffered: Bool = false) throws {
+    /// `files`: the directory of `location /protected-files/` (X-Accel-Redirect).
+    convenience init(upstream: String, unbuffered: Bool = false, files: String? = nil) throws {
         var values = ["@UPSTREAM@": upstream]
+        if let files { values["@FILES@"] = files }
         if unbuffered {
             values["fastcgi_keep_conn on;"] =
                 "fastcgi_keep_conn on;\n            fastcgi_request_buffering off;\n            fastcgi_buffering off;"
@@ -32,8 +34,11 @@ final class RunningNginx: HTTPFrontEnd, @unchecked Sendable {
         let configURL = try fillTemplate(
             template, into: prefix.appendingPathComponent("nginx.conf"),
             values.merging(
-                ["@PREFIX@": prefix.path, "@PORT@": "\(port)", "@USER_LINE@": getuid() == 0 ? "user root;" : ""]
-            ) { $1 })
+                [
+                    "@PREFIX@": prefix.path, "@PORT@": "\(port)", "@USER_LINE@": getuid() == 0 ? "user root;" : "",
+                    "@FILES@": prefix.appendingPathComponent("files").path,
+                ]
+            ) { old, _ in old })
         child = try ChildProcess("nginx", ["-p", prefix.path, "-c", configURL.path], directory: prefix)
         try Net.waitUntilHTTP(port: port)
     }
