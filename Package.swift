@@ -36,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // libfcgi (Debian libfcgi-dev): the C engine behind threading levels 0 and 1.
@@ -69,6 +70,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // The request metrics (Server.metricsFactory): API only, no backend.
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                // A server span per request (Configuration.tracer): API only, no backend.
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),
@@ -91,7 +94,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "hello", dependencies: ["FastCGIOptions"], swiftSettings: strict),
-        .executableTarget(name: "echo", dependencies: ["FastCGIOptions"], swiftSettings: strict),
+        .executableTarget(
+            name: "echo",
+            dependencies: [
+                "FastCGIOptions",
+                // ECHO_TRACE=1: spans kept in memory, for the tracing tests.
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: strict),
         .executableTarget(name: "authorizer", dependencies: ["FastCGIOptions"], swiftSettings: strict),
         .executableTarget(name: "filter", dependencies: ["FastCGIOptions"], swiftSettings: strict),
         .executableTarget(name: "guestbook", dependencies: ["FastCGIOptions"], swiftSettings: strict),
@@ -115,6 +126,7 @@ let package = Package(
                 "reference-echo",
                 "fcgi", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),

@@ -1,6 +1,7 @@
 import CoreMetrics
 import FastCGIWire
 import Logging
+import Tracing
 
 /// The main loop of a FastCGI application (the original module's `fcgi.Server`).
 ///
@@ -76,6 +77,8 @@ public final class Server: Sendable {
     public var metricsFactory: (any MetricsFactory)? { configuration.metricsFactory }
     /// The metrics made from that factory; nil when it records nothing.
     let metrics: RequestMetrics?
+    /// Who gets a server span per request; nil: no span is made.
+    let tracer: (any Tracer)?
     /// The access log's writer, when ``Configuration/accessLog`` is set.
     let accessLog: AccessLogWriter?
     let state = Guarded(RunState())
@@ -103,6 +106,7 @@ public final class Server: Sendable {
         self.handlers = handlers
         self.configuration = configuration
         metrics = RequestMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        tracer = Self.tracer(configuration)
         accessLog = configuration.accessLog.map(AccessLogWriter.init)
         processes = max(0, configuration.processes)
         monitoring = configuration.monitoring
@@ -399,7 +403,11 @@ public final class Server: Sendable {
                 transport: transport, limits: limits, logger: connectionLogger ?? logger,
                 fileOffload: configuration.fileOffload))
         starting(request)
-        factory(request)
+        if let span = request.span {
+            InstrumentationContext.$current.withValue(span.context) { factory(request) }
+        } else {
+            factory(request)
+        }
         returned(request)
     }
 
@@ -410,13 +418,19 @@ public final class Server: Sendable {
             Request.Handle(
                 transport: transport, limits: limits, logger: connectionLogger, fileOffload: configuration.fileOffload))
         starting(request)
-        await factory(request)
+        if let span = request.span {
+            await InstrumentationContext.$current.withValue(span.context) { await factory(request) }
+        } else {
+            await factory(request)
+        }
         returned(request)
     }
 
-    /// The handler is about to run: the clocks of the metrics and the access log start.
+    /// The handler is about to run: the clocks of the metrics and the access
+    /// log start, and the request's span.
     private func starting(_ request: Request) {
-        if metrics != nil || accessLog != nil {
+        if let tracer { request.span = startSpan(for: request, tracer: tracer) }
+        if metrics != nil || accessLog != nil || tracer != nil {
             request.answering = Request.Answering(
                 server: self, started: metrics?.started(), began: accessLog == nil ? nil : ContinuousClock.now)
         }
@@ -438,6 +452,7 @@ public final class Server: Sendable {
     /// The response has ended (the handler returned, or called `Request.finish()`):
     /// the metrics and the access log count the request.
     func answered(_ request: Request) {
+        if let span = request.span { endSpan(span, for: request) }
         guard let answering = request.answering else { return }
         if let started = answering.started {
             metrics?.finished(

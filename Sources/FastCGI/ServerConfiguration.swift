@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import Tracing
 
 extension Server {
     /// Everything about a server but its handlers, as one value: built up
@@ -88,6 +89,24 @@ extension Server {
         public var workerTimeout: Duration? = .seconds(30)
         /// Where the request metrics go (nil: `MetricsSystem.factory`).
         public var metricsFactory: (any MetricsFactory)?
+        /// Who gets a server span for each request (nil: the tracer
+        /// `InstrumentationSystem` was bootstrapped with before the server was
+        /// made; none, at no cost, if it was not). The span's parent comes from
+        /// the W3C `traceparent` the web server passes (`HTTP_TRACEPARENT`); its
+        /// attributes are OpenTelemetry's HTTP server ones; a 5xx marks it an
+        /// error. The handler runs in its context (`Request.span`).
+        ///
+        /// ```swift
+        /// import Tracing
+        ///
+        /// // InstrumentationSystem.bootstrap(otelTracer) at the top of main, or:
+        /// var configuration = Server.Configuration(address: "unix:/run/app/app.sock")
+        /// configuration.tracer = InstrumentationSystem.tracer
+        /// let server = Server(configuration: configuration) { request in
+        ///     try withSpan("load the page") { _ in try request.write("traced") }
+        /// }
+        /// ```
+        public var tracer: (any Tracer)?
         /// Work to do once before serving, such as a database migration: `run()`
         /// calls it after it has the listening socket and before the first
         /// request or worker, in the process that serves or manages the pool —

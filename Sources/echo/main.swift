@@ -22,6 +22,9 @@
 // ECHO_OFFLOAD=NAME (or X-Echo-Offload: NAME) answers with the file NAME in the
 // directory of the environment variable ECHO_FILES through
 // `request.offload(file:)` (see --file-offload);
+// With the environment variable ECHO_TRACE=1, a server span per request goes to
+// an in-memory tracer that reads W3C traceparent (Tracing.swift), and the header
+// X-Echo-Spans: 1 answers with the finished spans;
 // ECHO_AFTER_MS=N (or X-Echo-After-Ms: N) calls `request.finish()` after the
 // echo and then works N ms more (logging "echo: background work done");
 // ECHO_PID=1 answers the serving process's id (Swift only: for the process-manager
@@ -73,6 +76,11 @@ struct EchoResponder: Handler {
             usleep(delay * 1000)
         }
         if let value = request.environ["ECHO_HEADER"] { try request.setHeader("X-Echo", value) }
+        if let echoTracer, request.environ["HTTP_X_ECHO_SPANS"] == "1" {
+            try request.setHeader("Content-Type", "text/plain")
+            try request.write(echoTracer.report())
+            return
+        }
         if let name = request.environ["ECHO_OFFLOAD"] ?? request.environ["HTTP_X_ECHO_OFFLOAD"] {
             // A name in the directory the process was given, nothing else.
             guard let directory = offloadDirectory, !name.contains("/") else { throw HTTPError(.notFound) }
@@ -179,6 +187,7 @@ struct EchoCommand: ParsableCommand {
                 let logger = configuration.logger
                 configuration.prepare = { logger.notice("echo: prepare ran in pid \(getpid())") }
             }
+            if let echoTracer { configuration.tracer = echoTracer }
         }
         runningServer = server
         // For the process-manager tests: a worker that dies as it starts.

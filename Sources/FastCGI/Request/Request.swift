@@ -1,4 +1,5 @@
 import Logging
+import Tracing
 
 /// One request, with the same interface in FastCGI and CGI mode (the original
 /// module's `cgi.Request`).
@@ -65,6 +66,12 @@ open class Request {
     /// What the server records once the response is answered (set as the
     /// handler starts; nil in a request made by hand).
     var answering: Answering?
+    /// The request's server span (swift-distributed-tracing), when a tracer is
+    /// set or bootstrapped (``Server/Configuration/tracer``): the handler runs
+    /// with its context as `InstrumentationContext.current`, so spans started
+    /// in it are its children. It ends with the response; a framework adapter
+    /// may rename it for the matched route (`operationName`, `http.route`).
+    public internal(set) var span: (any Span)?
 
     struct Answering {
         let server: Server

@@ -2,6 +2,7 @@ import FastCGI
 import HTTPTypes
 import Hummingbird
 import Logging
+import Tracing
 
 extension HandlerFactory {
     /// Serves a Hummingbird router — its routes and middleware — as a FastCGI
@@ -16,6 +17,11 @@ extension HandlerFactory {
     /// }
     /// let server = Server(factories: [.responder: .hummingbird(router)], configuration: .init(address: "127.0.0.1:9000"))
     /// ```
+    ///
+    /// With a tracer (`Server.Configuration.tracer`, or one bootstrapped), the
+    /// server's span for the request is named for the matched route
+    /// (`GET /hello/{name}`, `http.route`); Hummingbird's `TracingMiddleware`
+    /// is not needed, and would add a second server span under it.
     ///
     /// The handler is async: it runs on the Swift engine at every threading level
     /// and holds no thread while it awaits. An error the router does not turn into
@@ -50,6 +56,11 @@ enum HummingbirdBridge {
             response = try await responder.respond(to: hbRequest, context: context)
         } catch let error as any HTTPResponseError {
             response = try error.response(from: hbRequest, context: context)
+        }
+        // The server's span is the request's (no second one): named for the route.
+        if let span = request.span, let route = context.endpointPath {
+            span.operationName = "\(head.method.rawValue) \(route)"
+            span.attributes["http.route"] = route
         }
         try await FastCGIResponseWriter.send(response, for: request, head: head.method == .head)
     }

@@ -3,7 +3,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdFastCGI
+import InMemoryTracing
 import Testing
+import Tracing
 
 /// The adapter in memory: a FastCGI request as nginx sends it, through a
 /// Hummingbird router, back as a FastCGI response (`Server.respond(to:)`).
@@ -111,5 +113,22 @@ struct AdapterTests {
         #expect(head.status == 200)
         #expect(head.body.isEmpty)
         #expect(head.header("Content-Length") == "\("Hello, you!".utf8.count)")
+    }
+
+    @Test("tracing: the server's one span, named for the route")
+    func span() async throws {
+        let tracer = InMemoryTracer()
+        let router = Router(context: BasicFastCGIRequestContext.self)
+        router.get("/hello/{name}") { _, _ in "hi" }
+        var configuration = Server.Configuration(threadingLevel: 2)
+        configuration.tracer = tracer
+        let server = Server(factories: [.responder: .hummingbird(router)], configuration: configuration)
+        let response = await server.respond(to: TestRequest("GET", "/hello/zoe"))
+        #expect(response.status == .ok)
+        let spans = tracer.finishedSpans
+        #expect(spans.count == 1)
+        #expect(spans.first?.operationName == "GET /hello/{name}")
+        #expect(spans.first?.attributes["http.route"]?.toSpanAttribute() == "/hello/{name}")
+        #expect(spans.first?.kind == .server)
     }
 }
