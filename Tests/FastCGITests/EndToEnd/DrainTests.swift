@@ -137,6 +137,12 @@ struct DrainUnderLoadTests {
         (try? ProcessManagerTests.status(address)["requests served"] as? Int) ?? 0
     }
 
+    /// How long each load runs and the recycling limit: a few seconds and 500 in
+    /// `scripts/test`; `scripts/drain-soak` sets longer runs.
+    static let seconds = ProcessInfo.processInfo.environment["SWIFT_FCGI_DRAIN_SECONDS"].flatMap { Int($0) } ?? 6
+    static let maxRequests =
+        ProcessInfo.processInfo.environment["SWIFT_FCGI_DRAIN_MAX_REQUESTS"].flatMap { Int($0) } ?? 500
+
     /// The front end's error lines, but for a refused connect to a stopped
     /// instance (the fail-over a closed listener is for).
     static func unexpectedErrors(_ frontEnd: any HTTPFrontEnd) -> [Substring] {
@@ -171,7 +177,7 @@ struct DrainUnderLoadTests {
         let a = try RunningApp("echo", unix: true, arguments: arguments)
         let b = try RunningApp("echo", unix: true, arguments: arguments)
         let frontEnd = try Self.frontEnd(kind, [a.address, b.address])
-        let load = try Load(frontEnd, method: method, seconds: 5)
+        let load = try Load(frontEnd, method: method, seconds: Self.seconds)
         #expect(ProcessManagerTests.eventually(30) { Self.served(a.address) >= 500 })
         a.child.signal(SIGTERM)
         #expect(a.child.waitForExit(timeout: 15) == 0)
@@ -190,10 +196,10 @@ struct DrainUnderLoadTests {
         let what = run.split(separator: " ")[0]
         let method = String(run.split(separator: " ")[1])  // over a unix socket unless it says TCP
         var arguments = ["--processes", "2", "--status-path", "/status", "--ping-path", "/ping"]
-        if what == "recycle" { arguments += ["--max-requests", "500"] }
+        if what == "recycle" { arguments += ["--max-requests", "\(Self.maxRequests)"] }
         let app = try RunningApp("echo", unix: !run.hasSuffix("TCP"), arguments: arguments)
         let frontEnd = try Self.frontEnd(kind, [app.address])
-        let load = try Load(frontEnd, method: method, seconds: 6)
+        let load = try Load(frontEnd, method: method, seconds: Self.seconds)
         if what == "reload" {
             #expect(ProcessManagerTests.eventually(30) { Self.served(app.address) >= 500 })
             app.child.signal(SIGHUP)
@@ -207,7 +213,7 @@ struct DrainUnderLoadTests {
             result.socketErrors == 0 && result.failed == 0,
             "\(kind) \(run), \(drains) drains: \(result.text.suffix(800))")
         #expect(Self.unexpectedErrors(frontEnd).isEmpty, "\(kind) \(run): \(Self.unexpectedErrors(frontEnd).prefix(3))")
-        if what == "recycle" { #expect(drains >= 5, "\(drains) workers recycled during the load") }
+        if what == "recycle" { #expect(drains >= 3, "\(drains) workers recycled during the load") }
         print("\(run) behind \(kind): \(result.failed) failed of \(result.requests) in \(drains) drains")
     }
 }
