@@ -26,6 +26,14 @@ import Tracing
 public final class Server: Sendable {
     /// The handler for each role; a request for a role not here is refused.
     public let handlers: [Role: HandlerFactory]
+    /// ``handlers`` by role number (1–3): found per request without hashing.
+    private let handlerByRole: [HandlerFactory?]
+
+    /// The handler for `role`, if the server has one.
+    func handler(for role: Role) -> HandlerFactory? {
+        let index = Int(role.rawValue)
+        return index < handlerByRole.count ? handlerByRole[index] : nil
+    }
     /// Everything about the server but its handlers, as given (``workers`` is 1
     /// at level 0).
     public let configuration: Configuration
@@ -104,6 +112,7 @@ public final class Server: Sendable {
     ///     a socket systemd passed, or CGI, at threading level 1.
     public init(factories handlers: [Role: HandlerFactory], configuration: Configuration = Configuration()) {
         self.handlers = handlers
+        handlerByRole = (0...3).map { number in Role(rawValue: UInt16(number)).flatMap { handlers[$0] } }
         self.configuration = configuration
         metrics = RequestMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         tracer = Self.tracer(configuration)
@@ -393,7 +402,7 @@ public final class Server: Sendable {
     /// Runs the handler for the role of `transport`'s request (on the thread that
     /// serves it).
     func serve(_ transport: any RequestTransport, logger connectionLogger: Logger? = nil) {
-        guard let factory = handlers[transport.role] else {
+        guard let factory = handler(for: transport.role) else {
             // The protocol firewall answers unknown roles; only CGI mode gets here.
             (connectionLogger ?? logger).warning("no handler for role \(transport.role)")
             return
@@ -413,7 +422,7 @@ public final class Server: Sendable {
 
     /// Runs the async handler for `transport`'s request in the calling task.
     func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
-        guard let factory = handlers[transport.role] else { return }
+        guard let factory = handler(for: transport.role) else { return }
         let request = requestType.init(
             Request.Handle(
                 transport: transport, limits: limits, logger: connectionLogger, fileOffload: configuration.fileOffload))

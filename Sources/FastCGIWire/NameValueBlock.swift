@@ -102,6 +102,27 @@ public struct NameValueBlock: Hashable, Sendable {
     /// The value of pair `index`.
     public func value(at index: Int) -> ArraySlice<UInt8> { bytes[offsets[3 * index + 1]..<offsets[3 * index + 2]] }
 
+    /// Whether some pair's name starts with `prefix` (compared as bytes).
+    package func containsName(withPrefix prefix: UnsafeRawBufferPointer) -> Bool {
+        guard let first = prefix.first else { return count > 0 }
+        return bytes.withUnsafeBytes { block in
+            offsets.withUnsafeBufferPointer { offsets in
+                var index = 0
+                while index + 1 < offsets.count {
+                    let start = offsets[index]
+                    // The first byte alone turns most names away.
+                    if offsets[index + 1] > start && block[start] == first && offsets[index + 1] - start >= prefix.count
+                        && memcmpBytes(block.baseAddress! + start, prefix.baseAddress!, prefix.count)
+                    {
+                        return true
+                    }
+                    index += 3
+                }
+                return false
+            }
+        }
+    }
+
     /// The index of the first pair named `name` (compared as bytes), or nil.
     package func firstIndex(of name: UnsafeRawBufferPointer) -> Int? {
         guard filter.mayContain(name) else { return nil }

@@ -247,4 +247,23 @@ struct RequestTests {
         #expect(environment.dictionary["X"] == "first")
         #expect(environment.count == 2)
     }
+
+    @Test("params: a name prefix found in one pass, a value compared in place, bytes decoded losslessly")
+    func environmentLookups() {
+        let environ = CGIEnvironment([
+            "REQUEST_METHOD": "HEAD", "HTTP_X_TRACE": "1", "ECHO_": "", "CAF\u{c9}": "caf\u{e9}",
+        ])
+        #expect(environ.containsName(withPrefix: "HTTP_X_"))
+        #expect(environ.containsName(withPrefix: "ECHO_"), "a name equal to the prefix")
+        #expect(!environ.containsName(withPrefix: "HTTP_Y_"))
+        #expect(!environ.containsName(withPrefix: "REQUEST_METHOD_LONGER"))
+        #expect(environ.containsName(withPrefix: ""))
+        #expect(environ.value(of: "REQUEST_METHOD", is: "HEAD"))
+        #expect(!environ.value(of: "REQUEST_METHOD", is: "HEA"))
+        #expect(!environ.value(of: "MISSING", is: "HEAD"))
+        #expect(environ["CAF\u{c9}"] == "caf\u{e9}", "UTF-8")
+        let latin1 = CGIEnvironment(pairs: [(Array("N".utf8), [0x63, 0x61, 0x66, 0xE9])])
+        #expect(latin1["N"] == "caf\u{e9}", "not UTF-8: one character a byte")
+        #expect(String(losslessBytes: [UInt8]("GET".utf8)[...]) == "GET")
+    }
 }

@@ -37,7 +37,7 @@ final class SwiftExecutor: RequestExecutor {
     /// A request whose input is complete may run on its connection's serving
     /// thread (``Monitoring/allowsInlineHandlers``).
     func start(_ request: RequestStart, on connection: Connection) -> any RequestSink {
-        let isAsync = server.handlers[request.role]?.isAsync ?? false
+        let isAsync = server.handler(for: request.role)?.isAsync ?? false
         return SwiftTransport(
             start: request, connection: connection, limits: server.limits,
             mayRunInline: server.monitoring.allowsInlineHandlers && !isAsync,

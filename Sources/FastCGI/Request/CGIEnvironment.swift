@@ -102,6 +102,28 @@ public struct CGIEnvironment: Sendable, Sequence {
     /// Whether a param named `name` is present.
     public func contains(_ name: String) -> Bool { index(of: name) != nil }
 
+    /// Whether the param named `name` has the value `expected` (compared as
+    /// bytes, in place: no string is made).
+    func value(of name: String, is expected: StaticString) -> Bool {
+        guard let index = index(of: name) else { return false }
+        let value = value(at: index)
+        guard value.count == expected.utf8CodeUnitCount else { return false }
+        return value.withUnsafeBufferPointer { bytes in
+            bytes.elementsEqual(UnsafeBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount))
+        }
+    }
+
+    /// Whether some param's name starts with `prefix` (`"HTTP_X_"`: any custom
+    /// request header): one pass over the names, instead of a lookup for each
+    /// of several names that are usually absent.
+    public func containsName(withPrefix prefix: String) -> Bool {
+        var prefix = prefix
+        return prefix.withUTF8 { utf8 in
+            let prefix = UnsafeRawBufferPointer(utf8)
+            return (head?.containsName(withPrefix: prefix) ?? false) || params.containsName(withPrefix: prefix)
+        }
+    }
+
     /// Number of params.
     public var count: Int { headCount + params.count }
 

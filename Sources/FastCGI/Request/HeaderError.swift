@@ -56,13 +56,26 @@ public struct HeaderError: Error, Hashable, Sendable, CustomStringConvertible {
         guard isToken(name) else {
             throw HeaderError(name: name, reason: .invalidName)
         }
-        if let value, value.utf8.contains(where: { $0 < 14 && Self.forbiddenInValue >> $0 & 1 != 0 }) {
+        if let value, !allBytes(of: value, satisfy: isValueByte) {
             throw HeaderError(name: name, reason: .invalidValue)
         }
     }
 
     /// Whether `text` is a non-empty RFC 9110 token.
-    static func isToken(_ text: String) -> Bool { !text.utf8.isEmpty && text.utf8.allSatisfy(isTokenByte) }
+    static func isToken(_ text: String) -> Bool { !text.utf8.isEmpty && allBytes(of: text, satisfy: isTokenByte) }
+
+    /// Whether every UTF-8 byte of `text` passes `test`: over the string's own
+    /// storage when it has it (a header is checked each time one is set, and
+    /// the view's generic iteration cost more than the test).
+    private static func allBytes(of text: String, satisfy test: (UInt8) -> Bool) -> Bool {
+        let direct = text.utf8.withContiguousStorageIfAvailable { bytes in
+            for byte in bytes where !test(byte) { return false }
+            return true
+        }
+        return direct ?? text.utf8.allSatisfy(test)
+    }
+
+    private static func isValueByte(_ byte: UInt8) -> Bool { byte >= 14 || forbiddenInValue >> byte & 1 == 0 }
 
     /// NUL, LF and CR, as bits: what a header value may not hold.
     private static let forbiddenInValue: UInt16 = 0x2401

@@ -2,7 +2,22 @@
 struct HeaderList {
     private(set) var fields: [(name: String, value: String)]
 
-    init(_ fields: [(name: String, value: String)]) { self.fields = fields }
+    /// A list holding `name: value` alone, with room for a few more (the
+    /// default `Content-Type` of every response: no array literal to copy).
+    init(_ name: String, _ value: String) {
+        fields = []
+        fields.reserveCapacity(4)
+        fields.append((name, value))
+    }
+
+    init(_ fields: [(name: String, value: String)]) {
+        // Room for a few more from the start: a response usually gets its
+        // Content-Type set and a Content-Length added (one allocation, not three).
+        var room: [(name: String, value: String)] = []
+        room.reserveCapacity(fields.count + 3)
+        room.append(contentsOf: fields)
+        self.fields = room
+    }
 
     /// Header names are ASCII tokens: compared byte by byte, ASCII letters without
     /// case (no allocation, unlike `lowercased()`).

@@ -43,7 +43,7 @@ open class Request {
     // The mutable state below belongs to the handler's thread (a Request is not
     // Sendable) and is never lent out inout: the dynamic exclusivity checks, a
     // runtime call per access on the request path, are turned off for it.
-    @exclusivity(unchecked) private var headers = HeaderList([("Content-Type", "text/html; charset=utf-8")])
+    @exclusivity(unchecked) private var headers = HeaderList("Content-Type", "text/html; charset=utf-8")
     @exclusivity(unchecked) private var buffer: [UInt8] = []
     @exclusivity(unchecked) private var position = 0
     private var parsedFields: FieldCollector?
@@ -89,7 +89,7 @@ open class Request {
         environ = handle.transport.environment
         role = handle.transport.role
         baseLogger = handle.logger
-        omitsBody = environ["REQUEST_METHOD"] == "HEAD"
+        omitsBody = environ.value(of: "REQUEST_METHOD", is: "HEAD")
     }
 
     /// Whether the web server aborted the request (`FCGI_ABORT_REQUEST`) or went

@@ -50,7 +50,7 @@ extension Server {
     /// concurrency's few threads while the handler's timers and continuations
     /// need one, and tests run in parallel can hold them all (a hung suite).
     public func respond(to request: TestRequest) -> TestResponse {
-        if handlers[request.role]?.isAsync == true, Self.isInTask {
+        if handler(for: request.role)?.isAsync == true, Self.isInTask {
             let reason =
                 "Server.respond(to:) was called from a task with an async handler: use `await server.respond(to:)` "
                 + "(blocking here could hold every one of Swift concurrency's threads)\n"
