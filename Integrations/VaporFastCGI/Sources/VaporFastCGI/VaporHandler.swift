@@ -13,7 +13,7 @@ extension HandlerFactory {
     /// let app = try await Application.make(.production)
     /// app.get("hello", ":name") { req in "Hello, \(req.parameters.get("name") ?? "?")!" }
     /// try await app.asyncBoot()   // the lifecycle handlers; Vapor's HTTP server is never started
-    /// let server = Server(factories: [.responder: .vapor(app)], configuration: .init(address: "127.0.0.1:9000"))
+    /// let server = FastCGI.Server(factories: [.responder: .vapor(app)], configuration: .init(address: "127.0.0.1:9000"))
     /// try await server.runUntilStopped()
     /// try await app.asyncShutdown()
     /// ```
