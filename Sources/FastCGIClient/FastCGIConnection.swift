@@ -119,6 +119,14 @@ public final class FastCGIConnection {
     /// connection.
     public var hasUnreadBytes: Bool { !pending.isEmpty || decoder.bufferedCount > 0 }
 
+    /// Whether the application has closed its side (its FIN is here), checked
+    /// without waiting, as Apache checks a kept connection before reusing it.
+    public var peerHasClosed: Bool {
+        if peerClosed { return true }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+    }
+
     /// Reads the next record; nil if the application closed the connection cleanly
     /// between records.
     public func readRecord() throws(ClientError) -> Record? {

@@ -188,10 +188,10 @@ struct BenchWorker {
                 if record.content.count >= 5, record.content[4] != 0 {
                     stats.fail("request refused: protocol status \(record.content[4])")
                 }
-                // Bytes behind the END_REQUEST: the app is closing the connection
-                // (nginx, too, keeps a connection only when END_REQUEST was the
-                // last byte it read).
-                if !keepAlive || (inFlight == 1 && current.hasUnreadBytes) {
+                // Bytes behind the END_REQUEST, or its FIN: the app is closing the
+                // connection (nginx keeps a connection only when END_REQUEST was
+                // the last byte it read; Apache checks for the FIN).
+                if !keepAlive || (inFlight == 1 && (current.hasUnreadBytes || current.peerHasClosed)) {
                     connection = nil
                     continue
                 }

@@ -72,6 +72,7 @@ extension Connection {
         let reachedMax = engine.admitRequest(on: number)
         let sink = HeldRequest(start: start, connection: self)
         let running = state.withLock { s -> Int in
+            if s.peerIsNginx == nil { s.peerIsNginx = Self.isNginx(start.paramsBlock) }
             s.sinks[start.requestID] = sink
             if s.stalls.isActive {
                 s.stalls.started(start.requestID, filter: start.role == .filter, at: MonotonicClock.seconds())
@@ -142,7 +143,7 @@ extension Connection {
     /// Never blocks: what the socket does not take now is queued for the flusher.
     func endRequest(_ requestID: UInt16, endRecords: [UInt8], counted: Bool = true) {
         let (needWake, watch) = outbox.withLock { o in
-            let (needWake, closing) = requestEnded(requestID)
+            let (needWake, closing, mark) = requestEnded(requestID)
             // Counted as served before the peer can see its end: a status page it
             // asks for next already counts it.
             if counted {
@@ -152,7 +153,7 @@ extension Connection {
             // The last request of a draining kept connection: a record behind its
             // END_REQUEST, in the same send, tells the web server not to keep
             // the connection (ARCHITECTURE.md, "Closing a kept connection").
-            let bytes = closing ? endRecords + Self.closingMark : endRecords
+            let bytes = mark ? endRecords + Self.closingMark : endRecords
             let watch = bytes.withUnsafeBytes { o.send($0, on: descriptor, last: closing) }
             if closing {
                 if o.queued.isEmpty { o.side.shutDown(descriptor) } else { o.closeWhenSent = true }
@@ -174,12 +175,25 @@ extension Connection {
     /// close the connection instead, on TCP and unix sockets alike. The FIN that
     /// follows cannot promise that: nginx may take the END_REQUEST alone and send
     /// its next request before the FIN arrives. An `FCGI_UNKNOWN_TYPE` record
-    /// (request id 0) is one any client may ignore: HAProxy does.
+    /// (request id 0) is one any client may ignore, and it is sent to nginx
+    /// alone: Apache, before it reuses a kept connection, takes a byte waiting
+    /// on it for a sign of life, and would write its next request there.
     static let closingMark = Record.unknownType(RecordType(rawValue: 0)).encoded
 
-    /// Returns whether the connection thread must be woken, and whether the
-    /// connection closes with this end (draining, the last in flight).
-    private func requestEnded(_ requestID: UInt16) -> (wake: Bool, closing: Bool) {
+    /// Whether the params come from nginx: its `fastcgi_params` send
+    /// `SERVER_SOFTWARE nginx/<version>`.
+    static func isNginx(_ params: NameValueBlock) -> Bool {
+        var name = "SERVER_SOFTWARE"
+        return name.withUTF8 { utf8 in
+            guard let index = params.firstIndex(of: UnsafeRawBufferPointer(utf8)) else { return false }
+            return params.value(at: index).starts(with: "nginx/".utf8)
+        }
+    }
+
+    /// Returns whether the connection thread must be woken, whether the
+    /// connection closes with this end (draining, the last in flight), and
+    /// whether the closing mark goes with it (nginx).
+    private func requestEnded(_ requestID: UInt16) -> (wake: Bool, closing: Bool, mark: Bool) {
         state.withLock { s in
             // Forget the sink first: a pipelined request may reuse the id (nginx
             // always uses 1). A sink that ends before it was registered is noted.
@@ -192,7 +206,8 @@ extension Connection {
             s.pending += s.machine.requestEnded(requestID)
             // Parked while its requests ran: idle from now on.
             if s.parked && s.sinks.isEmpty { engine.poller.becameIdle(self) }
-            return (!s.pending.isEmpty || s.draining, s.closesWithEnd)
+            let closing = s.closesWithEnd
+            return (!s.pending.isEmpty || s.draining, closing, closing && s.peerIsNginx == true)
         }
     }
 

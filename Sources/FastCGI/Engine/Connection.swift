@@ -56,6 +56,10 @@ final class Connection: @unchecked Sendable {
         /// is left to bring a request (a web server may be sending one on it
         /// right now), which is served, and the connection closes after it.
         var closeFresh = false
+        /// Whether the web server is nginx, known from the first request: only
+        /// nginx takes ``Connection/closingMark`` as the end of the connection
+        /// (Apache takes a pending byte for a live one).
+        var peerIsNginx: Bool?
         /// Draining, with nothing in flight and the grace over: close.
         var drainedOut: Bool { draining && sinks.isEmpty && !machine.isClosed && closeFresh }
         /// Draining, and the request that just ended was the last in flight:

@@ -15,8 +15,11 @@ import Testing
 /// "echo: background work done": the tests wait for that line, not for time.
 @Suite("request.finish(): respond, then work", .serialized, .timeLimit(.minutes(3)))
 struct FinishTests {
+    /// As nginx sends it (`SERVER_SOFTWARE`: the closing mark is for nginx).
     static func request(_ body: [UInt8], after ms: Int, keep: Bool = true) -> FastCGIRequest {
-        .http(method: "POST", body: body, extra: ["ECHO_AFTER_MS": "\(ms)"], keepConnection: keep)
+        .http(
+            method: "POST", body: body, extra: ["ECHO_AFTER_MS": "\(ms)", "SERVER_SOFTWARE": "nginx/1.22.1"],
+            keepConnection: keep)
     }
 
     @Test("the web server has the response while the handler works; a drain waits for that work", arguments: [0, 1, 2])

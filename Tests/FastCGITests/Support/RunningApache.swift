@@ -44,4 +44,9 @@ final class RunningApache: HTTPFrontEnd, @unchecked Sendable {
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Apache's error log.
+    var errorLog: String {
+        (try? String(contentsOf: prefix.appendingPathComponent("error.log"), encoding: .utf8)) ?? ""
+    }
 }

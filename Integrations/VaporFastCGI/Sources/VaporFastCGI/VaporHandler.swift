@@ -1,5 +1,6 @@
 import FastCGI
 import NIOCore
+import Tracing
 import Vapor
 
 extension HandlerFactory {
@@ -21,6 +22,11 @@ extension HandlerFactory {
     /// Call it once the routes and middleware are configured and the
     /// application booted: it takes `app.responder.current` then, as Vapor's
     /// server does when it starts.
+    ///
+    /// With a tracer (`Server.Configuration.tracer`, or one bootstrapped), the
+    /// server's span for the request is named for the matched route
+    /// (`GET /hello/:name`, `http.route`); Vapor's `TracingMiddleware` is not
+    /// needed, and would add a second server span under it.
     ///
     /// The request's body is read whole before the responder runs (up to
     /// `maxBodySize`; a larger one is answered `413` without running it), and a
@@ -65,6 +71,12 @@ struct VaporBridge: Sendable {
             // No middleware made a response of it (Vapor's server would close
             // the connection): the server's page for its status.
             throw FastCGI.HTTPError(FastCGI.HTTPError.Status(Int(error.status.code)), error.reason)
+        }
+        // The server's span is the request's (no second one): named for the route.
+        if let span = request.span, let route = vaporRequest.route {
+            let path = "/" + route.path.map(\.description).joined(separator: "/")
+            span.operationName = "\(head.method.rawValue) \(path)"
+            span.attributes["http.route"] = path
         }
         try await VaporResponseWriter.send(response, for: request, head: head.method == .HEAD, on: eventLoop)
     }

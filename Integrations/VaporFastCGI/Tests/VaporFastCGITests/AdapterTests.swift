@@ -1,7 +1,9 @@
 import FastCGI
 import Foundation
+import InMemoryTracing
 import NIOCore
 import Testing
+import Tracing
 import Vapor
 import VaporFastCGI
 
@@ -95,15 +97,18 @@ struct AdapterTests {
     /// Runs `body` against a server for an application with ``routes(_:)``,
     /// booted as the adapter expects, and shuts the application down after.
     static func withServer(
-        errorMiddleware: Bool = true, maxBodySize: ByteCount = "16mb", _ body: (FastCGI.Server) async throws -> Void
+        errorMiddleware: Bool = true, maxBodySize: ByteCount = "16mb", tracer: (any Tracer)? = nil,
+        _ body: (FastCGI.Server) async throws -> Void
     ) async throws {
         let app = try await Application.make(.testing)
         do {
             if !errorMiddleware { app.middleware = Middlewares() }
             routes(app)
             try await app.asyncBoot()
+            var configuration = FastCGI.Server.Configuration(threadingLevel: 2)
+            configuration.tracer = tracer
             let server = FastCGI.Server(
-                factories: [.responder: .vapor(app, maxBodySize: maxBodySize)], configuration: .init(threadingLevel: 2))
+                factories: [.responder: .vapor(app, maxBodySize: maxBodySize)], configuration: configuration)
             try await body(server)
         } catch {
             try await app.asyncShutdown()
@@ -262,5 +267,19 @@ struct AdapterTests {
             tooLarge.params["CONTENT_LENGTH"] = ""  // chunked from the client, read to the end
             #expect(await server.respond(to: tooLarge).status == 413)
         }
+    }
+
+    @Test("tracing: the server's one span, named for the route")
+    func span() async throws {
+        let tracer = InMemoryTracer()
+        try await Self.withServer(tracer: tracer) { server in
+            let response = await server.respond(to: TestRequest("GET", "/hello/zoe"))
+            #expect(response.status == 200)
+        }
+        let spans = tracer.finishedSpans
+        #expect(spans.count == 1)
+        #expect(spans.first?.operationName == "GET /hello/:name")
+        #expect(spans.first?.attributes["http.route"]?.toSpanAttribute() == "/hello/:name")
+        #expect(spans.first?.kind == .server)
     }
 }
