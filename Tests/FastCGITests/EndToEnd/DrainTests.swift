@@ -195,6 +195,24 @@ struct DrainUnderLoadTests {
         print("graceful stop of 1 of 2 behind \(kind), \(method): \(result.failed) failed of \(result.requests)")
     }
 
+    /// Runs the load through `frontEnd` (with a reload in the middle of it when
+    /// `reload`); wrk's figures and the app's drains.
+    static func load(
+        _ app: RunningApp, through frontEnd: any HTTPFrontEnd, method: String, reload: Bool, path: String = "/drain"
+    ) throws -> (result: (requests: Int, socketErrors: Int, failed: Int, text: String), drains: Int) {
+        let load = try Load(frontEnd, method: method, seconds: Self.seconds, path: path)
+        if reload {
+            #expect(ProcessManagerTests.eventually(30) { Self.served(app.address) >= 500 })
+            app.child.signal(SIGHUP)
+            #expect(ProcessManagerTests.eventually(30) { app.child.stderrText.contains("generation 2 serves") })
+            #expect(load.child.isRunning, "the reload came after the load: make the load longer")
+        }
+        let result = try load.finish()
+        let drains = app.child.stderrText.components(separatedBy: "stopping: listener closed").count - 1
+        #expect(result.requests > 1000, "\(result.text.suffix(800))")
+        return (result, drains)
+    }
+
     @Test(
         "a reload (SIGHUP) and recycling (--max-requests 500) under load: nothing fails",
         arguments: FrontEndKind.allCases, ["reload GET", "reload POST", "recycle GET", "recycle POST", "recycle POST over TCP"])
@@ -205,16 +223,7 @@ struct DrainUnderLoadTests {
         if what == "recycle" { arguments += ["--max-requests", "\(Self.maxRequests)"] }
         let app = try RunningApp("echo", unix: !run.hasSuffix("TCP"), arguments: arguments)
         let frontEnd = try Self.frontEnd(kind, [app.address])
-        let load = try Load(frontEnd, method: method, seconds: Self.seconds)
-        if what == "reload" {
-            #expect(ProcessManagerTests.eventually(30) { Self.served(app.address) >= 500 })
-            app.child.signal(SIGHUP)
-            #expect(ProcessManagerTests.eventually(30) { app.child.stderrText.contains("generation 2 serves") })
-            #expect(load.child.isRunning, "the reload came after the load: make the load longer")
-        }
-        let result = try load.finish()
-        let drains = app.child.stderrText.components(separatedBy: "stopping: listener closed").count - 1
-        #expect(result.requests > 1000, "\(result.text.suffix(800))")
+        let (result, drains) = try Self.load(app, through: frontEnd, method: method, reload: what == "reload")
         #expect(
             result.socketErrors == 0 && result.failed == 0,
             "\(kind) \(run), \(drains) drains: \(result.text.suffix(800))")
@@ -240,16 +249,8 @@ struct DrainUnderLoadTests {
         if what == "recycle" { arguments += ["--max-requests", "\(Self.maxRequests)"] }
         let app = try RunningApp("echo", arguments: arguments)
         let apache = try RunningApache(responder: app.address, authorizer: app.address)
-        let load = try Load(apache, method: method, seconds: Self.seconds, path: "/app/drain")
-        if what == "reload" {
-            #expect(ProcessManagerTests.eventually(30) { Self.served(app.address) >= 500 })
-            app.child.signal(SIGHUP)
-            #expect(ProcessManagerTests.eventually(30) { app.child.stderrText.contains("generation 2 serves") })
-            #expect(load.child.isRunning, "the reload came after the load: make the load longer")
-        }
-        let result = try load.finish()
-        let drains = app.child.stderrText.components(separatedBy: "stopping: listener closed").count - 1
-        #expect(result.requests > 1000, "\(result.text.suffix(800))")
+        let (result, drains) = try Self.load(
+            app, through: apache, method: method, reload: what == "reload", path: "/app/drain")
         let bound = 1 + drains / 10
         #expect(
             result.socketErrors == 0 && result.failed <= bound, "Apache \(run), \(drains) drains: \(result.text.suffix(800))")
