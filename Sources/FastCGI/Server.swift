@@ -87,6 +87,12 @@ public final class Server: Sendable {
     let metrics: RequestMetrics?
     /// Who gets a server span per request; nil: no span is made.
     let tracer: (any Tracer)?
+    /// Whether metrics, the access log or a tracer record each request (read
+    /// per request: one flag, not three optionals of existentials).
+    private let recordsRequests: Bool
+    /// ``Configuration/fileOffload``, read per request without copying the
+    /// configuration.
+    private let fileOffload: FileOffload?
     /// The access log's writer, when ``Configuration/accessLog`` is set.
     let accessLog: AccessLogWriter?
     let state = Guarded(RunState())
@@ -116,7 +122,9 @@ public final class Server: Sendable {
         self.configuration = configuration
         metrics = RequestMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         tracer = Self.tracer(configuration)
+        fileOffload = configuration.fileOffload
         accessLog = configuration.accessLog.map(AccessLogWriter.init)
+        recordsRequests = metrics != nil || accessLog != nil || tracer != nil
         processes = max(0, configuration.processes)
         monitoring = configuration.monitoring
         connectionLimits = configuration.connectionLimits
@@ -410,7 +418,7 @@ public final class Server: Sendable {
         let request = requestType.init(
             Request.Handle(
                 transport: transport, limits: limits, logger: connectionLogger ?? logger,
-                fileOffload: configuration.fileOffload))
+                fileOffload: fileOffload))
         starting(request)
         if let span = request.span {
             InstrumentationContext.$current.withValue(span.context) { factory(request) }
@@ -425,7 +433,7 @@ public final class Server: Sendable {
         guard let factory = handler(for: transport.role) else { return }
         let request = requestType.init(
             Request.Handle(
-                transport: transport, limits: limits, logger: connectionLogger, fileOffload: configuration.fileOffload))
+                transport: transport, limits: limits, logger: connectionLogger, fileOffload: fileOffload))
         starting(request)
         if let span = request.span {
             await InstrumentationContext.$current.withValue(span.context) { await factory(request) }
@@ -438,11 +446,10 @@ public final class Server: Sendable {
     /// The handler is about to run: the clocks of the metrics and the access
     /// log start, and the request's span.
     private func starting(_ request: Request) {
+        guard recordsRequests else { return }
         if let tracer { request.span = startSpan(for: request, tracer: tracer) }
-        if metrics != nil || accessLog != nil || tracer != nil {
-            request.answering = Request.Answering(
-                server: self, started: metrics?.started(), began: accessLog == nil ? nil : ContinuousClock.now)
-        }
+        request.answering = Request.Answering(
+            server: self, started: metrics?.started(), began: accessLog == nil ? nil : ContinuousClock.now)
     }
 
     /// The handler returned: the request ends now, or ended at `Request.finish()`
