@@ -252,6 +252,7 @@ public final class Server: Sendable {
             state.withLock { s in
                 s.poolSize = worker.poolSize
                 s.poolSlot = worker.board
+                s.poolMaster = worker.master
             }
             // The master checked it may: the worker serves as the user asked for.
             try Privileges.drop(toUser: configuration.user, group: configuration.group)
@@ -493,4 +494,6 @@ struct RunState {
     var poolSize = 1
     /// The pool's board and this worker's slot on it.
     var poolSlot: (board: PoolBoard, slot: Int)?
+    /// The pool's master, when this process is one of its workers.
+    var poolMaster: Int32?
 }

@@ -128,9 +128,15 @@ final class Engine: @unchecked Sendable {
             statistics.count(.sendTimeout)
         }
         FileLimits.raiseOpenFiles(toServe: server.connectionLimits.maxConnections, logger: server.logger)
-        if let pool = server.state.withLock({ $0.poolSlot }) {
+        if let (pool, master) = server.state.withLock({ s in s.poolSlot.map { ($0, s.poolMaster) } }) {
             let executor = executor
-            reporter = try PoolReporter(board: pool.board, slot: pool.slot) { board, slot in
+            reporter = try PoolReporter(
+                board: pool.board, slot: pool.slot, master: master,
+                masterGone: { [server] master in
+                    server.logger.warning("the pool's master (pid \(master)) is gone: this worker stops")
+                    server.exit()
+                }
+            ) { board, slot in
                 for (counter, value) in statistics.poolCounters { board[slot, counter] = value }
                 let threads = executor.workerCounts
                 board[slot, .openConnections] = statistics.openConnections.value

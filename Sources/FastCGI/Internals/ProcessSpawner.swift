@@ -141,4 +141,7 @@ enum ProcessSpawner {
 
     /// Process id of this process.
     static var currentPID: Int32 { getpid() }
+
+    /// The parent process's id (1, or a subreaper's, once the parent is gone).
+    static var parentPID: Int32 { getppid() }
 }

@@ -4,6 +4,8 @@
 struct PoolWorker {
     let generation: Int
     let poolSize: Int
+    /// The master's pid (its parent when it started).
+    let master: Int32
     /// The pool's board (fd 4) and this worker's slot on it.
     let board: (board: PoolBoard, slot: Int)?
     private let ready: FileDescriptor?
@@ -17,8 +19,10 @@ struct PoolWorker {
         guard let generation = ProcessEnvironment.take(Names.generation).flatMap({ Int($0) }) else { return nil }
         let poolSize = ProcessEnvironment.take(Names.poolSize).flatMap { Int($0) } ?? 1
         let ready = ProcessEnvironment.take(Names.readyFD).flatMap { Int32($0) }.flatMap(ProcessEnvironment.adoptInherited)
+        let master = ProcessEnvironment.take(Names.master).flatMap { Int32($0) } ?? ProcessSpawner.parentPID
         return PoolWorker(
-            generation: generation, poolSize: poolSize, board: board(ProcessEnvironment.take(Names.board)), ready: ready)
+            generation: generation, poolSize: poolSize, master: master,
+            board: board(ProcessEnvironment.take(Names.board)), ready: ready)
     }
 
     /// The board named by `CAPACITY:SLOT`, mapped from fd 4.

@@ -26,11 +26,13 @@ final class ProcessManager: Sendable {
         static let poolSize = "SWIFT_FCGI_POOL_SIZE"
         /// `CAPACITY:SLOT`: the pool board's size (fd 4) and this worker's slot.
         static let board = "SWIFT_FCGI_BOARD"
+        /// The master's pid: a worker whose parent is no longer it stops.
+        static let master = "SWIFT_FCGI_MASTER"
         /// Never passed on from the master's own environment: these, systemd's
         /// activation (the master consumed it) and its notification socket (the
         /// master alone speaks for the service).
         static let removed: Set<String> = [
-            generation, readyFD, poolSize, board, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
+            generation, readyFD, poolSize, board, master, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
         ]
     }
 
@@ -198,7 +200,7 @@ final class ProcessManager: Sendable {
             var environment = ProcessSpawner.environment(removing: WorkerEnvironment.removed)
             environment += [
                 "\(WorkerEnvironment.generation)=\(generation)", "\(WorkerEnvironment.readyFD)=3",
-                "\(WorkerEnvironment.poolSize)=\(size)",
+                "\(WorkerEnvironment.poolSize)=\(size)", "\(WorkerEnvironment.master)=\(ProcessSpawner.currentPID)",
             ]
             let slot = board?.freeSlot()
             if let board, let slot { environment.append("\(WorkerEnvironment.board)=\(board.capacity):\(slot)") }

@@ -51,6 +51,9 @@ final class ApacheScriptTests: HTTPFrontEnd, @unchecked Sendable {
     deinit {
         child.stop()
         _ = try? ChildProcess.run("pkill", ["-KILL", "-f", configPath], timeout: 10)
+        // mod_fcgid's apps (the scripts under the prefix) outlive a process
+        // manager killed before it could stop them.
+        _ = try? ChildProcess.run("pkill", ["-KILL", "-f", prefix.appendingPathComponent("www").path], timeout: 10)
     }
 
     var errorLog: String { (try? String(contentsOf: prefix.appendingPathComponent("error.log"), encoding: .utf8)) ?? "" }

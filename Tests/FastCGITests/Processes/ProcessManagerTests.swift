@@ -331,6 +331,17 @@ struct ProcessManagerTests {
         #expect(recycled >= 8, "\(recycled) recycled")
     }
 
+    @Test("a master killed with SIGKILL leaves no worker behind: each sees it gone and stops")
+    func orphanedWorkersStop() throws {
+        let app = try RunningApp("echo", arguments: ["--processes", "2"])
+        #expect(Self.eventually { Self.workers(of: app.child.pid).count == 2 })
+        let workers = Self.workers(of: app.child.pid)
+        app.child.signal(SIGKILL)
+        _ = app.child.waitForExit(timeout: 10)
+        #expect(Self.eventually(10) { workers.allSatisfy { kill($0, 0) != 0 } }, "workers \(workers) still running")
+        #expect(app.child.stderrText.contains("the pool's master (pid \(app.child.pid)) is gone: this worker stops"))
+    }
+
     @Test("prepare runs once, in the master, before the workers; not in them, not again on reload")
     func prepareOnce() throws {
         let app = try RunningApp("echo", arguments: ["--processes", "2"], environment: ["ECHO_PREPARE": "1"])
