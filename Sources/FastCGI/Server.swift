@@ -416,11 +416,7 @@ public final class Server: Sendable {
             (connectionLogger ?? logger).warning("no handler for role \(transport.role)")
             return
         }
-        let request = requestType.init(
-            Request.Handle(
-                transport: transport, limits: limits, logger: connectionLogger ?? logger,
-                fileOffload: fileOffload))
-        starting(request)
+        let request = makeRequest(transport, logger: connectionLogger ?? logger)
         if let span = request.span {
             InstrumentationContext.$current.withValue(span.context) { factory(request) }
         } else {
@@ -432,10 +428,7 @@ public final class Server: Sendable {
     /// Runs the async handler for `transport`'s request in the calling task.
     func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
         guard let factory = handler(for: transport.role) else { return }
-        let request = requestType.init(
-            Request.Handle(
-                transport: transport, limits: limits, logger: connectionLogger, fileOffload: fileOffload))
-        starting(request)
+        let request = makeRequest(transport, logger: connectionLogger)
         if let span = request.span {
             await InstrumentationContext.$current.withValue(span.context) { await factory(request) }
         } else {
@@ -444,13 +437,16 @@ public final class Server: Sendable {
         returned(request)
     }
 
-    /// The handler is about to run: the clocks of the metrics and the access
-    /// log start, and the request's span.
-    private func starting(_ request: Request) {
-        guard recordsRequests else { return }
+    /// The request of `transport`, its handler about to run: the clocks of the
+    /// metrics and the access log start, and its span.
+    private func makeRequest(_ transport: any RequestTransport, logger: Logger) -> Request {
+        let request = requestType.init(
+            Request.Handle(transport: transport, limits: limits, logger: logger, fileOffload: fileOffload))
+        guard recordsRequests else { return request }
         if let tracer { request.span = startSpan(for: request, tracer: tracer) }
         request.answering = Request.Answering(
             server: self, started: metrics?.started(), began: accessLog == nil ? nil : ContinuousClock.now)
+        return request
     }
 
     /// The handler returned: the request ends now, or ended at `Request.finish()`

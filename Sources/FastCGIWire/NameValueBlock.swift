@@ -123,6 +123,12 @@ public struct NameValueBlock: Hashable, Sendable {
         }
     }
 
+    /// The value of the first pair named `name`, or nil.
+    package func firstValue(named name: String) -> ArraySlice<UInt8>? {
+        var name = name
+        return name.withUTF8 { utf8 in firstIndex(of: UnsafeRawBufferPointer(utf8)).map { value(at: $0) } }
+    }
+
     /// The index of the first pair named `name` (compared as bytes), or nil.
     package func firstIndex(of name: UnsafeRawBufferPointer) -> Int? {
         guard filter.mayContain(name) else { return nil }

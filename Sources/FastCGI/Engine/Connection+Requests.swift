@@ -183,11 +183,7 @@ extension Connection {
     /// Whether the params come from nginx: its `fastcgi_params` send
     /// `SERVER_SOFTWARE nginx/<version>`.
     static func isNginx(_ params: NameValueBlock) -> Bool {
-        var name = "SERVER_SOFTWARE"
-        return name.withUTF8 { utf8 in
-            guard let index = params.firstIndex(of: UnsafeRawBufferPointer(utf8)) else { return false }
-            return params.value(at: index).starts(with: "nginx/".utf8)
-        }
+        params.firstValue(named: "SERVER_SOFTWARE")?.starts(with: "nginx/".utf8) ?? false
     }
 
     /// Returns whether the connection thread must be woken, whether the

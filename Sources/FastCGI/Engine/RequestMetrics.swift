@@ -83,14 +83,12 @@ final class RequestMetrics: Sendable {
             timers[key] = timer
             return timer
         }
-        let (seconds, attoseconds) = elapsed.components
-        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        timer.recordNanoseconds(elapsed.nanoseconds)
     }
 
     /// A handler that called `Request.finish()` returned: how long it ran in all.
     func backgroundFinished(since start: ContinuousClock.Instant) {
-        let (seconds, attoseconds) = (ContinuousClock.now - start).components
-        background.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        background.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
     }
 
     func count(_ kind: ErrorKind) { errors[kind]?.increment() }
