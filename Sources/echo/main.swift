@@ -27,6 +27,8 @@
 // X-Echo-Spans: 1 answers with the finished spans;
 // ECHO_AFTER_MS=N (or X-Echo-After-Ms: N) calls `request.finish()` after the
 // echo and then works N ms more (logging "echo: background work done");
+// ECHO_HOLD_MS=N works N ms after the echo before it returns (a handler past
+// the request timeout after its output went out);
 // ECHO_PID=1 answers the serving process's id (Swift only: for the process-manager
 // tests, as are the environment variables ECHO_TRAP_IN_WORKER: a pool worker traps
 // as it starts, and ECHO_PREPARE: a `prepare` hook logs the pid it ran in).
@@ -142,6 +144,7 @@ struct EchoResponder: Handler {
             try request.write(chunk)
             if flushEachChunk { request.flush() }
         }
+        if let hold = param("ECHO_HOLD_MS").flatMap({ UInt32($0) }) { usleep(hold * 1000) }
         if let after = (param("ECHO_AFTER_MS") ?? param("HTTP_X_ECHO_AFTER_MS")).flatMap({ UInt32($0) }) {
             request.finish()
             request.logger.notice("echo: answered; working \(after) ms more")

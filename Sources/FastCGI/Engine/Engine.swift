@@ -40,6 +40,9 @@ final class Engine: @unchecked Sendable {
     let poller: ConnectionPoller
     /// Sends the output that connections queued for slow readers.
     let flusher: OutputFlusher
+    /// Memory the bodies being gathered share past each one's own
+    /// (``RequestLimits/sharedBodyMemory``).
+    let bodyMemory: SharedMemory
     /// The threads that serve connections (only while they have work).
     private let connectionThreads: ThreadPool
     /// How long a stop waits for connections that have not sent a request yet.
@@ -89,6 +92,7 @@ final class Engine: @unchecked Sendable {
         roles = Set(server.handlers.keys)
         managementValues = server.managementValues
         statistics = ServerStatistics(metrics: server.metrics)
+        bodyMemory = SharedMemory(bytes: server.limits.sharedBodyMemory)
         // A quiet connection's read gives up after `linger` (then it is parked).
         acceptor = Acceptor(listening: listenFD, receiveTimeout: Connection.linger)
         allowList = WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) })

@@ -1,15 +1,17 @@
 import FastCGIWire
 
 /// A request whose params arrived, held by its connection until it can run
-/// without waiting on the network. Where the executor gathers bodies (levels 0
-/// and 1: ``RequestExecutor/gathersBody``), until its whole body is in — the
-/// first ``RequestLimits/bodyMemory`` bytes in memory, the rest in an unnamed
-/// spill file, as nginx buffers a request body — or
+/// without waiting on the network. For a blocking handler (at every level:
+/// ``RequestExecutor/gathersBody(for:)``), until its whole body is in — the
+/// first ``RequestLimits/bodyMemory`` bytes in memory, more while the engine's
+/// ``RequestLimits/sharedBodyMemory`` lasts, the rest in an unnamed spill
+/// file, as nginx buffers a request body — or
 /// ``RequestLimits/maxGatheredBody`` arrived; so an upload stalled at any
-/// size takes no libfcgi worker, and workers only compute. Elsewhere (level 2,
-/// async handlers, which stream their body), until its input is complete or
-/// ``threshold`` bytes arrived. A filter's stdin and data are held to
-/// ``threshold`` at every level. A stalled held request is ended by
+/// size takes no worker and no thread, handlers only compute, and the request
+/// then runs on its connection's serving thread with no hand-off per chunk.
+/// For an async handler (which streams its body holding no thread), until its
+/// input is complete or ``threshold`` bytes arrived. A filter's stdin and data
+/// are held to ``threshold`` at every level. A stalled held request is ended by
 /// ``ConnectionLimits/inputTimeout`` like any other, with no thread waiting on it.
 ///
 /// The usual request (BEGIN, PARAMS and STDIN in one read) is complete at its
@@ -70,8 +72,10 @@ final class HeldRequest: RequestSink, @unchecked Sendable {
         hold = Guarded(
             Hold(
                 dataEnded: start.role != .filter,
-                body: SpillBuffer(memoryLimit: limits.bodyMemory, directory: limits.temporaryDirectory),
-                gathering: connection.engine.executor.gathersBody && start.role != .filter))
+                body: SpillBuffer(
+                    memoryLimit: limits.bodyMemory, directory: limits.temporaryDirectory,
+                    shared: connection.engine.bodyMemory),
+                gathering: connection.engine.executor.gathersBody(for: start.role) && start.role != .filter))
     }
 
     func stdin(_ bytes: [UInt8]) { received(bytes, stdin: true) }

@@ -37,7 +37,7 @@ final class LibFCGIWorkerPool: RequestExecutor, @unchecked Sendable {
     }
 
     /// A worker is one of a few threads: it must never wait on a slow upload.
-    var gathersBody: Bool { true }
+    func gathersBody(for role: Role) -> Bool { true }
 
     var workerCounts: (busy: Int, idle: Int) {
         let idleCount = idle.withLock { $0.workers.count }

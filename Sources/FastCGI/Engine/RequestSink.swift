@@ -70,9 +70,10 @@ protocol RequestExecutor: Sendable {
     func shutdown()
     /// Handler threads running a request, and idle ones (for the status page).
     var workerCounts: (busy: Int, idle: Int) { get }
-    /// Whether a request's body is gathered before it starts: its handler's
-    /// thread then never waits on the network for input (levels 0 and 1).
-    var gathersBody: Bool { get }
+    /// Whether the body of a request for `role` is gathered before it starts:
+    /// its handler's thread then never waits on the network for input (every
+    /// blocking handler; an async one awaits its body holding no thread).
+    func gathersBody(for role: Role) -> Bool
 }
 
 /// A request the connection answered itself (ping, status): its input is ignored.

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A queue of bytes kept in memory up to a bound and in an anonymous
 /// ``TempFile`` past it, as nginx keeps a body past `client_body_buffer_size`
 /// and a response past its buffers: a request's body gathered before its
@@ -6,12 +8,19 @@
 /// memory while the file holds any). The memory part is the chunks as they
 /// came (a record's content is kept, not copied).
 ///
+/// Past its own bound, a buffer may keep more in memory on loan from a
+/// ``SharedMemory`` budget (the engine's, for gathered bodies), while the
+/// budget lasts: a 1 MiB upload then costs no file write and read back on a
+/// server with few of them in flight, and many at once still spill.
+///
 /// Not thread-safe: its owner's lock guards it.
 struct SpillBuffer {
-    /// Bytes kept in memory at most; more go to the file.
+    /// Bytes kept in memory at most (beyond a loan); more go to the file.
     let memoryLimit: Int
     /// Where the file is made (on first use).
     let directory: String
+    /// What this buffer has on loan from its shared budget, if it has one.
+    private let loan: MemoryLoan?
 
     private var chunks: [[UInt8]] = []
     /// Chunks of `chunks` already taken, and bytes of the next one.
@@ -22,9 +31,10 @@ struct SpillBuffer {
     private var fileRead = 0
     private var fileWritten = 0
 
-    init(memoryLimit: Int, directory: String) {
+    init(memoryLimit: Int, directory: String, shared: SharedMemory? = nil) {
         self.memoryLimit = memoryLimit
         self.directory = directory
+        loan = shared.map(MemoryLoan.init)
     }
 
     /// Bytes queued.
@@ -55,7 +65,11 @@ struct SpillBuffer {
         try spill(bytes)
     }
 
-    private func fitsInMemory(_ count: Int) -> Bool { spilledCount == 0 && memoryCount + count <= memoryLimit }
+    private func fitsInMemory(_ count: Int) -> Bool {
+        guard spilledCount == 0 else { return false }
+        let total = memoryCount + count
+        return total <= memoryLimit || loan?.cover(total - memoryLimit) == true
+    }
 
     private mutating func keep(_ bytes: [UInt8]) {
         if chunkHead > 0 && chunkHead == chunks.count {
@@ -143,6 +157,7 @@ struct SpillBuffer {
     private mutating func dropFromMemory(_ n: Int) {
         byteHead += n
         memoryCount -= n
+        loan?.cover(memoryCount - memoryLimit)
         if byteHead == chunks[chunkHead].count {
             chunks[chunkHead] = []
             chunkHead += 1
@@ -167,8 +182,60 @@ struct SpillBuffer {
         chunkHead = 0
         byteHead = 0
         memoryCount = 0
+        loan?.cover(0)
         file = nil
         fileRead = 0
         fileWritten = 0
+    }
+}
+
+/// A budget of memory shared by many ``SpillBuffer``s (the engine's gathered
+/// bodies: ``RequestLimits/sharedBodyMemory``); any thread.
+final class SharedMemory: Sendable {
+    private let available: Atomic<Int>
+
+    init(bytes: Int) { available = Atomic(bytes) }
+
+    /// Takes `count` bytes if the budget has them.
+    func take(_ count: Int) -> Bool {
+        var current = available.load(ordering: .relaxed)
+        while current >= count {
+            let (exchanged, original) = available.compareExchange(
+                expected: current, desired: current - count, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func give(_ count: Int) { available.add(count, ordering: .relaxed) }
+
+    /// Bytes left (for tests).
+    var left: Int { available.load(ordering: .relaxed) }
+}
+
+/// One buffer's loan from a ``SharedMemory``: given back as the buffer drains,
+/// and all of it when the buffer is gone. Guarded like its buffer (copies of a
+/// buffer share it; one of them is used at a time).
+private final class MemoryLoan: @unchecked Sendable {
+    private let shared: SharedMemory
+    private var borrowed = 0
+
+    init(_ shared: SharedMemory) { self.shared = shared }
+
+    deinit { shared.give(borrowed) }
+
+    /// Makes the loan `needed` bytes (at least 0): borrows the difference (false
+    /// if the budget lacks it) or gives the excess back.
+    @discardableResult
+    func cover(_ needed: Int) -> Bool {
+        let needed = max(0, needed)
+        if needed > borrowed {
+            guard shared.take(needed - borrowed) else { return false }
+        } else if needed < borrowed {
+            shared.give(borrowed - needed)
+        }
+        borrowed = needed
+        return true
     }
 }

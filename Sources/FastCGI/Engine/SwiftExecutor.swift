@@ -65,9 +65,12 @@ final class SwiftExecutor: RequestExecutor {
 
     func shutdown() { pool.shutdown() }
 
-    /// Swift-engine handlers stream their body: an async one awaits it without
-    /// holding a thread, a level-2 one runs on a pool thread of its own.
-    var gathersBody: Bool { false }
+    /// A blocking handler's body is gathered before it starts, as at levels 0
+    /// and 1: its thread never waits on the network, and a request complete
+    /// when it starts runs on its connection's serving thread, with no hand-off
+    /// per chunk. An async handler streams its body: it awaits it holding no
+    /// thread.
+    func gathersBody(for role: Role) -> Bool { !(server.handler(for: role)?.isAsync ?? false) }
 
     var workerCounts: (busy: Int, idle: Int) { (running.load(ordering: .relaxed), pool.counts.idle) }
 }

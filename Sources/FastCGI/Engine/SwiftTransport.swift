@@ -22,6 +22,9 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
     private let mayRunInline: Bool
 
     private struct Input {
+        /// The body gathered before the request started (a blocking handler's):
+        /// read first, from memory and the spill file.
+        var gathered: SpillBuffer?
         var stdin: [[UInt8]] = []
         var data: [[UInt8]] = []
         var dataEnded = false
@@ -48,7 +51,7 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         var ended: Bool { output.phase == .ended }
 
         func isReadable(_ kind: InputKind) -> Bool {
-            aborted || (kind == .stdin ? (!stdin.isEmpty || stdinEnded) : (!data.isEmpty || dataEnded))
+            aborted || (kind == .stdin ? (gathered != nil || !stdin.isEmpty || stdinEnded) : (!data.isEmpty || dataEnded))
         }
 
         /// What a read of `kind` returns now (`isReadable` holds).
@@ -57,8 +60,36 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
                 if let failure = kind == .stdin ? stdinFailure : dataFailure { return .failure(failure) }
                 return .success([])
             }
+            if kind == .stdin, gathered != nil, let taken = takeGathered(max: max) { return taken }
             if kind == .stdin { return .success(SwiftTransport.take(&stdin, max: max, buffered: &buffered)) }
             return .success(SwiftTransport.take(&data, max: max, buffered: &buffered))
+        }
+
+        /// The next bytes of the gathered body (a local read: memory or the spill
+        /// file's pages); nil once it is all taken.
+        private mutating func takeGathered(max: Int) -> Result<[UInt8], RequestError>? {
+            let count = Swift.min(max, gathered!.count)
+            guard count > 0 else {
+                gathered = nil
+                return nil
+            }
+            var chunk = [UInt8](repeating: 0, count: count)
+            var filled = 0
+            while filled < count {
+                let read = chunk.withUnsafeMutableBytes {
+                    gathered!.takeResult(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
+                }
+                guard case .success(let n) = read, n > 0 else {
+                    gathered = nil
+                    let reason = if case .failure(let error) = read { ": \(error)" } else { "" }
+                    return .failure(
+                        RequestError(
+                            "request \(output.requestID): the gathered body could not be read back\(reason)",
+                            cause: .aborted))
+                }
+                filled += n
+            }
+            return .success(chunk)
         }
     }
 
@@ -112,6 +143,8 @@ final class SwiftTransport: RequestTransport, RequestSink, @unchecked Sendable {
         guard let complete else { return }
         launch(self, complete && onServingThread && mayRunInline)
     }
+
+    func gatheredStdin(_ body: SpillBuffer) { input.withLock { $0.gathered = body } }
 
     func stdin(_ bytes: [UInt8]) { enqueue(bytes, stdin: true) }
     func data(_ bytes: [UInt8]) { enqueue(bytes, stdin: false) }

@@ -83,10 +83,14 @@ public struct RequestLimits: Sendable, Hashable {
     /// only past this limit is it written early.
     public var maxOutputBeforeBodyEnd: Int = 16 << 20
     /// Body bytes kept in memory while a request's body is gathered before its
-    /// handler starts (threading levels 0 and 1); the rest goes to an anonymous
+    /// handler starts (every blocking handler); the rest goes to an anonymous
     /// file in ``temporaryDirectory``, as nginx's `client_body_buffer_size`
-    /// (default 64 KiB).
+    /// (default 64 KiB), unless ``sharedBodyMemory`` has room for it.
     public var bodyMemory: Int = 64 << 10
+    /// Memory shared by all the bodies being gathered, for what is past each
+    /// one's ``bodyMemory`` (default 16 MiB): while it lasts, a larger body stays
+    /// in memory too; once it is spent, bodies spill to their files.
+    public var sharedBodyMemory: Int = 16 << 20
     /// Largest body gathered before the handler starts (default 256 MiB): a
     /// larger one starts its handler at this point and streams the rest, so
     /// that handler's thread may then wait on the network.

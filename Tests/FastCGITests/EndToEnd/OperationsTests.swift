@@ -219,15 +219,15 @@ struct OperationsTests {
         let timeout = ProcessInfo.processInfo.environment["SWIFT_FCGI_SANITIZER"] == nil ? "1" : "5"
         let app = try RunningApp("echo", arguments: ["--threading-level", "2", "--request-timeout", timeout])
         let connection = try FastCGIConnection(to: app.address, timeout: .seconds(20))
-        // Two stdin records (past the 64 KiB a request is held for before it
-        // starts), each chunk echoed and flushed as it is read (ECHO_FLUSH: the
-        // handler may read the two records in one chunk or two, and a last small
-        // chunk would otherwise wait in the request's buffer); then the handler
-        // waits for more stdin that never comes.
+        // A body of two stdin records, each chunk echoed and flushed as it is
+        // read (ECHO_FLUSH: the handler may read the two records in one chunk
+        // or two, and a last small chunk would otherwise wait in the request's
+        // buffer); then the handler works on past the timeout (ECHO_HOLD_MS).
         let stdin = testBytes(66000)
         try connection.write(
-            Raw.begin(1, params: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "100000", "ECHO_FLUSH": "1"])
-                + Raw.stream(.stdin, 1, stdin, close: false))
+            Raw.begin(
+                1, params: ["REQUEST_METHOD": "POST", "CONTENT_LENGTH": "66000", "ECHO_FLUSH": "1", "ECHO_HOLD_MS": "8000"])
+                + Raw.stream(.stdin, 1, stdin, close: true))
         let reply = try connection.readResponse(requestID: 1)
         #expect(reply.header("Content-Type") == "application/octet-stream", "no 504 page after output")
         let same = reply.body == stdin

@@ -33,6 +33,35 @@ struct SpillBufferTests {
         #expect(buffer.isEmpty)
     }
 
+    @Test("past its own bound a buffer borrows shared memory while it lasts, and gives it back")
+    func sharedMemory() throws {
+        let shared = SharedMemory(bytes: 300)
+        var first = SpillBuffer(memoryLimit: 100, directory: "/nonexistent", shared: shared)
+        // 100 of its own and 300 borrowed: all in memory (no file can be made).
+        for round in 0..<4 { try Self.bytes(100, from: round * 100).withUnsafeBytes { try first.append($0) } }
+        #expect(first.spilledCount == 0)
+        #expect(shared.left == 0)
+        // A second buffer finds the budget spent: what is past its own bound
+        // spills (an append is kept whole, in memory or in the file).
+        var second = SpillBuffer(memoryLimit: 10, directory: NSTemporaryDirectory(), shared: shared)
+        try Self.bytes(50, from: 7).withUnsafeBytes { try second.append($0) }
+        #expect(second.spilledCount == 50)
+        // As the first drains, the loan goes back; taking it all returns it all.
+        var piece = [UInt8](repeating: 0, count: 150)
+        _ = try piece.withUnsafeMutableBytes { try first.take(into: $0) }
+        #expect(shared.left == 100)
+        #expect(try Self.drain(&first) == Self.bytes(300, from: 100))
+        #expect(shared.left == 300)
+        // A buffer let go with a loan gives it back.
+        do {
+            var third = SpillBuffer(memoryLimit: 0, directory: "/nonexistent", shared: shared)
+            try Self.bytes(200, from: 0).withUnsafeBytes { try third.append($0) }
+            #expect(shared.left == 100)
+        }
+        #expect(shared.left == 300)
+        #expect(try Self.drain(&second) == Self.bytes(50, from: 7))
+    }
+
     @Test("one byte past the bound spills; order holds across memory and file, appends and takes interleaved")
     func spillsInOrder() throws {
         var buffer = SpillBuffer(memoryLimit: 64, directory: NSTemporaryDirectory())
