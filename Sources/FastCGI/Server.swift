@@ -410,13 +410,13 @@ public final class Server: Sendable {
 
     /// Runs the handler for the role of `transport`'s request (on the thread that
     /// serves it).
-    func serve(_ transport: any RequestTransport, logger connectionLogger: Logger? = nil) {
+    func serve(_ transport: any RequestTransport, connection: Int? = nil) {
         guard let factory = handler(for: transport.role) else {
             // The protocol firewall answers unknown roles; only CGI mode gets here.
-            (connectionLogger ?? logger).warning("no handler for role \(transport.role)")
+            logger.warning("no handler for role \(transport.role)")
             return
         }
-        let request = makeRequest(transport, logger: connectionLogger ?? logger)
+        let request = makeRequest(transport, connection: connection)
         if let span = request.span {
             InstrumentationContext.$current.withValue(span.context) { factory(request) }
         } else {
@@ -426,9 +426,9 @@ public final class Server: Sendable {
     }
 
     /// Runs the async handler for `transport`'s request in the calling task.
-    func serve(_ transport: any RequestTransport, logger connectionLogger: Logger) async {
+    func serve(_ transport: any RequestTransport, connection: Int? = nil) async {
         guard let factory = handler(for: transport.role) else { return }
-        let request = makeRequest(transport, logger: connectionLogger)
+        let request = makeRequest(transport, connection: connection)
         if let span = request.span {
             await InstrumentationContext.$current.withValue(span.context) { await factory(request) }
         } else {
@@ -439,9 +439,10 @@ public final class Server: Sendable {
 
     /// The request of `transport`, its handler about to run: the clocks of the
     /// metrics and the access log start, and its span.
-    private func makeRequest(_ transport: any RequestTransport, logger: Logger) -> Request {
-        let request = requestType.init(
-            Request.Handle(transport: transport, limits: limits, logger: logger, fileOffload: fileOffload))
+    private func makeRequest(_ transport: any RequestTransport, connection: Int?) -> Request {
+        var handle = Request.Handle(transport: transport, limits: limits, logger: logger, fileOffload: fileOffload)
+        handle.connection = connection
+        let request = requestType.init(handle)
         guard recordsRequests else { return request }
         if let tracer { request.span = startSpan(for: request, tracer: tracer) }
         request.answering = Request.Answering(

@@ -51,7 +51,7 @@ extension Connection {
             return sink
         case .abort(let id):
             engine.statistics.count(.aborted)
-            logger.debug("the web server aborted the request", metadata: ["request": "\(id)"])
+            debug("the web server aborted the request", metadata: ["request": "\(id)"])
             sink(id)?.abort()
             return nil
         case .refused(let id, let reason):
@@ -101,7 +101,7 @@ extension Connection {
     /// The machine closes the connection: its requests are aborted.
     private func close(_ reason: CloseReason) {
         if reason.isOrdinary {
-            logger.debug("closing connection: \(reason)")
+            debug("closing connection: \(reason)")
         } else {
             if reason.isLimit { engine.statistics.count(.limit) }
             logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])

@@ -37,7 +37,20 @@ final class Connection: @unchecked Sendable {
     let openedAt = WallClock.seconds()
     /// Requests ended on it, for the status page.
     let served = Atomic<Int>(0)
-    var logger: Logger
+    /// The server's logger with this connection's number (made when something
+    /// is logged: setting metadata re-renders it, about 5,000 instructions with
+    /// the stream handler — as much as a tenth of a short connection's cost).
+    var logger: Logger {
+        var logger = engine.server.logger
+        logger[metadataKey: "connection"] = "\(number)"
+        return logger
+    }
+
+    /// Logs at debug level, making ``logger`` only when that level is on.
+    func debug(_ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata? = nil) {
+        guard engine.server.logger.logLevel <= .debug else { return }
+        logger.debug(message(), metadata: metadata)
+    }
 
     /// How long a thread waits for the next request on a quiet connection before
     /// it parks it: back-to-back requests (a busy kept connection) keep their
@@ -109,9 +122,6 @@ final class Connection: @unchecked Sendable {
         self.number = number
         self.peer = peer
         self.engine = engine
-        var logger = engine.server.logger
-        logger[metadataKey: "connection"] = "\(number)"
-        self.logger = logger
         let limits = engine.server.limits
         outbox = Guarded(
             Outbox(queued: SpillBuffer(memoryLimit: limits.outputMemory, directory: limits.temporaryDirectory)))

@@ -200,11 +200,11 @@ final class LibFCGIWorker: LibFCGIOutput, @unchecked Sendable {
             server.logger.error("libfcgi worker \(index): FCGX_Accept_r failed on its pipe")
             return
         }
-        let logger = current.withLock { c in
+        let connection = current.withLock { c in
             request.environment = c.environment
-            return c.connection?.logger
+            return c.connection?.number
         }
-        server.serve(request, logger: logger)
+        server.serve(request, connection: connection)
         request.drainInput()
         request.finish()
     }

@@ -19,8 +19,10 @@ struct SpillBuffer {
     let memoryLimit: Int
     /// Where the file is made (on first use).
     let directory: String
-    /// What this buffer has on loan from its shared budget, if it has one.
-    private let loan: MemoryLoan?
+    /// The shared budget it may borrow from, and what it has on loan (made on
+    /// the first loan: most bodies never need one).
+    private let shared: SharedMemory?
+    private var loan: MemoryLoan?
 
     private var chunks: [[UInt8]] = []
     /// Chunks of `chunks` already taken, and bytes of the next one.
@@ -34,7 +36,7 @@ struct SpillBuffer {
     init(memoryLimit: Int, directory: String, shared: SharedMemory? = nil) {
         self.memoryLimit = memoryLimit
         self.directory = directory
-        loan = shared.map(MemoryLoan.init)
+        self.shared = shared
     }
 
     /// Bytes queued.
@@ -65,10 +67,13 @@ struct SpillBuffer {
         try spill(bytes)
     }
 
-    private func fitsInMemory(_ count: Int) -> Bool {
+    private mutating func fitsInMemory(_ count: Int) -> Bool {
         guard spilledCount == 0 else { return false }
         let total = memoryCount + count
-        return total <= memoryLimit || loan?.cover(total - memoryLimit) == true
+        if total <= memoryLimit { return true }
+        guard let shared else { return false }
+        if loan == nil { loan = MemoryLoan(shared) }
+        return loan!.cover(total - memoryLimit)
     }
 
     private mutating func keep(_ bytes: [UInt8]) {

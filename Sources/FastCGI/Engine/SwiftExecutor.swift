@@ -46,7 +46,7 @@ final class SwiftExecutor: RequestExecutor {
                 guard !isAsync else {
                     let task = Task {
                         await slots?.enter()
-                        await server.serve(transport, logger: connection.logger)
+                        await server.serve(transport, connection: connection.number)
                         slots?.leave()
                         transport.finish()
                         self.running.subtract(1, ordering: .relaxed)
@@ -55,7 +55,7 @@ final class SwiftExecutor: RequestExecutor {
                     return
                 }
                 let run: @Sendable () -> Void = {
-                    server.serve(transport, logger: connection.logger)
+                    server.serve(transport, connection: connection.number)
                     transport.finish()
                     self.running.subtract(1, ordering: .relaxed)
                 }

@@ -22,7 +22,14 @@ final class Watchdog: @unchecked Sendable {
         let scriptName: String
         let uri: String
         let sink: any RequestSink
-        let logger: Logger
+        /// The connection's logger (made only when it logs).
+        let connection: Connection
+        let requestID: UInt16
+        var logger: Logger {
+            var logger = connection.logger
+            logger[metadataKey: "request"] = "\(requestID)"
+            return logger
+        }
         var slowLogged = false
         var timedOut = false
     }
@@ -51,9 +58,9 @@ final class Watchdog: @unchecked Sendable {
         let params = CGIEnvironment(block: start.paramsBlock)
         let scriptName = params["SCRIPT_NAME"] ?? ""
         let uri = params["REQUEST_URI"] ?? ""
-        var logger = connection.logger
-        logger[metadataKey: "request"] = "\(start.requestID)"
-        let entry = Entry(started: MonotonicClock.seconds(), scriptName: scriptName, uri: uri, sink: sink, logger: logger)
+        let entry = Entry(
+            started: MonotonicClock.seconds(), scriptName: scriptName, uri: uri, sink: sink, connection: connection,
+            requestID: start.requestID)
         state.withLock { $0.entries[Key(connection: connection.number, request: start.requestID)] = entry }
     }
 

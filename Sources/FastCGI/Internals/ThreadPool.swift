@@ -62,8 +62,10 @@ final class ThreadPool: @unchecked Sendable {
         if let thread = parked.popLast() {
             idleCount.subtract(1, ordering: .relaxed)
             thread.job = job
-            pthread_cond_signal(thread.condition)
+            // Signalled after the unlock: woken under the lock, the thread
+            // would wake only to wait for the mutex (two more futex calls).
             pthread_mutex_unlock(mutex)
+            pthread_cond_signal(thread.condition)
             return
         }
         if !urgent && threads >= maxThreads {

@@ -85,12 +85,15 @@ final class Guarded<State>: @unchecked Sendable {
         storage.deallocate()
     }
 
-    /// Runs `body` with the lock held and wakes every waiter afterwards.
+    /// Runs `body` with the lock held and wakes every waiter afterwards (after
+    /// the unlock: woken under the lock, a waiter would wake only to wait for
+    /// the mutex).
     func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer {
-            if waiters > 0 { pthread_cond_broadcast(condition) }
+            let wake = waiters > 0
             pthread_mutex_unlock(mutex)
+            if wake { pthread_cond_broadcast(condition) }
         }
         return try body(&state)
     }
@@ -99,7 +102,11 @@ final class Guarded<State>: @unchecked Sendable {
     /// runs `body` with the lock held. Returns nil on timeout.
     func wait<R>(until predicate: (State) -> Bool, timeout: Double? = nil, _ body: (inout State) -> R) -> R? {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        var wakeOthers = false
+        defer {
+            pthread_mutex_unlock(mutex)
+            if wakeOthers { pthread_cond_broadcast(condition) }
+        }
         var deadline = timespec()
         if let timeout {
             clock_gettime(CLOCK_MONOTONIC, &deadline)
@@ -119,7 +126,7 @@ final class Guarded<State>: @unchecked Sendable {
         let result = body(&state)
         // `body` may have changed what another waiter waits for (a reader taking
         // input that a writer waits to see taken): wake the others, as withLock does.
-        if waiters > 1 { pthread_cond_broadcast(condition) }
+        wakeOthers = waiters > 1
         return result
     }
 }

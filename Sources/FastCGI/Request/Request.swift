@@ -31,10 +31,12 @@ open class Request {
     /// its metadata (made on first use: setting metadata is not free).
     public private(set) lazy var logger: Logger = {
         var logger = baseLogger
+        if let connection { logger[metadataKey: "connection"] = "\(connection)" }
         if requestID != 0 { logger[metadataKey: "request"] = "\(requestID)" }
         return logger
     }()
     private let baseLogger: Logger
+    private let connection: Int?
 
     let transport: any RequestTransport
     let limits: RequestLimits
@@ -89,6 +91,7 @@ open class Request {
         environ = handle.transport.environment
         role = handle.transport.role
         baseLogger = handle.logger
+        connection = handle.connection
         omitsBody = environ.value(of: "REQUEST_METHOD", is: "HEAD")
     }
 

@@ -55,6 +55,8 @@ extension Request {
         let limits: RequestLimits
         let logger: Logger
         let fileOffload: FileOffload?
+        /// The connection the request came on, for the logger's metadata.
+        var connection: Int?
 
         init(
             transport: any RequestTransport, limits: RequestLimits, logger: Logger = Logger(label: "swift-fcgi"),

@@ -73,7 +73,7 @@ extension Server {
     /// would hold one of Swift concurrency's threads).
     public func respond(to request: TestRequest) async -> TestResponse {
         let transport = InMemoryTransport(request)
-        await serve(transport, logger: logger)
+        await serve(transport)
         return TestResponse(stdout: transport.stdout, stderr: transport.stderr)
     }
 }
