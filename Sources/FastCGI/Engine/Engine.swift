@@ -7,16 +7,17 @@ import Logging
     import Musl
 #endif
 
-/// The running server: the accept loop, the connections, the request executor and
+/// The running server: the acceptors, the connections, the request executor and
 /// the counters that `maxRequests` and graceful shutdown need. Swift owns every
 /// network socket; libfcgi (levels 0 and 1) only ever reads canonical records from
 /// a pipe (SPEC §4).
 final class Engine: @unchecked Sendable {
     let server: Server
     let listenFD: Int32
-    /// The listening socket, owned by the accept loop's thread: closed the
-    /// moment the engine stops accepting, so a web server is refused at once and
-    /// fails over instead of queueing connections no one will serve.
+    /// The listening socket, owned by the engine (the acceptors use it; the stop
+    /// closes it once they left): closed the moment the engine stops
+    /// accepting, so a web server is refused at once and fails over instead of
+    /// queueing connections no one will serve.
     private var listener: FileDescriptor?
     /// Called once the listener is closed (removes the unix socket file the
     /// server made).
@@ -25,9 +26,9 @@ final class Engine: @unchecked Sendable {
     /// on it at the stop are its to serve (a pool's workers and a socket systemd
     /// holds leave them to the others).
     private let soleListener: Bool
-    /// Accepts connections ready to serve (non-blocking on a shared socket);
-    /// the accept loop's alone.
-    private var acceptor: Acceptor
+    /// Accepts connections ready to serve (non-blocking on a shared socket),
+    /// for every acceptor thread.
+    private let acceptor: Acceptor
     let executor: any RequestExecutor
     /// Counters for logs and the status page.
     let statistics: ServerStatistics
@@ -58,7 +59,7 @@ final class Engine: @unchecked Sendable {
     /// once, so a connection made under ``state`` takes no server lock.
     let managementValues: [String: String]
     private let allowList: WebServerAllowList
-    /// Wakes the accept loop for ``stop()``.
+    /// Wakes the acceptors and `run()` for ``stop()``.
     private let stopWakeup: Wakeup
 
     private struct State {
@@ -75,8 +76,16 @@ final class Engine: @unchecked Sendable {
         /// processes on the socket take it instead); on a stop, each gets
         /// ``freshGrace`` for its first request.
         var fresh: Set<Int> = []
+        /// Threads waiting for a connection (``acceptLoop()``): each serves the
+        /// one it takes.
+        var acceptors = 0
+        /// Connections the acceptors may take under `maxRequests`: each waiting
+        /// one holds a place, as a fresh connection does.
+        var reserved = 0
 
-        func hasRoom(maxRequests: Int) -> Bool { maxRequests == 0 || started + fresh.count < maxRequests }
+        func hasRoom(maxRequests: Int) -> Bool {
+            maxRequests == 0 || started + fresh.count + reserved < maxRequests
+        }
     }
 
     private let state = Guarded(State())
@@ -152,50 +161,128 @@ final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Accepts connections until stopped, then drains and returns.
+    /// Acceptor threads kept waiting for the next connection, at most: the
+    /// serving threads kept idle wait as acceptors (more waiting cut the
+    /// hand-offs and the latency of a burst of new connections; an idle one
+    /// costs no CPU).
+    static let spareAcceptors = idleServingThreads
+    /// Acceptors started with the engine; more join as serving threads free up.
+    static let firstAcceptors = 2
+
+    /// Accepts connections until stopped, then drains and returns: the
+    /// acceptors run on pool threads; this thread waits for the stop.
     func run() {
-        while !isStopping && acceptNext() {}
+        for _ in 0..<Self.firstAcceptors { connectionThreads.run(urgent: true) { [self] in acceptLoop() } }
+        while !isStopping {
+            _ = try? FileDescriptor.waitReadable([stopWakeup.descriptor], timeoutMilliseconds: -1)
+        }
         drainAndStop()
     }
 
-    /// Waits for the next connection and starts serving it; false once the
-    /// engine stops (or the listening socket fails).
-    private func acceptNext() -> Bool {
-        if server.maxRequests > 0 {
-            // Every request left is spoken for: wait for one to start (or a
-            // fresh connection to close), or for the stop.
-            _ = state.wait(until: { $0.stopping || $0.hasRoom(maxRequests: server.maxRequests) }) { _ in () }
-            if isStopping { return false }
+    /// An acceptor: waits for a connection, takes it and serves it on this
+    /// thread — no hand-off to another thread, as each of libfcgi's threads
+    /// accepts for itself — once another acceptor waits meanwhile; back to the
+    /// pool once ``spareAcceptors`` wait. The acceptors each wait in an epoll set
+    /// of their own, on the listening socket exclusively, so a connection wakes
+    /// one of them (and in a process manager's pool, one process).
+    private func acceptLoop() {
+        guard let kit = spareKits.withLock({ $0.popLast() }) ?? (try? ServingKit()),
+            let epoll = kit.acceptEpoll(listening: listenFD, stop: stopWakeup)
+        else {
+            server.logger.error("cannot accept connections: no descriptor for an acceptor's epoll set; stopping")
+            stop()
+            return
         }
-        let ready: [Bool]
+        defer { spareKits.withLock { if $0.count < Self.idleServingThreads { $0.append(kit) } } }
+        while enterAccepting() {
+            var taken: Connection?
+            var failed = false
+            while taken == nil && !failed && !isStopping {
+                switch acceptOne(epoll) {
+                case .connection(let descriptor, let peer): taken = admit(descriptor, from: peer)
+                case .nothing: continue
+                case .failed: failed = true
+                }
+            }
+            let waiting = leaveAccepting()
+            if failed { stop() }
+            guard let connection = taken else { continue }
+            // Another acceptor must wait while this thread serves: one already
+            // does, or a pool thread becomes one. With every serving thread
+            // busy, this one goes on accepting and the connection waits in the
+            // poller for its input.
+            if waiting == 0 && !connectionThreads.runIfFree({ [self] in acceptLoop() }) {
+                connection.parkFresh()
+                continue
+            }
+            connection.serve(wakeup: kit.wakeup, buffer: &kit.buffer)
+        }
+    }
+
+    /// Counts this thread in as an acceptor; false when it should leave (the
+    /// stop, or enough acceptors wait). With `maxRequests`, waits for a place
+    /// first: no connection is accepted only to be turned away.
+    private func enterAccepting() -> Bool {
+        let maxRequests = server.maxRequests
+        return state.wait(until: { s in
+            s.stopping || s.acceptors >= Self.spareAcceptors || s.hasRoom(maxRequests: maxRequests)
+        }) { s -> Bool in
+            guard !s.stopping, s.acceptors < Self.spareAcceptors else { return false }
+            s.acceptors += 1
+            if maxRequests > 0 { s.reserved += 1 }
+            return true
+        } ?? false
+    }
+
+    /// Counts this thread out (its connection, if it took one, is registered
+    /// already: a stop that waits for the acceptors drains it); returns how
+    /// many acceptors still wait.
+    private func leaveAccepting() -> Int {
+        state.withLock { s in
+            s.acceptors -= 1
+            if server.maxRequests > 0 { s.reserved -= 1 }
+            return s.acceptors
+        }
+    }
+
+    private enum Accepted {
+        case connection(FileDescriptor, PeerAddress)
+        /// Another process or acceptor took it, it was aborted, or the stop woke us.
+        case nothing
+        /// Waiting on the listening socket failed: the engine stops.
+        case failed
+    }
+
+    /// Waits for a connection (or the stop) and accepts it.
+    private func acceptOne(_ epoll: Epoll) -> Accepted {
         do {
-            ready = try Socket.waitReadable(listening: listenFD, or: stopWakeup)
+            let (first, second) = try epoll.waitAny()
+            guard first == ServingKit.listenerKey || second == ServingKit.listenerKey else { return .nothing }
         } catch {
             server.logger.error("waiting on the listening socket failed: \(error)")
-            return false
+            return .failed
         }
-        if ready[1] { return false }
-        guard ready[0] else { return true }
         do {
             // One at a time: processes sharing the socket (a pool's workers) each
             // take their turn.
             let accepted = try acceptor.accept()
-            admit(accepted.descriptor, from: accepted.peer)
+            return .connection(accepted.descriptor, accepted.peer)
         } catch {
-            if error.wouldBlock || error.code == ECONNABORTED { return true }
+            if error.wouldBlock || error.code == ECONNABORTED { return .nothing }
             server.logger.warning("accept failed: \(error)")
             // Out of descriptors: give the connections a moment to close some.
             if error.code == EMFILE || error.code == ENFILE { MonotonicClock.sleep(seconds: 0.01) }
+            return .nothing
         }
-        return true
     }
 
-    /// Registers a new connection and serves it, unless the address is not
-    /// allowed or too many are open (then `descriptor` closes with its owner).
-    private func admit(_ descriptor: FileDescriptor, from peer: PeerAddress) {
+    /// Registers a new connection for the caller to serve, unless the address
+    /// is not allowed or too many are open (then `descriptor` closes with its
+    /// owner).
+    private func admit(_ descriptor: FileDescriptor, from peer: PeerAddress) -> Connection? {
         guard allowList.allows(peer) else {
             server.logger.warning("refused a connection from \(peer): not in FCGI_WEB_SERVER_ADDRS")
-            return
+            return nil
         }
         let connection = state.withLock { s -> Connection? in
             guard s.connections.count < server.connectionLimits.maxConnections else { return nil }
@@ -208,13 +295,11 @@ final class Engine: @unchecked Sendable {
         guard let connection else {
             statistics.count(.limit)
             server.logger.warning("refused a connection: \(server.connectionLimits.maxConnections) connections already open")
-            return
+            return nil
         }
         statistics.acceptedConnections.increment()
         statistics.openConnections.increment()
-        // Served on a pool thread while it has work; parked when idle (at
-        // every level: an idle connection must not keep the next one waiting).
-        serve(connection, fresh: true)
+        return connection
     }
 
     /// The stop, visible at once: the connections already queued are taken, the
@@ -226,6 +311,9 @@ final class Engine: @unchecked Sendable {
     /// then the requests in flight finish (bounded by the shutdown timeout) and
     /// the threads end.
     private func drainAndStop() {
+        // No acceptor is inside `accept` when the listener closes, and every
+        // connection one took is registered, so drained below.
+        _ = state.wait(until: { $0.acceptors == 0 }) { _ in }
         var taken = 0
         while soleListener && acceptQueued() { taken += 1 }
         listener = nil
@@ -307,14 +395,15 @@ final class Engine: @unchecked Sendable {
     private func acceptQueued() -> Bool {
         do {
             let accepted = try acceptor.accept()
-            admit(accepted.descriptor, from: accepted.peer)
+            // Served on a pool thread while it has work; parked when idle.
+            if let connection = admit(accepted.descriptor, from: accepted.peer) { serve(connection, fresh: true) }
             return true
         } catch {
             return error.code == ECONNABORTED
         }
     }
 
-    /// Makes ``run()`` stop accepting (any thread).
+    /// Makes ``run()`` stop accepting (any thread): the acceptors leave.
     func stop() {
         state.withLock { $0.stopping = true }
         stopWakeup.signal()
@@ -366,6 +455,26 @@ final class Engine: @unchecked Sendable {
 /// A serving thread's wake-up and read buffer (used by one thread at a time).
 final class ServingKit: @unchecked Sendable {
     let wakeup: Wakeup
+    /// An acceptor's epoll set: the listening socket (exclusively) and the
+    /// engine's stop (made on first use).
+    private var epoll: Epoll?
+    static let listenerKey: UInt64 = 0
+    static let stopKey: UInt64 = 1
+
+    /// The epoll set this kit's thread waits in as an acceptor; nil if it
+    /// cannot be made (no descriptor left).
+    func acceptEpoll(listening listenFD: Int32, stop: Wakeup) -> Epoll? {
+        if let epoll { return epoll }
+        do {
+            let made = try Epoll()
+            try made.watchExclusive(listenFD, key: Self.listenerKey)
+            try made.watch(stop.descriptor, key: Self.stopKey)
+            epoll = made
+            return made
+        } catch {
+            return nil
+        }
+    }
     /// Left uninitialised: a read touches only the pages it fills.
     @exclusivity(unchecked) var buffer = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
 

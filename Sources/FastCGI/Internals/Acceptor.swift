@@ -1,4 +1,5 @@
 private import CEpoll
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -18,8 +19,8 @@ private import CEpoll
 /// were queued when the listener got its options (`TCP_INFO` tells) get theirs
 /// one by one too.
 ///
-/// Used by the accept loop alone (`accept()` is mutating).
-struct Acceptor: Sendable {
+/// Shared by the engine's acceptor threads (``accept()`` from any of them).
+final class Acceptor: Sendable {
     let listenFD: Int32
     /// A send that makes no progress for this long fails: a peer that stops
     /// reading cannot hold a writer (and the write lock it holds) for ever.
@@ -30,7 +31,7 @@ struct Acceptor: Sendable {
     private let inherits: Bool
     /// Connections that may have been queued before the listener had the
     /// options: the next this many accepted get theirs one by one.
-    private var early: Int
+    private let early: Atomic<Int>
 
     /// Makes `accept` on the listening socket return `EAGAIN` instead of waiting:
     /// when several processes serve one socket (a process manager's workers,
@@ -46,7 +47,7 @@ struct Acceptor: Sendable {
         let family = Socket.localAddress(listenFD).map { Int32($0.ss_family) }
         let tcp = family == AF_INET || family == AF_INET6
         inherits = tcp && (try? Self.setOptions(listenFD, receiveTimeout: receiveTimeout, tcp: true)) != nil
-        early = inherits ? Self.queuedConnections(listenFD) ?? .max : 0
+        early = Atomic(inherits ? Self.queuedConnections(listenFD) ?? .max : 0)
     }
 
     /// How many connections wait in a TCP listener's accept queue (`TCP_INFO`
@@ -59,7 +60,7 @@ struct Acceptor: Sendable {
     }
 
     /// Accepts a connection: its descriptor, owned from here on, and the peer.
-    mutating func accept() throws(SystemError) -> (descriptor: FileDescriptor, peer: PeerAddress) {
+    func accept() throws(SystemError) -> (descriptor: FileDescriptor, peer: PeerAddress) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let fd: Int
@@ -70,13 +71,15 @@ struct Acceptor: Sendable {
         } catch {
             // The queue is empty: every later connection is copied from the
             // listener as it is now.
-            if error.wouldBlock { early = 0 }
+            if error.wouldBlock { early.store(0, ordering: .relaxed) }
             throw error
         }
         let descriptor = FileDescriptor(adopting: Int32(fd))
         let peer = PeerAddress(storage)
-        if !inherits || early > 0 {
-            early = max(0, early - 1)
+        // (Two threads may both take the last early one: its options are then
+        // set twice, no harm.)
+        if !inherits || early.load(ordering: .relaxed) > 0 {
+            if inherits { early.subtract(1, ordering: .relaxed) }
             var tcp = true
             if case .unix = peer { tcp = false }
             // Not fatal: the connection works without them, only less guarded.

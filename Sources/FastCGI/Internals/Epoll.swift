@@ -44,6 +44,29 @@ final class Epoll: Sendable {
         _ = try SystemCall.retrying("epoll_ctl") { Int(epoll_ctl(descriptor.raw, EPOLL_CTL_ADD, fd.raw, &event)) }
     }
 
+    /// Watches a listening socket for connections, exclusively (level-triggered,
+    /// `EPOLLEXCLUSIVE`): of the epoll sets watching it with someone waiting,
+    /// one is woken per connection, not all — the acceptor threads each have
+    /// their own set.
+    func watchExclusive(_ fd: Int32, key: UInt64) throws(SystemError) {
+        var event = epoll_event(events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, data: epoll_data_t(u64: key))
+        _ = try SystemCall.retrying("epoll_ctl") { Int(epoll_ctl(descriptor.raw, EPOLL_CTL_ADD, fd, &event)) }
+    }
+
+    /// Waits for ever for an entry to fire: the keys that did (one or two; no
+    /// allocation, for a loop that runs once per connection).
+    func waitAny() throws(SystemError) -> (UInt64, UInt64?) {
+        var events = (epoll_event(), epoll_event())
+        let n = withUnsafeMutableBytes(of: &events) { raw in
+            Result { () throws(SystemError) -> Int in
+                try SystemCall.retrying("epoll_wait") {
+                    Int(epoll_wait(descriptor.raw, raw.baseAddress!.assumingMemoryBound(to: epoll_event.self), 2, -1))
+                }
+            }
+        }
+        return (events.0.data.u64, try n.get() > 1 ? events.1.data.u64 : nil)
+    }
+
     /// Stops reporting `fd` (before its owner lets it go).
     func disarm(_ fd: FileDescriptor, key: UInt64) throws(SystemError) {
         var event = epoll_event(events: 0, data: epoll_data_t(u64: key))

@@ -17,7 +17,7 @@ struct AcceptorTests {
         let listenFD = try Socket.listen(on: address)
         let listener = FileDescriptor(adopting: listenFD)
         let earlyClient = early ? try FastCGIConnection(to: connectTo(listenFD)) : nil
-        var acceptor = Acceptor(listening: listener.raw, receiveTimeout: 0.01)
+        let acceptor = Acceptor(listening: listener.raw, receiveTimeout: 0.01)
         let client = try earlyClient ?? FastCGIConnection(to: connectTo(listenFD))
         defer { _ = client }
         // The listener is non-blocking: wait for the connection first.
