@@ -240,18 +240,6 @@ enum PeerAddress: Sendable, CustomStringConvertible {
     }
 }
 
-extension Socket {
-    /// Waits until the listening socket has a connection or `wakeup` is signalled.
-    static func waitReadable(listening listenFD: Int32, or wakeup: Wakeup) throws(SystemError) -> [Bool] {
-        var fds = [
-            pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeup.descriptor.raw, events: Int16(POLLIN), revents: 0),
-        ]
-        _ = try SystemCall.retrying("poll") { Int(poll(&fds, 2, -1)) }
-        return fds.map { $0.revents != 0 }
-    }
-}
-
 /// FCGI_WEB_SERVER_ADDRS: the web servers allowed to connect over TCP.
 struct WebServerAllowList: Sendable {
     private let allowed: [PeerAddress]?
